@@ -1,0 +1,97 @@
+"""Chat with Hearth in the terminal: the adapter used when no platform token is set.
+
+Lines starting with `/` are commands (the local user is an admin). With stdin
+piped, each line is one message; at end of input the adapter returns after the
+last reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from adapters.base import ReplyLimits
+from bot.messages import ConversationKey, IncomingMessage
+
+if TYPE_CHECKING:
+    from bot.core import Hearth
+
+KEY = ConversationKey("terminal", "local")
+PROMPT = "you> "
+BOT_PREFIX = "hearth> "
+EOF_MARK = None
+
+
+class TerminalAdapter:
+    """Streams replies by appending what each edit adds."""
+
+    platform = "terminal"
+    limits = ReplyLimits(max_chars=1_000_000, edit_interval=0.0)
+
+    def __init__(self, core: Hearth, stdin: TextIO, stdout: TextIO) -> None:
+        self._core = core
+        self._stdin = stdin
+        self._stdout = stdout
+        self._interactive = stdin.isatty()
+        self._session = f"{time.time_ns():x}"
+        self._printed: dict[str, str] = {}
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._count = 0
+
+    async def run(self) -> None:
+        """Read and answer lines until end of input."""
+        self._start_reader()
+        while True:
+            self._write(PROMPT if self._interactive else "")
+            line = await self._lines.get()
+            if line is EOF_MARK:
+                return
+            if line.strip():
+                await self._handle(line.strip())
+                self._write("\n")
+
+    async def stop(self) -> None:
+        self._lines.put_nowait(EOF_MARK)
+
+    async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
+        self._count += 1
+        message_id = f"{self._session}-r{self._count}"
+        self._write(BOT_PREFIX if self._interactive else "")
+        self._printed[message_id] = ""
+        await self.edit(key, message_id, text)
+        return message_id
+
+    async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
+        shown = self._printed[message_id]
+        self._write(text[len(shown):] if text.startswith(shown) else f"\n[edited] {text}")
+        self._printed[message_id] = text
+
+    async def _handle(self, line: str) -> None:
+        self._count += 1
+        msg = IncomingMessage(
+            key=KEY, author_id="local", author_name="you", text=line,
+            message_id=f"{self._session}-{self._count}", author_is_admin=True,
+            is_direct=True, channel_name="a terminal chat",
+        )
+        if line.startswith("/"):
+            name, _, args = line[1:].partition(" ")
+            self._write(await self._core.command(msg, name, args))
+        else:
+            await self._core.handle(msg, self)
+
+    def _write(self, text: str) -> None:
+        self._stdout.write(text)
+        self._stdout.flush()
+
+    def _start_reader(self) -> None:
+        """A daemon thread reads stdin, so a blocked read never holds up shutdown."""
+        loop = asyncio.get_running_loop()
+
+        def read() -> None:
+            for line in self._stdin:
+                loop.call_soon_threadsafe(self._lines.put_nowait, line)
+            loop.call_soon_threadsafe(self._lines.put_nowait, EOF_MARK)
+
+        threading.Thread(target=read, name="hearth-stdin", daemon=True).start()

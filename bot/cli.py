@@ -1,0 +1,74 @@
+"""The `hearth` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from bot.errors import ConfigError, UnknownModelError
+from bot.logs import configure_logging
+from bot.registry import Registry
+from bot.settings import Settings, load_settings
+
+CONFIG_EXIT_CODE = 2
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _fail([f"bad setting {problem}" for problem in exc.problems])
+
+
+@click.group()
+def main() -> None:
+    """Hearth: a self-hosted chat bot answered by a local LLM."""
+
+
+@main.command()
+def run() -> None:
+    """Run the bot: platform adapters whose tokens are set, else a terminal chat."""
+    from bot.runner import serve
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.secrets())
+    try:
+        code = asyncio.run(serve(settings, sys.stdin, sys.stdout))
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except UnknownModelError as exc:
+        _fail([f"HEARTH_MODEL: {exc}"])
+    sys.exit(code)
+
+
+def _fail(problems: list[str]) -> NoReturn:
+    for problem in problems:
+        click.echo(f"hearth: {problem}", err=True)
+    sys.exit(CONFIG_EXIT_CODE)
+
+
+@main.command("demo-model")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quantize", type=click.Choice(["awq"]), default=None, help="Write a 4-bit AWQ checkpoint.")
+def demo_model(directory: Path, quantize: str | None) -> None:
+    """Build the tiny offline demo model into DIRECTORY."""
+    from engine.demo_model import build_demo_model
+
+    path = build_demo_model(directory, quantize=quantize)  # type: ignore[arg-type]
+    click.echo(f"demo model written to {path}")
+
+
+@main.command()
+def models() -> None:
+    """List the model registry."""
+    settings = _settings()
+    try:
+        registry = Registry.load(settings.models_file)
+    except ConfigError as exc:
+        raise click.ClickException("; ".join(exc.problems)) from None
+    for spec in registry:
+        click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}\n    {spec.description}")

@@ -1,0 +1,102 @@
+"""Turning stored history into a prompt that fits the model's context.
+
+Two rules keep vLLM's prefix cache warm turn after turn: the system prompt is
+always first and byte-identical, and earlier turns are never rewritten. When the
+history outgrows the context, the oldest whole turns are dropped, and enough of
+them at once (down to TRIM_TARGET of the budget) that the new starting point then
+holds for many turns: the store remembers it as the conversation's floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bot.errors import PromptTooLongError
+from bot.messages import ChatMessage, StoredMessage
+
+TRIM_TARGET = 0.6
+
+Counter = Callable[[Sequence[ChatMessage]], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    messages: list[ChatMessage]
+    tokens: int
+    first_message_id: int | None
+    trimmed: bool
+
+
+def group_turns(history: Sequence[StoredMessage]) -> list[list[StoredMessage]]:
+    """Split history into turns: user messages followed by the assistant's replies."""
+    turns: list[list[StoredMessage]] = []
+    for message in history:
+        if not turns or (message.role == "user" and turns[-1][-1].role == "assistant"):
+            turns.append([])
+        turns[-1].append(message)
+    return turns
+
+
+def render_turns(turns: Sequence[Sequence[StoredMessage]], named: bool) -> list[ChatMessage]:
+    """Chat messages with strictly alternating roles (some templates insist)."""
+    out: list[ChatMessage] = []
+    for message in (m for turn in turns for m in turn):
+        content = f"{message.author_name}: {message.text}" if named and message.role == "user" else message.text
+        if out and out[-1].role == message.role:
+            out[-1] = ChatMessage(message.role, f"{out[-1].content}\n\n{content}")
+        else:
+            out.append(ChatMessage(message.role, content))
+    return out
+
+
+async def build_prompt(
+    system: str,
+    history: Sequence[StoredMessage],
+    count: Counter,
+    budget: int,
+    *,
+    named: bool = False,
+) -> Prompt:
+    """The longest suffix of whole turns whose prompt fits `budget` tokens."""
+    turns = group_turns(history)
+
+    async def measure(drop: int) -> tuple[list[ChatMessage], int]:
+        messages = [ChatMessage("system", system), *render_turns(turns[drop:], named)]
+        return messages, await count(messages)
+
+    messages, tokens = await measure(0)
+    if tokens <= budget:
+        return Prompt(messages, tokens, _first_id(turns, 0), trimmed=False)
+    drop = await _fewest_drops(measure, len(turns), int(budget * TRIM_TARGET), budget)
+    messages, tokens = await measure(drop)
+    if tokens > budget:
+        raise PromptTooLongError(tokens, budget)
+    return Prompt(messages, tokens, _first_id(turns, drop), trimmed=True)
+
+
+async def _fewest_drops(
+    measure: Callable[[int], Awaitable[tuple[list[ChatMessage], int]]],
+    n_turns: int,
+    target: int,
+    budget: int,
+) -> int:
+    """Binary search: the fewest oldest turns to drop to get under `target`.
+
+    The newest turn is always kept; if it cannot meet `target`, it may still
+    meet `budget`, which the caller checks.
+    """
+    if n_turns <= 1:
+        return 0
+    low, high = 1, n_turns - 1
+    while low < high:
+        mid = (low + high) // 2
+        if (await measure(mid))[1] <= target:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def _first_id(turns: Sequence[Sequence[StoredMessage]], drop: int) -> int | None:
+    return turns[drop][0].id if drop < len(turns) else None

@@ -1,0 +1,84 @@
+"""User-facing text in Chinese and English, and the one place errors become words."""
+
+from __future__ import annotations
+
+import re
+
+from bot.errors import (
+    EngineUnavailableError,
+    MessageTooLongError,
+    ModelLoadError,
+    NotAdminError,
+    PromptTooLongError,
+    UnknownModelError,
+)
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "engine_unavailable": {
+        "en": "Sorry, the model is not available right now. Please try again in a moment.",
+        "zh": "抱歉，模型暂时不可用，请稍后再试。",
+    },
+    "prompt_too_long": {
+        "en": "Sorry, that message is too long for the model ({tokens} tokens, limit {limit}).",
+        "zh": "抱歉，这条消息对模型来说太长了（{tokens} 个 token，上限 {limit}）。",
+    },
+    "message_too_long": {
+        "en": "Sorry, that message is too long ({chars} characters, limit {limit}).",
+        "zh": "抱歉，这条消息太长了（{chars} 个字符，上限 {limit}）。",
+    },
+    "model_load_failed": {
+        "en": "Sorry, the model {model} failed to load; an admin has been told in the log.",
+        "zh": "抱歉，模型 {model} 加载失败，详情已记录在日志中。",
+    },
+    "unknown_model": {
+        "en": "Unknown model {name}. Known models: {known}.",
+        "zh": "未知模型 {name}。可用模型：{known}。",
+    },
+    "not_admin": {
+        "en": "Sorry, only admins can do that ({action}).",
+        "zh": "抱歉，只有管理员可以执行此操作（{action}）。",
+    },
+    "internal_error": {
+        "en": "Sorry, something went wrong on my side. Please try again.",
+        "zh": "抱歉，我这边出了点问题，请再试一次。",
+    },
+    "empty_reply": {
+        "en": "(the model returned an empty reply)",
+        "zh": "（模型没有返回内容）",
+    },
+    "refusal": {
+        "en": "Sorry, I can't help with that.",
+        "zh": "抱歉，这个我无法回答。",
+    },
+}
+
+
+def detect_language(text: str, setting: str = "auto") -> str:
+    """`zh` or `en`: the configured language, or guessed from the text."""
+    if setting in ("zh", "en"):
+        return setting
+    return "zh" if CJK.search(text) else "en"
+
+
+def text(key: str, lang: str, **values: object) -> str:
+    return TEXTS[key][lang].format(**values)
+
+
+def error_text(error: BaseException, lang: str) -> str:
+    """The short, polite reply a user sees for an error. The only such mapping."""
+    match error:
+        case EngineUnavailableError():
+            return text("engine_unavailable", lang)
+        case PromptTooLongError(tokens=tokens, limit=limit):
+            return text("prompt_too_long", lang, tokens=tokens, limit=limit)
+        case MessageTooLongError(chars=chars, limit=limit):
+            return text("message_too_long", lang, chars=chars, limit=limit)
+        case ModelLoadError(model=model):
+            return text("model_load_failed", lang, model=model)
+        case UnknownModelError(name=name, known=known):
+            return text("unknown_model", lang, name=name, known=", ".join(known))
+        case NotAdminError(action=action):
+            return text("not_admin", lang, action=action)
+    return text("internal_error", lang)

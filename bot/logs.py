@@ -1,0 +1,37 @@
+"""Logging set-up: to stderr, with every secret scrubbed from every record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pydantic import SecretStr
+
+REDACTED = "***"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class SecretFilter(logging.Filter):
+    """Replaces any secret value in a record's final message."""
+
+    def __init__(self, secrets: list[SecretStr]) -> None:
+        super().__init__()
+        self._values = [s.get_secret_value() for s in secrets if s.get_secret_value()]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._values:
+            return True
+        message = record.getMessage()
+        for value in self._values:
+            message = message.replace(value, REDACTED)
+        record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(level: str, secrets: list[SecretStr]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(SecretFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,83 @@
+"""Platform-neutral values that flow through Hearth's core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Names one conversation: a channel, a thread inside it, or a direct chat."""
+
+    platform: str
+    channel: str
+    thread: str = ""
+
+    def __str__(self) -> str:
+        suffix = f"/{self.thread}" if self.thread else ""
+        return f"{self.platform}:{self.channel}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One platform message, normalised at the adapter's edge."""
+
+    key: ConversationKey
+    author_id: str
+    author_name: str
+    text: str
+    message_id: str
+    addresses_bot: bool = True
+    author_is_admin: bool = False
+    is_direct: bool = False
+    channel_name: str = ""
+
+    @property
+    def platform(self) -> str:
+        return self.key.platform
+
+    @property
+    def admin_key(self) -> str:
+        """The `platform:id` form used by HEARTH_ADMIN_IDS."""
+        return f"{self.key.platform}:{self.author_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of a prompt, in the shape chat templates expect."""
+
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as kept in the store."""
+
+    id: int
+    role: Role
+    author_id: str
+    author_name: str
+    text: str
+    created_at: float
+    platform_message_id: str | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    reply_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A moderation decision, shaped like OpenAI's moderation result."""
+
+    flagged: bool
+    layer: str = "none"
+    categories: dict[str, bool] = field(default_factory=dict)
+    category_scores: dict[str, float] = field(default_factory=dict)
+    action: str = "allow"

@@ -1,0 +1,91 @@
+"""The model registry: short names an admin can pick, mapped to where the weights live."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, UnknownModelError
+
+BUILTIN_PREFIX = "builtin:"
+QUANTIZATIONS = frozenset({"auto", "none", "awq", "gptq", "compressed-tensors", "fp8"})
+ADHOC_MAX_MODEL_LEN = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One registry entry."""
+
+    name: str
+    source: str
+    quantization: str = "none"
+    max_model_len: int = 4096
+    device: str = "any"
+    description: str = ""
+
+    @property
+    def builtin(self) -> str | None:
+        """`demo` or `demo-awq` for models Hearth builds itself, else None."""
+        if self.source.startswith(BUILTIN_PREFIX):
+            return self.source.removeprefix(BUILTIN_PREFIX)
+        return None
+
+
+class Registry:
+    """Model names in a fixed order, built-in entries first."""
+
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+
+    @classmethod
+    def load(cls, extra: Path | None = None) -> Registry:
+        """The built-in registry, overlaid with `extra` when given."""
+        text = resources.files("bot").joinpath("models.toml").read_text("utf-8")
+        specs = _parse(tomllib.loads(text), "built-in registry")
+        if extra is not None:
+            specs += _parse(_read_toml(extra), str(extra))
+        return cls(specs)
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownModelError(name, self.names()) from None
+
+    def lookup(self, name: str) -> ModelSpec:
+        """A registry entry, or an ad-hoc one for a Hugging Face id or local directory."""
+        if name in self._specs:
+            return self._specs[name]
+        if "/" in name or Path(name).is_dir():
+            return ModelSpec(name=name, source=name, quantization="auto", max_model_len=ADHOC_MAX_MODEL_LEN)
+        raise UnknownModelError(name, self.names())
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs.values())
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"HEARTH_MODELS_FILE: cannot read {path}: {exc}"]) from None
+
+
+def _parse(data: dict[str, Any], origin: str) -> list[ModelSpec]:
+    specs = []
+    for name, entry in data.get("models", {}).items():
+        try:
+            spec = ModelSpec(name=name, **entry)
+        except TypeError as exc:
+            raise ConfigError([f"{origin}: model {name!r}: {exc}"]) from None
+        if spec.quantization not in QUANTIZATIONS:
+            raise ConfigError([f"{origin}: model {name!r}: unknown quantization {spec.quantization!r}"])
+        specs.append(spec)
+    return specs

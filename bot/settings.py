@@ -1,0 +1,89 @@
+"""Hearth's settings: one typed class, read from the environment and `.env`.
+
+Nothing else in Hearth reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "HEARTH_"
+ADMIN_PLATFORMS = frozenset({"discord", "telegram", "terminal"})
+
+
+class Settings(BaseSettings):
+    """Every knob Hearth has; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    model: str = "demo"
+    models_file: Path | None = None
+    data_dir: Path = Path("data")
+    db_path: Path | None = None
+    admin_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    bot_name: str = Field(default="Hearth", min_length=1, max_length=64)
+    persona: str | None = None
+    language: Literal["auto", "zh", "en"] = "auto"
+
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.15, ge=1.0, le=2.0)
+    max_reply_tokens: int = Field(default=512, ge=1, le=32768)
+    max_model_len: int | None = Field(default=None, ge=256)
+    kv_cache_gib: float = Field(default=1.0, gt=0.0)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0.0, le=1.0)
+    history_messages: int = Field(default=200, ge=2)
+    max_message_chars: int = Field(default=16000, ge=100)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _check_admin_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        for entry in value:
+            platform, _, ident = entry.partition(":")
+            if platform not in ADMIN_PLATFORMS or not ident:
+                raise ValueError(f"{entry!r} is not platform:id (platforms: discord, telegram)")
+        return value
+
+    @property
+    def database(self) -> Path:
+        return self.db_path or self.data_dir / "hearth.sqlite3"
+
+    def secrets(self) -> list[SecretStr]:
+        """Every secret value, so logs can be scrubbed of them."""
+        return [v for v in self.__dict__.values() if isinstance(v, SecretStr)]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one clear line per problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: dict[str, object]) -> str:
+    loc = err.get("loc") or ()
+    field = str(loc[0]) if isinstance(loc, tuple) and loc else "?"
+    name = f"{ENV_PREFIX}{field.upper()}"
+    # Never echo the input: it might be a token.
+    return f"{name}: {err.get('msg')}"

