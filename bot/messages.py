@@ -70,6 +70,12 @@ class StoredMessage:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     reply_tokens: int = 0
+    reply_to: int | None = None
+
+    @property
+    def turn(self) -> int:
+        """The user message this one belongs to: history is ordered by turn, then id."""
+        return self.reply_to if self.reply_to is not None else self.id
 
 
 @dataclass(frozen=True, slots=True)

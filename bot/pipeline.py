@@ -105,8 +105,11 @@ class Pipeline:
                     final = chunk
                     break
                 text += chunk.text
-                if stream.due() and (verdict := await self._check(text, msg)).flagged:
+                if not stream.due():
+                    continue
+                if (verdict := await self._check(text, msg)).flagged:
                     return await self._refuse(msg, stream, verdict)
+                await stream.update(text.strip())
         verdict = await self._check(text, msg)
         if verdict.flagged:
             return await self._refuse(msg, stream, verdict)

@@ -47,13 +47,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 MAX_POSITIONS = 4096
-MODEL_SHAPE: dict[str, int] = {
-    "hidden_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,  # head size 64: CPU attention needs 32, 64, 80, ...
-    "num_key_value_heads": 2,
-    "intermediate_size": 256,
-}
+HIDDEN_SIZE = 128
+NUM_LAYERS = 2
+NUM_HEADS = 2  # head size 64: vLLM's CPU attention takes 32, 64, 80, ... only
+NUM_KV_HEADS = 2
+INTERMEDIATE_SIZE = 256
 AWQ_BITS = 4
 AWQ_GROUP_SIZE = 64
 AWQ_PACK = 32 // AWQ_BITS
@@ -146,14 +144,14 @@ CORPUS = [
     "这部电影的故事情节很感人，演员的表演也很精彩。",
     "孩子们在操场上踢足球、跳绳、放风筝，玩得很高兴。",
     "你知道附近哪里有银行、邮局或者药店吗？",
-    "def greet(name: str) -> str:\n    return f\"Hello, {name}!\"",
+    'def greet(name: str) -> str:\n    return f"Hello, {name}!"',
     "for i in range(10):\n    print(i * i)",
     "import json\ndata = json.loads('{\"key\": [1, 2, 3]}')",
     "class Stack:\n    def __init__(self) -> None:\n        self.items = []",
     "async def main() -> None:\n    await asyncio.sleep(1)",
     "SELECT name, count(*) FROM users GROUP BY name ORDER BY 2 DESC;",
     "const add = (a, b) => a + b; console.log(add(2, 3));",
-    "git commit -m \"fix: handle empty input\" && git push origin main",
+    'git commit -m "fix: handle empty input" && git push origin main',
 ]
 
 logger = logging.getLogger(__name__)
@@ -215,7 +213,9 @@ def _check_replaceable(target: Path) -> None:
 
 def _install(staging: Path, target: Path, params: dict[str, Any]) -> None:
     """Rename `staging` to `target`, moving an older demo build out of the way."""
-    staging.chmod(0o755)  # mkdtemp makes it private
+    staging.chmod(0o755)  # mkdtemp (and safetensors' writer) make files private
+    for path in staging.iterdir():
+        path.chmod(0o644)
     if target.is_dir() and any(target.iterdir()):
         old = staging.with_name(staging.name + ".old")
         os.replace(target, old)
@@ -249,7 +249,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
     backend.train_from_iterator(CORPUS, trainer)
     _pad_vocab(backend)
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
@@ -274,7 +274,11 @@ def _pad_vocab(backend: Tokenizer) -> None:
 def _model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
     vocab_size = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     return LlamaConfig(
-        **MODEL_SHAPE,
+        hidden_size=HIDDEN_SIZE,
+        num_hidden_layers=NUM_LAYERS,
+        num_attention_heads=NUM_HEADS,
+        num_key_value_heads=NUM_KV_HEADS,
+        intermediate_size=INTERMEDIATE_SIZE,
         vocab_size=vocab_size,
         max_position_embeddings=MAX_POSITIONS,
         bos_token_id=tokenizer.bos_token_id,
@@ -288,8 +292,8 @@ def _model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
 def _random_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
-    model.generation_config = GenerationConfig(
+        model: LlamaForCausalLM = LlamaForCausalLM(config).bfloat16()  # type: ignore[no-untyped-call]
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
@@ -354,16 +358,19 @@ def dequantize_awq(packed: AwqWeight) -> torch.Tensor:
 def _pack_nibbles(values: torch.Tensor) -> torch.Tensor:
     """Pack ``[rows, cols]`` 4-bit values into int32 ``[rows, cols / 8]``, AWQ order."""
     rows, cols = values.shape
-    nibbles = values.to(torch.int64).reshape(rows, cols // AWQ_PACK, AWQ_PACK)[..., AWQ_ORDER]
-    words = (nibbles << _nibble_shifts()).sum(-1)
+    nibbles = values.to(torch.int64).reshape(rows, cols // AWQ_PACK, AWQ_PACK)
+    nibbles = nibbles.index_select(-1, torch.tensor(AWQ_ORDER))
+    words = torch.bitwise_left_shift(nibbles, _nibble_shifts()).sum(-1)
     words = torch.where(words >= 2**31, words - 2**32, words)  # reinterpret as int32
     return words.to(torch.int32).contiguous()
 
 
 def _unpack_nibbles(words: torch.Tensor) -> torch.Tensor:
     rows, packed_cols = words.shape
-    nibbles = (words.to(torch.int64).unsqueeze(-1) >> _nibble_shifts()) & AWQ_MAX_INT
-    return nibbles[..., AWQ_REVERSE_ORDER].reshape(rows, packed_cols * AWQ_PACK)
+    shifted = torch.bitwise_right_shift(words.to(torch.int64).unsqueeze(-1), _nibble_shifts())
+    nibbles = torch.bitwise_and(shifted, AWQ_MAX_INT)
+    nibbles = nibbles.index_select(-1, torch.tensor(AWQ_REVERSE_ORDER))
+    return nibbles.reshape(rows, packed_cols * AWQ_PACK)
 
 
 def _nibble_shifts() -> torch.Tensor:

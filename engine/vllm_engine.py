@@ -8,6 +8,7 @@ new model is ready.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import uuid
@@ -242,14 +243,23 @@ class VllmEngine:
             raise ModelLoadError(spec.name, _first_line(exc)) from exc
         self._loaded = _Loaded(spec, llm, llm.get_tokenizer(), max_len)
         self._spec = spec
-        self._stats.model, self._stats.quantization = spec.name, spec.quantization
+        # vLLM's own view of the quantization, not just what the registry claims.
+        self._stats.model = spec.name
+        self._stats.quantization = llm.model_config.quantization or "none"
         self._stats.state = "ready"
         log.info("serving model %s (%s)", spec.name, spec.quantization)
 
     async def _unload(self) -> None:
         loaded, self._loaded = self._loaded, None
-        if loaded is not None:
-            await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
+        if loaded is None:
+            return
+        # Stop reading outputs first, or the reader reports the engine core's exit as a crash.
+        handler = getattr(loaded.llm, "output_handler", None)
+        if handler is not None:
+            handler.cancel()
+        await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
+        del loaded
+        gc.collect()  # AsyncLLM.__del__ shuts down again; let it run now, not at exit
 
     async def _restore(self, previous: ModelSpec) -> None:
         try:

@@ -28,13 +28,12 @@ MESSAGES_PER_TASK = 20
 
 @pytest_asyncio.fixture(params=["sqlite", "memory"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    implementation: Store
-    if request.param == "sqlite":
-        implementation = SqliteStore(tmp_path / "hearth.db")
-    else:
-        implementation = MemoryStore()
-    async with implementation:
+    implementation: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db")
+    await implementation.open()  # the Store protocol names open/close, not __aenter__
+    try:
         yield implementation
+    finally:
+        await implementation.close()
 
 
 @pytest.fixture
@@ -261,6 +260,13 @@ async def test_concurrent_duplicate_deliveries_store_once(store: Store) -> None:
     assert await store.message_count() == 1
 
 
+async def test_memory_store_closes_on_leaving_its_block() -> None:
+    async with MemoryStore() as store:
+        await add_texts(store, ROOM, "a")
+    with pytest.raises(RuntimeError):
+        await store.message_count()
+
+
 # SQLite only.
 
 
@@ -347,3 +353,26 @@ async def test_close_waits_for_running_writes(db_path: Path) -> None:
     assert all(isinstance(o, int | RuntimeError) for o in outcomes)
     async with SqliteStore(db_path) as store:
         assert await store.message_count() == stored
+
+
+async def test_reply_follows_the_message_it_answers(store: Store) -> None:
+    first = await store.add_message(ROOM, "user", "a", platform_message_id="1")
+    await store.add_message(ROOM, "user", "b", platform_message_id="2")
+    await store.add_message(ROOM, "assistant", "reply to a", reply_to=first)
+
+    history = await store.history(ROOM)
+
+    assert [m.text for m in history] == ["a", "reply to a", "b"]
+    assert history[1].reply_to == first
+
+
+async def test_context_floor_keeps_replies_of_kept_turns(store: Store) -> None:
+    await store.add_message(ROOM, "user", "old")
+    kept = await store.add_message(ROOM, "user", "kept")
+    await store.add_message(ROOM, "user", "newer")
+    await store.add_message(ROOM, "assistant", "reply to kept", reply_to=kept)
+    assert kept is not None
+
+    await store.set_context_floor(ROOM, kept)
+
+    assert [m.text for m in await store.history(ROOM)] == ["kept", "reply to kept", "newer"]

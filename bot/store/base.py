@@ -30,14 +30,18 @@ class Store(Protocol):
         prompt_tokens: int = 0,
         cached_tokens: int = 0,
         reply_tokens: int = 0,
+        reply_to: int | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
-        was already stored in this conversation (a duplicate delivery)."""
+        was already stored in this conversation (a duplicate delivery).
+
+        `reply_to` names the user message an assistant reply answers: history
+        orders a reply right after it, even when other messages arrived between."""
         ...
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
-        """The newest `limit` messages at or after the conversation's context floor,
-        oldest first."""
+        """The newest `limit` messages whose turn is at or after the context floor,
+        ordered by turn (see `StoredMessage.turn`), then id."""
         ...
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:

@@ -73,9 +73,13 @@ class MemoryStore:
         prompt_tokens: int = 0,
         cached_tokens: int = 0,
         reply_tokens: int = 0,
+        reply_to: int | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
-        was already stored in this conversation (a duplicate delivery)."""
+        was already stored in this conversation (a duplicate delivery).
+
+        `reply_to` names the user message an assistant reply answers: history
+        orders a reply right after it, even when other messages arrived between."""
         _check_role(role)
         conversation = self._conversation(key)
         if _has_platform_id(conversation, platform_message_id):
@@ -83,18 +87,19 @@ class MemoryStore:
         self._last_message_id += 1
         conversation.messages.append(StoredMessage(
             self._last_message_id, role, author_id, author_name, text, time.time(),
-            platform_message_id, prompt_tokens, cached_tokens, reply_tokens,
+            platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to,
         ))
         return self._last_message_id
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
-        """The newest `limit` messages at or after the conversation's context floor,
-        oldest first."""
+        """The newest `limit` messages whose turn is at or after the context floor,
+        ordered by turn (see `StoredMessage.turn`), then id."""
         conversation = self._existing(key)
         if conversation is None or limit <= 0:
             return []
         floor = conversation.context_floor
-        return [m for m in conversation.messages if m.id >= floor][-limit:]
+        kept = [m for m in conversation.messages if m.turn >= floor]
+        return sorted(kept, key=lambda m: (m.turn, m.id))[-limit:]
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
         """Hide messages older than `message_id` from `history` (they stay stored)."""

@@ -83,6 +83,10 @@ MIGRATIONS: tuple[str, ...] = (
     -- Without it, every deleted message would scan verdicts for ON DELETE SET NULL.
     CREATE INDEX verdicts_by_message ON verdicts (message_id);
     """,
+    """
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER NULL;
+    CREATE INDEX messages_by_turn ON messages (conversation_id, COALESCE(reply_to, id), id);
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -94,17 +98,18 @@ SELECT_CONVERSATION = """
 """
 INSERT_MESSAGE = """
     INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
-        platform_message_id, prompt_tokens, cached_tokens, reply_tokens)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
     RETURNING id
 """
 SELECT_HISTORY = """
     SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
-        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens
+        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    WHERE c.platform = ? AND c.channel = ? AND c.thread = ? AND m.id >= c.context_floor
-    ORDER BY m.id DESC LIMIT ?
+    WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
+        AND COALESCE(m.reply_to, m.id) >= c.context_floor
+    ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
 """
 UPSERT_FLOOR = """
     INSERT INTO conversations (platform, channel, thread, created_at, context_floor)
@@ -206,20 +211,24 @@ class SqliteStore:
         prompt_tokens: int = 0,
         cached_tokens: int = 0,
         reply_tokens: int = 0,
+        reply_to: int | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
-        was already stored in this conversation (a duplicate delivery)."""
+        was already stored in this conversation (a duplicate delivery).
+
+        `reply_to` names the user message an assistant reply answers: history
+        orders a reply right after it, even when other messages arrived between."""
         _check_role(role)
         async with self._transaction() as db:
             conversation_id = await _conversation_id(db, key)
             values = (role, author_id, author_name, text, time.time(), platform_message_id)
-            tokens = (prompt_tokens, cached_tokens, reply_tokens)
+            tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
             new_id = await _value(db, INSERT_MESSAGE, (conversation_id, *values, *tokens))
         return None if new_id is None else int(new_id)
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
-        """The newest `limit` messages at or after the conversation's context floor,
-        oldest first."""
+        """The newest `limit` messages whose turn is at or after the context floor,
+        ordered by turn (see `StoredMessage.turn`), then id."""
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
         rows = await self._fetch(SELECT_HISTORY, (*_key(key), limit))
@@ -270,9 +279,9 @@ class SqliteStore:
         its id. Raises ValueError when `message_id` names no stored message."""
         async with self._transaction() as db:
             conversation_id = await _conversation_id(db, key)
+            values = _verdict_values(conversation_id, message_id, direction, verdict)
             try:
-                new_id = await _value(db, INSERT_VERDICT, _verdict_values(
-                    conversation_id, message_id, direction, verdict))
+                new_id = await _value(db, INSERT_VERDICT, values)
             except sqlite3.IntegrityError as error:  # the foreign key on messages
                 raise ValueError(f"no stored message has id {message_id}") from error
         return int(new_id)
