@@ -1,0 +1,157 @@
+"""The real vLLM engine on the demo models: streaming, cache, trimming, switching."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.core import Hearth
+from bot.errors import ModelLoadError, PromptTooLongError
+from bot.messages import ChatMessage, ConversationKey
+from bot.registry import ModelSpec, Registry
+from bot.settings import Settings
+from bot.store import SqliteStore
+from engine.base import ReplyChunk, Sampling
+from engine.vllm_engine import VllmEngine
+from tests.conftest import TODAY, make_settings
+from tests.fakes import RecordingAdapter, message
+
+pytestmark = pytest.mark.engine
+
+ROOM = ConversationKey("telegram", "room")
+SHORT = Sampling(max_tokens=12, ignore_eos=True, seed=1)
+
+
+async def collect(engine: VllmEngine, messages: list[ChatMessage], sampling: Sampling = SHORT) -> list[ReplyChunk]:
+    return [chunk async for chunk in engine.stream(messages, sampling)]
+
+
+@pytest.fixture
+def engine_settings(tmp_path: Path, data_dir: Path) -> Settings:
+    return make_settings(data_dir, db_path=tmp_path / "hearth.sqlite3", max_reply_tokens=12)
+
+
+@pytest.fixture
+async def real_core(engine_settings: Settings, real_engine: VllmEngine) -> AsyncIterator[Hearth]:
+    async with SqliteStore(engine_settings.database) as store:
+        yield Hearth(engine_settings, store, real_engine, Registry.load(), today=lambda: TODAY)
+
+
+async def test_a_reply_streams_and_reports_its_counts(real_engine: VllmEngine) -> None:
+    chunks = await collect(real_engine, [ChatMessage("user", "hello 你好")])
+
+    assert chunks[-1].finished and chunks[-1].reply_tokens == 12
+    assert chunks[-1].prompt_tokens == await real_engine.count_tokens([ChatMessage("user", "hello 你好")])
+    assert "".join(c.text for c in chunks)
+
+
+async def test_channels_are_generated_concurrently(real_engine: VllmEngine) -> None:
+    peak = 0
+
+    async def one(n: int) -> int:
+        nonlocal peak
+        total = 0
+        async for chunk in real_engine.stream([ChatMessage("user", f"channel {n}")], SHORT):
+            peak = max(peak, real_engine.stats().running)
+            total = chunk.reply_tokens
+        return total
+
+    assert await asyncio.gather(*(one(n) for n in range(8))) == [12] * 8
+    assert peak >= 2, "requests from different channels must be in flight together"
+
+
+async def test_closing_the_stream_aborts_the_request(real_engine: VllmEngine) -> None:
+    stream = real_engine.stream([ChatMessage("user", "go on")], Sampling(max_tokens=1000, ignore_eos=True))
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+
+    assert real_engine.stats().running == 0
+    assert (await collect(real_engine, [ChatMessage("user", "next")]))[-1].finished
+
+
+async def test_a_prompt_over_the_context_is_refused(real_engine: VllmEngine) -> None:
+    huge = ChatMessage("user", "你好 hello " * 2000)
+    with pytest.raises(PromptTooLongError):
+        await collect(real_engine, [huge])
+
+
+async def test_turn_two_reuses_the_prefix_cache(real_core: Hearth) -> None:
+    adapter = RecordingAdapter()
+    await real_core.handle(message("Tell me about the prefix cache " * 20, "1"), adapter)
+    await real_core.handle(message("and again", "2"), adapter)
+
+    first, second = [m for m in await real_core.store.history(ROOM) if m.role == "assistant"]
+    assert second.cached_tokens > 0, "vLLM reported no cached prompt tokens on turn 2"
+    assert second.prompt_tokens > first.prompt_tokens
+    assert real_core.engine.stats().cached_tokens > 0
+
+
+async def test_history_survives_a_restart_and_is_used(
+    engine_settings: Settings, real_engine: VllmEngine
+) -> None:
+    adapter = RecordingAdapter()
+    async with SqliteStore(engine_settings.database) as store:
+        core = Hearth(engine_settings, store, real_engine, Registry.load(), today=lambda: TODAY)
+        for n in range(3):
+            await core.handle(message(f"turn {n} " * 30, str(n)), adapter)
+
+    async with SqliteStore(engine_settings.database) as store:  # a new process would do just this
+        core = Hearth(engine_settings, store, real_engine, Registry.load(), today=lambda: TODAY)
+        assert [m.role for m in await store.history(ROOM)] == ["user", "assistant"] * 3
+        await core.handle(message("turn 3", "3"), adapter)
+        replies = [m for m in await store.history(ROOM) if m.role == "assistant"]
+
+    assert len(replies) == 4
+    assert replies[3].prompt_tokens > replies[2].prompt_tokens, "the reloaded history was not sent"
+    assert replies[3].cached_tokens >= 128, "the reloaded prompt differs from the one before the restart"
+
+
+async def test_a_history_longer_than_the_context_is_trimmed_and_answered(real_core: Hearth) -> None:
+    adapter = RecordingAdapter()
+    for n in range(40):  # well over the demo model's 2,048 tokens
+        await real_core.store.add_message(ROOM, "user", f"old message {n} " + "词语 words " * 40)
+        await real_core.store.add_message(ROOM, "assistant", f"old reply {n}")
+
+    await real_core.handle(message("what now?", "new"), adapter)
+
+    reply = (await real_core.store.history(ROOM, 1000))[-1]
+    assert reply.role == "assistant" and reply.reply_tokens > 0
+    assert reply.prompt_tokens <= real_core.prompt_budget()
+    history = await real_core.store.history(ROOM, 1000)
+    assert history[0].text != "old message 0 " + "词语 words " * 40, "no context floor was set"
+
+
+async def test_switching_to_awq_and_back(real_core: Hearth) -> None:
+    adapter = RecordingAdapter()
+    boss = message("", "c", ROOM, admin=True)
+    try:
+        assert await real_core.command(boss, "model", "demo-awq") == "Now serving demo-awq (awq)."
+        stats = real_core.engine.stats()
+        assert (stats.model, stats.quantization, stats.state) == ("demo-awq", "awq", "ready")
+        await real_core.handle(message("quantized hello", "q1"), adapter)
+        assert (await real_core.store.history(ROOM))[-1].reply_tokens > 0
+    finally:
+        assert await real_core.command(boss, "model", "demo") == "Now serving demo (none)."
+    await real_core.handle(message("back to bf16", "q2"), adapter)
+    assert real_core.engine.stats().quantization == "none"
+    assert (await real_core.store.history(ROOM))[-1].reply_tokens > 0
+
+
+async def test_a_model_that_fails_to_load_leaves_the_old_one_serving(
+    real_engine: VllmEngine, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    spec = ModelSpec("broken", str(broken))
+
+    with pytest.raises(ModelLoadError) as caught:
+        await real_engine.switch(spec)
+
+    assert caught.value.model == "broken"
+    assert real_engine.spec.name == "demo" and real_engine.stats().state == "ready"
+    assert (await collect(real_engine, [ChatMessage("user", "still there?")]))[-1].finished
