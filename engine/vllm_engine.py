@@ -8,7 +8,6 @@ new model is ready.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import uuid
@@ -258,14 +257,19 @@ class VllmEngine:
         if handler is not None:
             handler.cancel()
         await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
-        del loaded
-        gc.collect()  # AsyncLLM.__del__ shuts down again; let it run now, not at exit
+        # AsyncLLM.__del__ calls shutdown() again, and at interpreter exit that
+        # fails noisily on torn-down module globals. It is done: make it a no-op.
+        loaded.llm.shutdown = _already_shut_down
 
     async def _restore(self, previous: ModelSpec) -> None:
         try:
             await self._load(previous)
         except ModelLoadError:
             log.error("could not restore model %s either; engine is down", previous.name)
+
+
+def _already_shut_down(timeout: float | None = None) -> None:
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
