@@ -71,4 +71,5 @@ def models() -> None:
     except ConfigError as exc:
         raise click.ClickException("; ".join(exc.problems)) from None
     for spec in registry:
-        click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}\n    {spec.description}")
+        click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}")
+        click.echo(f"    {spec.description}")

@@ -52,8 +52,8 @@ class Commands:
     def _model_list(self) -> str:
         current = self._core.engine.spec.name
         lines = [
-            f"{'*' if spec.name == current else ' '} {spec.name} [{spec.quantization}, {spec.device}] {spec.description}"
-            for spec in self._core.registry
+            f"{'*' if s.name == current else ' '} {s.name} [{s.quantization}, {s.device}] {s.description}"
+            for s in self._core.registry
         ]
         return "Models (* = serving):\n" + "\n".join(lines)
 

@@ -42,7 +42,8 @@ def render_turns(turns: Sequence[Sequence[StoredMessage]], named: bool) -> list[
     """Chat messages with strictly alternating roles (some templates insist)."""
     out: list[ChatMessage] = []
     for message in (m for turn in turns for m in turn):
-        content = f"{message.author_name}: {message.text}" if named and message.role == "user" else message.text
+        named_user = named and message.role == "user"
+        content = f"{message.author_name}: {message.text}" if named_user else message.text
         if out and out[-1].role == message.role:
             out[-1] = ChatMessage(message.role, f"{out[-1].content}\n\n{content}")
         else:

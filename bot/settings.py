@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -81,9 +82,7 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError([_describe(err) for err in exc.errors()]) from None
 
 
-def _describe(err: dict[str, object]) -> str:
-    loc = err.get("loc") or ()
-    field = str(loc[0]) if isinstance(loc, tuple) and loc else "?"
-    name = f"{ENV_PREFIX}{field.upper()}"
+def _describe(err: ErrorDetails) -> str:
+    field = str(err["loc"][0]) if err["loc"] else "?"
     # Never echo the input: it might be a token.
-    return f"{name}: {err.get('msg')}"
+    return f"{ENV_PREFIX}{field.upper()}: {err['msg']}"

@@ -6,7 +6,7 @@ vLLM is imported only inside `engine.vllm_engine`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,7 +79,7 @@ class Engine(Protocol):
 
     def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
-    ) -> AsyncIterator[ReplyChunk]:
+    ) -> AsyncGenerator[ReplyChunk, None]:
         """Stream a reply. Closing or cancelling the iterator aborts the request."""
         ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from bot.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
 from bot.messages import ChatMessage
@@ -57,7 +57,7 @@ class FakeEngine:
 
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
-    ) -> AsyncIterator[ReplyChunk]:
+    ) -> AsyncGenerator[ReplyChunk, None]:
         if not self.available:
             raise EngineUnavailableError("fake engine is down")
         prompt_tokens = await self.count_tokens(messages)

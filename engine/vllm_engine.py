@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,7 @@ class VllmEngine:
 
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
-    ) -> AsyncIterator[ReplyChunk]:
+    ) -> AsyncGenerator[ReplyChunk, None]:
         loaded = await self._wait_ready()
         ids = await asyncio.to_thread(loaded.render, messages)
         if len(ids) >= loaded.max_model_len:
@@ -171,7 +171,9 @@ class VllmEngine:
         finally:
             self._end()
 
-    async def _generate(self, loaded: _Loaded, ids: list[int], params: Any) -> AsyncIterator[ReplyChunk]:
+    async def _generate(
+        self, loaded: _Loaded, ids: list[int], params: Any
+    ) -> AsyncGenerator[ReplyChunk, None]:
         from vllm.v1.engine.exceptions import EngineDeadError
 
         request_id = uuid.uuid4().hex

@@ -66,10 +66,13 @@ class BlockingGate:
                        "block" if flagged else "allow")
 
 
+ROOM = ConversationKey("telegram", "room")
+
+
 def message(
     text: str,
     message_id: str,
-    key: ConversationKey = ConversationKey("telegram", "room"),
+    key: ConversationKey = ROOM,
     *,
     author: str = "u1",
     admin: bool = False,

@@ -63,11 +63,12 @@ async def test_a_changed_hearth_model_wins_over_the_stored_choice(core: Hearth, 
 
 
 async def test_persona_set_show_reset(core: Hearth, adapter: RecordingAdapter) -> None:
-    assert (await core.command(admin(), "persona", "set You are {bot_name}, a pirate.")) == "Persona set for this channel."
+    reply = await core.command(admin(), "persona", "set You are {bot_name}, a pirate.")
+    assert reply == "Persona set for this channel."
     assert "a pirate" in await core.command(member(), "persona")
 
     await core.handle(member("hello"), adapter)
-    assert "You are Hearth, a pirate." == (await core.system_prompt(member()))
+    assert (await core.system_prompt(member())) == "You are Hearth, a pirate."
 
     assert (await core.command(admin(), "persona", "reset")) == "Persona reset to the default."
     assert "a pirate" not in await core.command(member(), "persona")

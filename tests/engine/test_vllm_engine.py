@@ -25,7 +25,9 @@ ROOM = ConversationKey("telegram", "room")
 SHORT = Sampling(max_tokens=12, ignore_eos=True, seed=1)
 
 
-async def collect(engine: VllmEngine, messages: list[ChatMessage], sampling: Sampling = SHORT) -> list[ReplyChunk]:
+async def collect(
+    engine: VllmEngine, messages: list[ChatMessage], sampling: Sampling = SHORT
+) -> list[ReplyChunk]:
     return [chunk async for chunk in engine.stream(messages, sampling)]
 
 
