@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     repetition_penalty: float = Field(default=1.15, ge=1.0, le=2.0)
     max_reply_tokens: int = Field(default=512, ge=1, le=32768)
     max_model_len: int | None = Field(default=None, ge=256)
-    kv_cache_gib: float = Field(default=1.0, gt=0.0)
+    kv_cache_gib: float | None = Field(default=None, gt=0.0)
     gpu_memory_utilization: float = Field(default=0.85, gt=0.0, le=1.0)
     history_messages: int = Field(default=200, ge=2)
     max_message_chars: int = Field(default=16000, ge=100)

@@ -24,6 +24,7 @@ from engine.base import EngineStats, ReplyChunk, Sampling
 log = logging.getLogger(__name__)
 
 GIB = 1 << 30
+CPU_DEFAULT_KV_CACHE_GIB = 1.0  # on CPU vLLM cannot size the cache itself
 READY_TIMEOUT_S = 900.0
 DRAIN_TIMEOUT_S = 60.0
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -41,7 +42,7 @@ Resolver = Callable[[ModelSpec], Path | str]
 class EngineOptions:
     """What every loaded model shares."""
 
-    kv_cache_gib: float = 1.0
+    kv_cache_gib: float | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.85
     vllm_log_level: str = "WARNING"
@@ -59,17 +60,22 @@ def _build_async_llm(source: str, spec: ModelSpec, options: EngineOptions, max_l
     """Blocking: starts vLLM's engine-core process and loads the weights."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", options.vllm_log_level)
     vllm = _import_vllm()
+    from vllm.platforms import current_platform
     from vllm.v1.engine.async_llm import AsyncLLM
 
+    on_cpu = current_platform.is_cpu()
+    kv_gib = options.kv_cache_gib or (CPU_DEFAULT_KV_CACHE_GIB if on_cpu else None)
     args = vllm.AsyncEngineArgs(
         model=source,
         served_model_name=spec.name,
         max_model_len=max_len,
         quantization=None if spec.quantization in ("none", "auto") else spec.quantization,
-        kv_cache_memory_bytes=int(options.kv_cache_gib * GIB),
+        # On GPU, without an explicit size vLLM sizes the cache from gpu_memory_utilization.
+        kv_cache_memory_bytes=int(kv_gib * GIB) if kv_gib else None,
         gpu_memory_utilization=options.gpu_memory_utilization,
         enable_prefix_caching=True,
-        enforce_eager=True,
+        # CUDA graphs pay off on GPU; on CPU they only slow start-up down.
+        enforce_eager=on_cpu,
         disable_log_stats=False,
     )
     return AsyncLLM.from_engine_args(args)

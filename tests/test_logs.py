@@ -1,0 +1,25 @@
+"""Secrets never reach the log."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import SecretStr
+
+from bot.logs import REDACTED, SecretFilter
+
+
+def test_secret_values_are_scrubbed_from_messages_and_args(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456:ABC-very-secret-token"
+    logger = logging.getLogger("test.secrets")
+    logger.addFilter(SecretFilter([SecretStr(token)]))
+    try:
+        with caplog.at_level(logging.INFO, "test.secrets"):
+            logger.info("calling https://api.example/bot%s/getMe", token)
+            logger.info(f"token in the message itself: {token}")
+    finally:
+        logger.filters.clear()
+
+    assert token not in caplog.text
+    assert caplog.text.count(REDACTED) == 2
