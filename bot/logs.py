@@ -35,3 +35,10 @@ def configure_logging(level: str, secrets: list[SecretStr]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("vllm").setLevel(vllm_log_level(level))
+
+
+def vllm_log_level(level: str) -> str:
+    """vLLM's start-up warnings (Triton, tcmalloc…) mean nothing to a bot owner:
+    show them only when debugging."""
+    return "INFO" if level == "DEBUG" else "ERROR"

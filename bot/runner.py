@@ -13,6 +13,7 @@ from adapters.base import Adapter
 from adapters.terminal import TerminalAdapter
 from bot.core import Hearth, initial_model, warn_if_demo
 from bot.errors import ModelLoadError
+from bot.logs import vllm_log_level
 from bot.registry import Registry
 from bot.settings import Settings
 from bot.store import SqliteStore
@@ -30,7 +31,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         kv_cache_gib=settings.kv_cache_gib,
         max_model_len=settings.max_model_len,
         gpu_memory_utilization=settings.gpu_memory_utilization,
-        vllm_log_level="INFO" if settings.log_level == "DEBUG" else "WARNING",
+        vllm_log_level=vllm_log_level(settings.log_level),
     )
 
 
