@@ -79,6 +79,16 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class WordRule:
+    """An admin's moderation word: blocked or allowed, in a scope ("global" or a channel)."""
+
+    scope: str
+    word: str
+    action: Literal["block", "allow"]
+    category: str = "harassment"
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """A moderation decision, shaped like OpenAI's moderation result."""
 

@@ -74,18 +74,29 @@ class Registry:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([f"HEARTH_MODELS_FILE: cannot read {path}: {exc}"]) from None
 
 
 def _parse(data: dict[str, Any], origin: str) -> list[ModelSpec]:
-    specs = []
-    for name, entry in data.get("models", {}).items():
-        try:
-            spec = ModelSpec(name=name, **entry)
-        except TypeError as exc:
-            raise ConfigError([f"{origin}: model {name!r}: {exc}"]) from None
-        if spec.quantization not in QUANTIZATIONS:
-            raise ConfigError([f"{origin}: model {name!r}: unknown quantization {spec.quantization!r}"])
-        specs.append(spec)
-    return specs
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError([f"{origin}: [models] must be a table of model entries"])
+    return [_parse_entry(name, entry, origin) for name, entry in models.items()]
+
+
+def _parse_entry(name: str, entry: object, origin: str) -> ModelSpec:
+    def problem(text: str) -> ConfigError:
+        return ConfigError([f"{origin}: model {name!r}: {text}"])
+
+    if not isinstance(entry, dict):
+        raise problem("must be a table")
+    try:
+        spec = ModelSpec(name=name, **entry)
+    except TypeError as exc:
+        raise problem(str(exc)) from None
+    if spec.quantization not in QUANTIZATIONS:
+        raise problem(f"unknown quantization {spec.quantization!r}")
+    if not isinstance(spec.max_model_len, int) or spec.max_model_len <= 0:
+        raise problem("max_model_len must be a positive integer")
+    return spec

@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         for entry in value:
             platform, _, ident = entry.partition(":")
             if platform not in ADMIN_PLATFORMS or not ident:
-                raise ValueError(f"{entry!r} is not platform:id (platforms: discord, telegram)")
+                # Never quote the entry: a pasted token would end up in the log.
+                raise ValueError("entries must be platform:id, platform one of discord, telegram, terminal")
         return value
 
     @property

@@ -34,16 +34,19 @@ def split_message(text: str, limit: int, measure: Measure = len) -> list[str]:
         if measure(rest) <= limit:
             parts.append(rest)
             break
-        part, rest, reopen = _cut(rest, limit, measure)
+        part, rest, reopen = _cut(rest, limit, measure, len(reopen))
         parts.append(part)
     return [p for p in parts if p.strip()] or [text[:1] or ""]
 
 
-def _cut(text: str, limit: int, measure: Measure) -> tuple[str, str, str]:
-    """One part, the rest, and the fence line that the rest must reopen."""
-    room = limit - len("\n```")  # space to close a fence if we cut inside one
+def _cut(text: str, limit: int, measure: Measure, start: int) -> tuple[str, str, str]:
+    """One part, the rest, and the fence line that the rest must reopen.
+
+    The cut falls after `start` (the reopened fence line), so every part makes progress.
+    """
+    room = limit - 1 - _longest_marker(text)  # space to close a fence if we cut inside one
     end = _fit(text, room, measure)
-    cut = _best_break(text, end)
+    cut = _best_break(text, end, start)
     head, tail = text[:cut], text[cut:].lstrip("\n")
     fence = _open_fence(head)
     if fence is None:
@@ -63,13 +66,17 @@ def _fit(text: str, room: int, measure: Measure) -> int:
     return low
 
 
-def _best_break(text: str, end: int) -> int:
-    """Cut at the last paragraph, line or word break in the first half's back end."""
+def _best_break(text: str, end: int, start: int) -> int:
+    """Cut at the last paragraph, line or word break in the back two thirds."""
     for sep in BREAKS:
         at = text.rfind(sep, 0, end)
-        if at > end // 3:
+        if at > max(end // 3, start):
             return at + (len(sep) if sep == " " else 0)
     return end
+
+
+def _longest_marker(text: str) -> int:
+    return max((len(m.group(2)) for m in FENCE.finditer(text)), default=3)
 
 
 def _open_fence(text: str) -> tuple[str, str] | None:

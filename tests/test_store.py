@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.messages import ConversationKey, Verdict
+from bot.messages import ConversationKey, Verdict, WordRule
 from bot.store import MemoryStore, SqliteStore, Store
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
 
@@ -376,3 +376,26 @@ async def test_context_floor_keeps_replies_of_kept_turns(store: Store) -> None:
     await store.set_context_floor(ROOM, kept)
 
     assert [m.text for m in await store.history(ROOM)] == ["kept", "reply to kept", "newer"]
+
+
+async def test_channel_flags_are_per_channel_and_clearable(store: Store) -> None:
+    await store.set_channel_flag(THREAD, "answer_all", "1")
+
+    assert await store.get_channel_flag(ROOM, "answer_all") == "1"  # threads share their channel's
+    assert await store.get_channel_flag(ELSEWHERE, "answer_all") is None
+    await store.set_channel_flag(ROOM, "answer_all", None)
+    assert await store.get_channel_flag(ROOM, "answer_all") is None
+
+
+async def test_moderation_words_add_replace_remove(store: Store) -> None:
+    await store.add_word(WordRule("global", "darn", "block", "harassment"))
+    await store.add_word(WordRule("telegram:42", "heck", "allow"))
+    await store.add_word(WordRule("global", "darn", "block", "hate"))
+
+    assert await store.words() == [
+        WordRule("global", "darn", "block", "hate"),
+        WordRule("telegram:42", "heck", "allow", "harassment"),
+    ]
+    assert await store.remove_word("global", "darn")
+    assert not await store.remove_word("global", "darn")
+    assert [w.word for w in await store.words()] == ["heck"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.messages import ConversationKey, Role, StoredMessage, Verdict
+from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
 
 
 class Store(Protocol):
@@ -56,6 +56,26 @@ class Store(Protocol):
 
     async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
         """Set (or with None, reset) the persona override of a channel."""
+        ...
+
+    async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
+        """A per-channel setting (shared by the channel's threads), or None."""
+        ...
+
+    async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
+        """Set (or with None, clear) a per-channel setting."""
+        ...
+
+    async def add_word(self, rule: WordRule) -> None:
+        """Add or replace an admin's moderation word in its scope."""
+        ...
+
+    async def remove_word(self, scope: str, word: str) -> bool:
+        """Remove a moderation word; False when it was not there."""
+        ...
+
+    async def words(self) -> list[WordRule]:
+        """Every admin moderation word, in insertion order."""
         ...
 
     async def get_setting(self, name: str) -> str | None: ...

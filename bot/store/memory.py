@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self
 
-from bot.messages import ConversationKey, Role, StoredMessage, Verdict
+from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
 
 STORED_ROLES = frozenset({"user", "assistant"})
 
@@ -37,6 +37,8 @@ class MemoryStore:
         self._is_open = False
         self._conversations: dict[ConversationKey, _Conversation] = {}
         self._personas: dict[tuple[str, str], str] = {}
+        self._flags: dict[tuple[str, str, str], str] = {}
+        self._words: dict[tuple[str, str], WordRule] = {}
         self._settings: dict[str, str] = {}
         self._verdicts: list[_VerdictRow] = []
         self._last_message_id = 0
@@ -129,6 +131,34 @@ class MemoryStore:
             self._personas.pop((key.platform, key.channel), None)
         else:
             self._personas[(key.platform, key.channel)] = persona
+
+    async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
+        """A per-channel setting (shared by the channel's threads), or None."""
+        self._check_open()
+        return self._flags.get((key.platform, key.channel, name))
+
+    async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
+        """Set (or with None, clear) a per-channel setting."""
+        self._check_open()
+        if value is None:
+            self._flags.pop((key.platform, key.channel, name), None)
+        else:
+            self._flags[(key.platform, key.channel, name)] = value
+
+    async def add_word(self, rule: WordRule) -> None:
+        """Add or replace an admin's moderation word in its scope."""
+        self._check_open()
+        self._words[(rule.scope, rule.word)] = rule  # a replaced word keeps its place, as in SQLite
+
+    async def remove_word(self, scope: str, word: str) -> bool:
+        """Remove a moderation word; False when it was not there."""
+        self._check_open()
+        return self._words.pop((scope, word), None) is not None
+
+    async def words(self) -> list[WordRule]:
+        """Every admin moderation word, in insertion order."""
+        self._check_open()
+        return list(self._words.values())
 
     async def get_setting(self, name: str) -> str | None:
         """A global setting, or None when it was never set."""

@@ -15,7 +15,7 @@ from typing import Any, Self
 import aiosqlite
 
 from bot.errors import HearthError
-from bot.messages import ConversationKey, Role, StoredMessage, Verdict
+from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
 
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -87,6 +87,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN reply_to INTEGER NULL;
     CREATE INDEX messages_by_turn ON messages (conversation_id, COALESCE(reply_to, id), id);
     """,
+    """
+    CREATE TABLE channel_flags (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (platform, channel, name)
+    );
+    CREATE TABLE moderation_words (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        word TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('block', 'allow')),
+        category TEXT NOT NULL,
+        UNIQUE (scope, word)
+    );
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -128,6 +145,18 @@ UPSERT_PERSONA = """
     INSERT INTO channel_settings (platform, channel, persona) VALUES (?, ?, ?)
     ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
 """
+SELECT_FLAG = "SELECT value FROM channel_flags WHERE platform = ? AND channel = ? AND name = ?"
+UPSERT_FLAG = """
+    INSERT INTO channel_flags (platform, channel, name, value) VALUES (?, ?, ?, ?)
+    ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value
+"""
+DELETE_FLAG = "DELETE FROM channel_flags WHERE platform = ? AND channel = ? AND name = ?"
+UPSERT_WORD = """
+    INSERT INTO moderation_words (scope, word, action, category) VALUES (?, ?, ?, ?)
+    ON CONFLICT (scope, word) DO UPDATE SET action = excluded.action, category = excluded.category
+"""
+DELETE_WORD = "DELETE FROM moderation_words WHERE scope = ? AND word = ?"
+SELECT_WORDS = "SELECT scope, word, action, category FROM moderation_words ORDER BY id"
 SELECT_SETTING = "SELECT value FROM global_settings WHERE name = ?"
 UPSERT_SETTING = """
     INSERT INTO global_settings (name, value) VALUES (?, ?)
@@ -257,6 +286,33 @@ class SqliteStore:
         """Set (or with None, reset) the persona override of a channel."""
         async with self._transaction() as db:
             await db.execute_fetchall(UPSERT_PERSONA, (key.platform, key.channel, persona))
+
+    async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
+        """A per-channel setting (shared by the channel's threads), or None."""
+        rows = await self._fetch(SELECT_FLAG, (key.platform, key.channel, name))
+        return rows[0][0] if rows else None
+
+    async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
+        """Set (or with None, clear) a per-channel setting."""
+        async with self._transaction() as db:
+            if value is None:
+                await db.execute_fetchall(DELETE_FLAG, (key.platform, key.channel, name))
+            else:
+                await db.execute_fetchall(UPSERT_FLAG, (key.platform, key.channel, name, value))
+
+    async def add_word(self, rule: WordRule) -> None:
+        """Add or replace an admin's moderation word in its scope."""
+        async with self._transaction() as db:
+            await db.execute_fetchall(UPSERT_WORD, (rule.scope, rule.word, rule.action, rule.category))
+
+    async def remove_word(self, scope: str, word: str) -> bool:
+        """Remove a moderation word; False when it was not there."""
+        async with self._transaction() as db, db.execute(DELETE_WORD, (scope, word)) as cursor:
+            return cursor.rowcount > 0
+
+    async def words(self) -> list[WordRule]:
+        """Every admin moderation word, in insertion order."""
+        return [WordRule(*row) for row in await self._fetch(SELECT_WORDS, ())]
 
     async def get_setting(self, name: str) -> str | None:
         """A global setting, or None when it was never set."""

@@ -1,0 +1,202 @@
+"""The model registry: built-in entries, an extra TOML file, lookups by name or path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError, UnknownModelError
+from bot.registry import ADHOC_MAX_MODEL_LEN, Registry
+
+SIZE_7_TO_9B = re.compile(r"(?<![\d.])[789](\.\d+)?b\b", re.IGNORECASE)
+
+
+@pytest.fixture
+def builtin() -> Registry:
+    return Registry.load()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def gpu_7_to_9b(registry: Registry, quantization: str) -> list[str]:
+    return [
+        spec.name
+        for spec in registry
+        if spec.device == "gpu" and spec.quantization == quantization and SIZE_7_TO_9B.search(spec.name)
+    ]
+
+
+@pytest.mark.parametrize("name", ["demo", "demo-awq"])
+def test_demo_models_are_built_in(builtin: Registry, name: str) -> None:
+    assert builtin.get(name).builtin == name
+
+
+def test_demo_awq_is_awq_quantized(builtin: Registry) -> None:
+    assert builtin.get("demo-awq").quantization == "awq"
+
+
+def test_built_in_entries_come_first(builtin: Registry) -> None:
+    assert builtin.names()[:2] == ["demo", "demo-awq"]
+
+
+def test_has_a_gpu_awq_7_to_9b_model(builtin: Registry) -> None:
+    assert gpu_7_to_9b(builtin, "awq")
+
+
+def test_has_a_gpu_gptq_7_to_9b_model(builtin: Registry) -> None:
+    assert gpu_7_to_9b(builtin, "gptq")
+
+
+def test_has_a_chinese_capable_model(builtin: Registry) -> None:
+    assert any(re.search(r"qwen|glm", spec.source, re.IGNORECASE) for spec in builtin)
+
+
+def test_has_cpu_models(builtin: Registry) -> None:
+    assert any(spec.device == "cpu" for spec in builtin)
+
+
+def test_every_entry_has_a_description(builtin: Registry) -> None:
+    assert all(spec.description.strip() for spec in builtin)
+
+
+def test_every_entry_has_a_positive_context_length(builtin: Registry) -> None:
+    assert all(spec.max_model_len > 0 for spec in builtin)
+
+
+def test_hub_entries_are_not_builtin(builtin: Registry) -> None:
+    assert builtin.get("qwen2.5-7b-awq").builtin is None
+
+
+def test_extra_file_overrides_an_entry(tmp_path: Path) -> None:
+    extra = write(
+        tmp_path, '[models.demo]\nsource = "builtin:demo"\nmax_model_len = 1024\ndescription = "mine"\n'
+    )
+    assert Registry.load(extra).get("demo").max_model_len == 1024
+
+
+def test_extra_file_adds_an_entry(tmp_path: Path) -> None:
+    extra = write(tmp_path, '[models.mine]\nsource = "me/my-model"\nquantization = "gptq"\ndevice = "gpu"\n')
+    spec = Registry.load(extra).get("mine")
+    assert (spec.source, spec.quantization, spec.device) == ("me/my-model", "gptq", "gpu")
+
+
+def test_extra_file_keeps_the_other_built_ins(tmp_path: Path, builtin: Registry) -> None:
+    extra = write(tmp_path, '[models.mine]\nsource = "me/my-model"\n')
+    assert set(builtin.names()) < set(Registry.load(extra).names())
+
+
+def test_missing_extra_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(tmp_path / "absent.toml")
+
+
+def test_directory_as_extra_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(tmp_path)
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(write(tmp_path, "[models.mine\nsource = 1\n"))
+
+
+def test_config_error_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Registry.load(write(tmp_path, "[models.mine\n"))
+    assert caught.value.problems[0].startswith("HEARTH_MODELS_FILE")
+
+
+def test_unknown_quantization_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="int3"):
+        Registry.load(write(tmp_path, '[models.mine]\nsource = "me/m"\nquantization = "int3"\n'))
+
+
+def test_unknown_entry_key_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(write(tmp_path, '[models.mine]\nsource = "me/m"\nflavour = "sweet"\n'))
+
+
+def test_entry_without_source_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(write(tmp_path, '[models.mine]\nquantization = "awq"\n'))
+
+
+def test_entry_that_is_not_a_table_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(write(tmp_path, '[models]\nmine = "me/m"\n'))
+
+
+def test_non_utf8_extra_file_is_a_config_error(tmp_path: Path) -> None:
+    extra = tmp_path / "models.toml"
+    extra.write_bytes('[models.mine]\nsource = "me/m"\ndescription = "café"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError):
+        Registry.load(extra)
+
+
+def test_models_that_is_not_a_table_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(write(tmp_path, 'models = "mine"\n'))
+
+
+@pytest.mark.parametrize("value", ["0", "-5", '"big"'])
+def test_bad_context_length_is_a_config_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError):
+        Registry.load(write(tmp_path, f'[models.mine]\nsource = "me/m"\nmax_model_len = {value}\n'))
+
+
+def test_get_unknown_name_raises_unknown_model_error(builtin: Registry) -> None:
+    with pytest.raises(UnknownModelError):
+        builtin.get("gpt-9")
+
+
+def test_unknown_model_error_lists_the_known_names(builtin: Registry) -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        builtin.get("gpt-9")
+    assert caught.value.known == builtin.names()
+
+
+def test_unknown_model_message_names_the_models(builtin: Registry) -> None:
+    with pytest.raises(UnknownModelError, match="demo-awq"):
+        builtin.get("gpt-9")
+
+
+def test_lookup_finds_a_registry_entry(builtin: Registry) -> None:
+    assert builtin.lookup("demo") == builtin.get("demo")
+
+
+def test_lookup_accepts_a_hugging_face_id(builtin: Registry) -> None:
+    spec = builtin.lookup("someorg/some-model")
+    assert (spec.source, spec.quantization, spec.max_model_len) == (
+        "someorg/some-model",
+        "auto",
+        ADHOC_MAX_MODEL_LEN,
+    )
+
+
+def test_lookup_accepts_a_local_directory(builtin: Registry, tmp_path: Path) -> None:
+    model_dir = tmp_path / "weights"
+    model_dir.mkdir()
+    assert builtin.lookup(str(model_dir)).source == str(model_dir)
+
+
+def test_lookup_rejects_a_bare_unknown_word(
+    builtin: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # so the word cannot name a directory by chance
+    with pytest.raises(UnknownModelError):
+        builtin.lookup("llama")
+
+
+def test_lookup_rejects_a_bare_word_naming_a_file(
+    builtin: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(UnknownModelError):
+        builtin.lookup("weights.bin")
