@@ -15,13 +15,21 @@ Direction = Literal["input", "output"]
 
 
 class Gate(Protocol):
-    async def check(self, text: str, direction: Direction, key: ConversationKey) -> Verdict:
-        """A verdict for `text`; must not block the event loop."""
+    async def check(
+        self, text: str, direction: Direction, key: ConversationKey, system_prompt: str = ""
+    ) -> Verdict:
+        """A verdict for `text`; must not block the event loop.
+
+        For replies (`output`), `system_prompt` is the prompt the model was given,
+        so a reply that leaks it can be caught.
+        """
         ...
 
 
 class AllowAllGate:
     """Lets everything through, and says so in every verdict it records."""
 
-    async def check(self, text: str, direction: Direction, key: ConversationKey) -> Verdict:
+    async def check(
+        self, text: str, direction: Direction, key: ConversationKey, system_prompt: str = ""
+    ) -> Verdict:
         return Verdict(flagged=False, layer="none", action="allow")

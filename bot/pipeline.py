@@ -107,18 +107,18 @@ class Pipeline:
                 text += chunk.text
                 if not stream.due():
                     continue
-                if (verdict := await self._check(text, msg)).flagged:
+                if (verdict := await self._check(text, msg, prompt)).flagged:
                     return await self._refuse(msg, stream, verdict)
                 await stream.update(text.strip())
-        verdict = await self._check(text, msg)
+        verdict = await self._check(text, msg, prompt)
         if verdict.flagged:
             return await self._refuse(msg, stream, verdict)
         text = text.strip() or i18n.text("empty_reply", core.language(msg.text))
         await stream.finish(text)
         return Reply(text, verdict, final)
 
-    async def _check(self, text: str, msg: IncomingMessage) -> Verdict:
-        return await self._core.gate.check(text, "output", msg.key)
+    async def _check(self, text: str, msg: IncomingMessage, prompt: Prompt) -> Verdict:
+        return await self._core.gate.check(text, "output", msg.key, prompt.messages[0].content)
 
     async def _refuse(self, msg: IncomingMessage, stream: ReplyStream, verdict: Verdict) -> Reply:
         refusal = i18n.text("refusal", self._core.language(msg.text))

@@ -14,6 +14,7 @@ from adapters.terminal import TerminalAdapter
 from bot.core import Hearth, initial_model, warn_if_demo
 from bot.errors import ModelLoadError
 from bot.logs import vllm_log_level
+from bot.moderation import AllowAllGate, Gate
 from bot.registry import Registry
 from bot.settings import Settings
 from bot.store import SqliteStore
@@ -35,6 +36,11 @@ def engine_options(settings: Settings) -> EngineOptions:
     )
 
 
+def make_gate(settings: Settings) -> Gate:
+    """The moderation gate every message and reply passes."""
+    return AllowAllGate()
+
+
 def build_adapters(core: Hearth, stdin: TextIO, stdout: TextIO) -> list[Adapter]:
     """Every platform adapter whose token is set; the terminal chat when none is."""
     adapters: list[Adapter] = []
@@ -50,7 +56,7 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         spec = await initial_model(store, registry, settings)
         warn_if_demo(spec)
         engine = VllmEngine(spec, ModelResolver(settings.data_dir), engine_options(settings))
-        core = Hearth(settings, store, engine, registry)
+        core = Hearth(settings, store, engine, registry, make_gate(settings))
         try:
             log.info("loading model %s …", spec.name)
             await engine.start()

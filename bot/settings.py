@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=16000, ge=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # --- moderation ---
+    moderation_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
+    guard_model: str | None = None
+    guard_fail: Literal["closed", "open"] = "closed"
+
+    # --- discord ---
+    discord_token: SecretStr | None = None
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+
+    # --- telegram ---
+    telegram_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
+    telegram_webhook_secret: SecretStr | None = None
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_admin_ids(cls, value: object) -> object:

@@ -59,7 +59,9 @@ class BlockingGate:
         self.words = words
         self.checked: list[tuple[Direction, str]] = []
 
-    async def check(self, text: str, direction: Direction, key: ConversationKey) -> Verdict:
+    async def check(
+        self, text: str, direction: Direction, key: ConversationKey, system_prompt: str = ""
+    ) -> Verdict:
         self.checked.append((direction, text))
         flagged = any(w in text for w in self.words)
         return Verdict(flagged, "test", {"harassment": flagged}, {"harassment": float(flagged)},
