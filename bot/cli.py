@@ -73,3 +73,12 @@ def models() -> None:
     for spec in registry:
         click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}")
         click.echo(f"    {spec.description}")
+
+
+def _register_groups() -> None:
+    from bot.bench.cli import bench
+
+    main.add_command(bench)
+
+
+_register_groups()
