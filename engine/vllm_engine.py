@@ -8,6 +8,7 @@ new model is ready.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import uuid
@@ -28,6 +29,7 @@ CPU_DEFAULT_KV_CACHE_GIB = 1.0  # on CPU vLLM cannot size the cache itself
 READY_TIMEOUT_S = 900.0
 DRAIN_TIMEOUT_S = 60.0
 SHUTDOWN_TIMEOUT_S = 10.0
+RENDER_CACHE_SIZE = 256
 # vLLM logs to stdout by default, which would mix with a terminal chat.
 VLLM_ENV_DEFAULTS = {
     "VLLM_LOGGING_STREAM": "ext://sys.stderr",
@@ -81,16 +83,22 @@ def _build_async_llm(source: str, spec: ModelSpec, options: EngineOptions, max_l
     return AsyncLLM.from_engine_args(args)
 
 
-@dataclass(slots=True)
 class _Loaded:
     """One model being served: the vLLM engine and its tokenizer."""
 
-    spec: ModelSpec
-    llm: Any
-    tokenizer: Any
-    max_model_len: int
+    def __init__(self, spec: ModelSpec, llm: Any, max_model_len: int) -> None:
+        self.spec = spec
+        self.llm = llm
+        self.tokenizer = llm.get_tokenizer()
+        self.max_model_len = max_model_len
+        # The pipeline counts a prompt's tokens and then generates from the very
+        # same messages: remember recent renders so that costs one tokenisation.
+        self._rendered = functools.lru_cache(maxsize=RENDER_CACHE_SIZE)(self._render)
 
     def render(self, messages: Sequence[ChatMessage]) -> list[int]:
+        return list(self._rendered(tuple(messages)))  # a copy: vLLM must not alter the cached one
+
+    def _render(self, messages: tuple[ChatMessage, ...]) -> list[int]:
         ids = self.tokenizer.apply_chat_template(
             [m.as_dict() for m in messages],
             tokenize=True,
@@ -248,7 +256,7 @@ class VllmEngine:
             self._stats.state = "failed"
             log.error("model %s failed to load: %s", spec.name, exc)
             raise ModelLoadError(spec.name, _first_line(exc)) from exc
-        self._loaded = _Loaded(spec, llm, llm.get_tokenizer(), max_len)
+        self._loaded = _Loaded(spec, llm, max_len)
         self._spec = spec
         # vLLM's own view of the quantization, not just what the registry claims.
         self._stats.model = spec.name
