@@ -10,6 +10,7 @@ from contextlib import suppress
 from typing import TextIO
 
 from adapters.base import Adapter
+from adapters.discord import DiscordAdapter
 from adapters.terminal import TerminalAdapter
 from bot.core import Hearth, initial_model, warn_if_demo
 from bot.errors import ModelLoadError
@@ -44,6 +45,8 @@ def make_gate(settings: Settings) -> Gate:
 def build_adapters(core: Hearth, stdin: TextIO, stdout: TextIO) -> list[Adapter]:
     """Every platform adapter whose token is set; the terminal chat when none is."""
     adapters: list[Adapter] = []
+    if core.settings.discord_token is not None:
+        adapters.append(DiscordAdapter(core, core.settings))
     return adapters or [TerminalAdapter(core, stdin, stdout)]
 
 

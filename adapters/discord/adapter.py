@@ -1,0 +1,210 @@
+"""Hearth on Discord: messages in, streamed replies out, slash commands for admins.
+
+Every message is answered in its own task, owned here and cancelled on stop, so
+channels are answered concurrently (the core keeps each conversation in order).
+discord.py waits out 429s and retries 500/502/504/524 itself (five tries); a 503,
+which it does not retry, or a dropped connection is retried here, twice. A message
+Discord rejects (4xx) raises `DeliveryError`, which the core logs and turns into a
+short apology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import discord
+
+from adapters.base import ReplyLimits
+from adapters.discord.client import MAX_CHARS, NO_MENTIONS, HearthClient, endpoints
+from adapters.discord.commands import ANSWER_ALL, SlashCommands
+from adapters.discord.convert import (
+    channel_id,
+    conversation_key,
+    from_message,
+    is_chat,
+    mentions_bot,
+    replies_to_bot,
+)
+from bot.errors import ConfigError, HearthError
+from bot.messages import ConversationKey, IncomingMessage
+
+if TYPE_CHECKING:
+    from bot.core import Hearth
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL_S = 1.0  # Discord allows about 5 edits per 5 s per channel
+GUILD_READY_TIMEOUT_S = 2.0  # discord.py's default wait for GUILD_CREATEs after READY
+RETRY_DELAY_S = 1.0
+SERVER_RETRIES = 2
+TYPING_REFRESH_S = 8.0  # Discord shows "typing…" for about 10 s per request
+# discord.py already retried 500/502/504/524 five times before raising them.
+RETRIED_HERE = frozenset({503})
+
+
+class DeliveryError(HearthError):
+    """Discord did not take a message: rejected it (4xx), or kept failing (5xx, network)."""
+
+    def __init__(self, status: int, code: int, reason: str) -> None:
+        super().__init__(f"Discord refused the message: HTTP {status} (code {code}): {reason}")
+        self.status = status
+        self.code = code
+        self.reason = reason
+
+
+class OwnedTasks:
+    """Background tasks with a reference kept until they finish; `cancel_all` on shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class DiscordAdapter:
+    """The Discord platform adapter. `run()` serves until `stop()`.
+
+    `edit_interval`, `guild_ready_timeout` and `retry_delay` exist for tests; the
+    defaults suit Discord."""
+
+    platform = "discord"
+
+    def __init__(
+        self,
+        core: Hearth,
+        settings: Settings,
+        *,
+        edit_interval: float = EDIT_INTERVAL_S,
+        guild_ready_timeout: float = GUILD_READY_TIMEOUT_S,
+        retry_delay: float = RETRY_DELAY_S,
+    ) -> None:
+        if settings.discord_token is None:
+            raise ConfigError(["HEARTH_DISCORD_TOKEN: required for the Discord adapter"])
+        self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=edit_interval)
+        self._core = core
+        self._settings = settings
+        self._token = settings.discord_token
+        self._retry_delay = retry_delay
+        self._tasks = OwnedTasks()
+        self._stopping = False
+        self._ready = asyncio.Event()
+        commands = SlashCommands(core, self._tasks.spawn)
+        self._client = HearthClient(
+            self._on_message, commands.install, self._ready.set, guild_ready_timeout=guild_ready_timeout,
+        )
+
+    async def run(self) -> None:
+        """Log in, sync the slash commands and serve; reconnects are discord.py's."""
+        if self._stopping:
+            return
+        with endpoints(self._settings.discord_api_base, self._settings.discord_gateway_url):
+            async with self._client:
+                await self._client.start(self._token.get_secret_value())
+
+    async def stop(self) -> None:
+        """Cancel the replies in progress, then disconnect. Idempotent."""
+        self._stopping = True
+        await self._tasks.cancel_all()
+        await self._client.close()
+
+    async def wait_until_ready(self) -> None:
+        """Until the gateway session is up and the servers are loaded."""
+        await self._ready.wait()
+
+    async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
+        channel = self._client.get_partial_messageable(channel_id(key))
+        if reply_to is not None and reply_to.isdigit():
+            reference = discord.MessageReference(
+                message_id=int(reply_to), channel_id=channel.id, fail_if_not_exists=False,
+            )
+            message = await self._deliver(
+                key, lambda: channel.send(text, reference=reference, allowed_mentions=NO_MENTIONS)
+            )
+        else:
+            message = await self._deliver(key, lambda: channel.send(text, allowed_mentions=NO_MENTIONS))
+        return str(message.id)
+
+    async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
+        channel = self._client.get_partial_messageable(channel_id(key))
+        message = channel.get_partial_message(int(message_id))
+        await self._deliver(key, lambda: message.edit(content=text, allowed_mentions=NO_MENTIONS))
+
+    async def _deliver(
+        self, key: ConversationKey, call: Callable[[], Awaitable[discord.Message]]
+    ) -> discord.Message:
+        """One send or edit, retried a few times on server errors and dropped connections."""
+        for attempt in range(SERVER_RETRIES + 1):
+            try:
+                return await call()
+            except (discord.HTTPException, aiohttp.ClientConnectionError) as exc:
+                error = _delivery_error(exc)
+                transient = error.status == 0 or error.status in RETRIED_HERE
+                if not transient or attempt == SERVER_RETRIES:
+                    log.warning("Discord did not take a message in %s: %s", key, error)
+                    raise error from exc
+                log.warning("Discord failed in %s (%s); retrying", key, error)
+                await asyncio.sleep(self._retry_delay * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _on_message(self, message: discord.Message) -> None:
+        if self._stopping or not is_chat(message):
+            return
+        self._tasks.spawn(self._answer(message), f"discord-message-{message.id}")
+
+    async def _answer(self, message: discord.Message) -> None:
+        try:
+            msg = await self._normalise(message)
+            if msg is None:
+                return
+            typing = self._tasks.spawn(_keep_typing(message.channel), f"discord-typing-{message.id}")
+            try:
+                await self._core.handle(msg, self)
+            finally:
+                typing.cancel()
+        except Exception:  # the outer boundary of a message's task
+            log.exception("message %s in channel %s failed", message.id, message.channel.id)
+
+    async def _normalise(self, message: discord.Message) -> IncomingMessage | None:
+        """The message as Hearth sees it, or None when it is not for the bot (or empty)."""
+        me = self._client.user
+        if me is None:
+            return None
+        addressed = mentions_bot(message, me.id) or replies_to_bot(message, me.id)
+        if not addressed and message.guild is not None:
+            addressed = await self._answers_all(conversation_key(message.channel))
+        msg = from_message(message, me.id, addresses_bot=addressed)
+        return msg if msg.addresses_bot and msg.text else None
+
+    async def _answers_all(self, key: ConversationKey) -> bool:
+        return await self._core.store.get_channel_flag(key, ANSWER_ALL) is not None
+
+
+async def _keep_typing(channel: discord.abc.Messageable) -> None:
+    """Show "typing…" until cancelled; a failure here must not stop the reply."""
+    try:
+        while True:
+            await channel.typing()
+            await asyncio.sleep(TYPING_REFRESH_S)
+    except (discord.HTTPException, aiohttp.ClientConnectionError) as exc:
+        log.info("typing indicator failed: %s", exc)
+
+
+def _delivery_error(exc: discord.HTTPException | aiohttp.ClientConnectionError) -> DeliveryError:
+    if isinstance(exc, discord.HTTPException):
+        return DeliveryError(exc.status, exc.code, exc.text or exc.response.reason or "")
+    return DeliveryError(0, 0, f"connection failed: {exc.__class__.__name__}")

@@ -1,0 +1,75 @@
+"""The discord.py client Hearth drives, and where it connects to.
+
+discord.py reads its endpoints from two class attributes, `Route.BASE` (REST)
+and `DiscordWebSocket.DEFAULT_GATEWAY` (the gateway websocket), so they are
+process-wide: `endpoints()` sets them while the adapter runs and puts the old
+values back afterwards. Reconnects use the `resume_gateway_url` Discord sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+MAX_CHARS = 2000  # Discord's limit on a message's content
+NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping anyone
+
+OnMessage = Callable[[discord.Message], None]
+
+
+@contextmanager
+def endpoints(api_base: str, gateway_url: str) -> Iterator[None]:
+    """Point discord.py at `api_base` and `gateway_url` (an emulator, a proxy, a test fake)."""
+    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    Route.BASE = api_base.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def intents() -> discord.Intents:
+    """The default intents plus message content, which the developer portal must allow."""
+    wanted = discord.Intents.default()
+    wanted.message_content = True
+    return wanted
+
+
+class HearthClient(discord.Client):
+    """Syncs the slash commands at start-up and hands every message to `on_message_cb`."""
+
+    def __init__(
+        self,
+        on_message_cb: OnMessage,
+        install_commands: Callable[[app_commands.CommandTree[discord.Client]], None],
+        on_ready_cb: Callable[[], None],
+        *,
+        guild_ready_timeout: float,
+    ) -> None:
+        # Hearth has no voice: discord.py's warnings about voice libraries only confuse owners.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(
+            intents=intents(), allowed_mentions=NO_MENTIONS, guild_ready_timeout=guild_ready_timeout,
+        )
+        self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self)
+        install_commands(self.tree)
+        self._on_message_cb = on_message_cb
+        self._on_ready_cb = on_ready_cb
+
+    async def setup_hook(self) -> None:
+        """Runs after login, before the gateway connects: publish the commands."""
+        await self.tree.sync()
+
+    async def on_ready(self) -> None:
+        self._on_ready_cb()
+
+    async def on_message(self, message: discord.Message) -> None:
+        self._on_message_cb(message)
+

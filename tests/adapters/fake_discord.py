@@ -1,0 +1,489 @@
+"""A wire-level fake Discord on 127.0.0.1: the REST API (aiohttp) and the gateway websocket.
+
+The real discord.py client talks to it through `Route.BASE` and
+`DiscordWebSocket.DEFAULT_GATEWAY`. It holds one server ("guild") with a text
+channel and two threads, a DM channel, and a few users; it records every request,
+answers like Discord does (JSON with Content-Type exactly `application/json`,
+text gateway frames, 429 with `Via` and `retry_after`, 400/50035 for content
+over 2,000 characters), and fails loudly: an unexpected route or gateway opcode
+is answered 404 and listed in `unexpected`, which the tests require to be empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import WSMsgType, web
+
+T = TypeVar("T")
+Json = dict[str, Any]
+Handler = Callable[[web.Request, Any], Awaitable[tuple[int, Any]]]
+
+TOKEN = "fake-discord-token-4f9a1c"
+API_PREFIX = "/api/v10"
+# Snowflake-sized ids: discord.py finds mentions with a 15-20 digit pattern.
+SNOWFLAKE = 310_000_000_000_000_000
+BOT_ID = SNOWFLAKE + 1000  # also the application id, as for real bots
+GUILD_ID = SNOWFLAKE + 2000
+ADMIN_ROLE_ID = SNOWFLAKE + 2001
+BOT_ROLE_ID = SNOWFLAKE + 2002  # the role Discord makes for a bot it adds to a server
+CHANNEL_ID = SNOWFLAKE + 3000
+THREAD_A_ID = SNOWFLAKE + 3001
+THREAD_B_ID = SNOWFLAKE + 3002
+DM_ID = SNOWFLAKE + 4000
+ADMIN_ID = SNOWFLAKE + 5001  # has a role with Manage Server
+MEMBER_ID = SNOWFLAKE + 5002  # no special permissions
+OTHER_BOT_ID = SNOWFLAKE + 5003
+OWNER_ID = SNOWFLAKE + 5009
+
+MANAGE_GUILD = 1 << 5
+EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 38)  # view, send, history, threads
+MESSAGE_CONTENT_INTENT = 1 << 15
+EPHEMERAL = 1 << 6
+MAX_CONTENT = 2000
+TIMESTAMP = "2026-11-22T12:00:00+00:00"
+HEARTBEAT_MS = 41250
+WAIT_S = 5.0
+NAMES = {BOT_ID: "hearth", ADMIN_ID: "alice", MEMBER_ID: "bob", OTHER_BOT_ID: "otherbot", OWNER_ID: "olga"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One REST call as the fake saw it, with the status it answered."""
+
+    route: str
+    method: str
+    path: str
+    body: Any
+    status: int
+
+
+@dataclass
+class Posted:
+    """A message the bot posted: every version of its content, oldest first."""
+
+    id: int
+    channel_id: int
+    contents: list[str]
+    reply_to: int | None
+    allowed_mentions: Any
+
+    @property
+    def text(self) -> str:
+        return self.contents[-1]
+
+
+@dataclass
+class Interaction:
+    """A slash command sent to the bot, and what the bot answered."""
+
+    token: str
+    callbacks: list[Json] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # edits of @original, then follow-ups
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int
+    body: Json
+    headers: dict[str, str]
+
+
+def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
+    # Exactly application/json: with a charset, discord.py would not parse the body.
+    return web.Response(
+        body=json.dumps(data).encode(), status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def user(uid: int) -> Json:
+    name = NAMES[uid]
+    return {"id": str(uid), "username": name, "discriminator": "0", "global_name": name.title(),
+            "avatar": None, "bot": uid in (BOT_ID, OTHER_BOT_ID)}
+
+
+def member(uid: int) -> Json:
+    roles = {ADMIN_ID: [str(ADMIN_ROLE_ID)], BOT_ID: [str(BOT_ROLE_ID)]}.get(uid, [])
+    return {"user": user(uid), "roles": roles, "joined_at": TIMESTAMP, "deaf": False, "mute": False,
+            "flags": 0, "nick": None}
+
+
+def permissions(uid: int) -> int:
+    return EVERYONE_PERMISSIONS | (MANAGE_GUILD if uid == ADMIN_ID else 0)
+
+
+def text_channel() -> Json:
+    return {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "general", "position": 0,
+            "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
+            "last_message_id": None, "rate_limit_per_user": 0, "flags": 0}
+
+
+def thread(tid: int) -> Json:
+    return {"id": str(tid), "type": 11, "guild_id": str(GUILD_ID), "parent_id": str(CHANNEL_ID),
+            "owner_id": str(MEMBER_ID), "name": f"thread-{tid}", "message_count": 0, "member_count": 1,
+            "rate_limit_per_user": 0, "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                "archive_timestamp": TIMESTAMP, "locked": False}}
+
+
+def dm_channel(uid: int) -> Json:
+    return {"id": str(DM_ID), "type": 1, "recipients": [user(uid)], "last_message_id": None}
+
+
+def channel_payload(channel_id: int, uid: int) -> Json:
+    if channel_id == DM_ID:
+        return dm_channel(uid)
+    return text_channel() if channel_id == CHANNEL_ID else thread(channel_id)
+
+
+def role(rid: int, name: str, perms: int) -> Json:
+    data = {"id": str(rid), "name": name, "permissions": str(perms), "position": int(rid != GUILD_ID),
+            "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
+    if rid == BOT_ROLE_ID:
+        data |= {"managed": True, "tags": {"bot_id": str(BOT_ID)}}
+    return data
+
+
+def guild() -> Json:
+    return {
+        "id": str(GUILD_ID), "name": "Hearth test server", "owner_id": str(OWNER_ID), "icon": None,
+        "roles": [role(GUILD_ID, "@everyone", EVERYONE_PERMISSIONS),
+                  role(ADMIN_ROLE_ID, "admins", MANAGE_GUILD),
+                  role(BOT_ROLE_ID, "Hearth", EVERYONE_PERMISSIONS)],
+        "channels": [text_channel()], "threads": [thread(THREAD_A_ID), thread(THREAD_B_ID)],
+        "members": [member(BOT_ID)], "member_count": 4, "unavailable": False, "large": False,
+        "features": [], "emojis": [], "stickers": [], "voice_states": [], "presences": [],
+        "stage_instances": [], "guild_scheduled_events": [], "joined_at": TIMESTAMP,
+        "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
+        "explicit_content_filter": 0, "mfa_level": 0, "system_channel_flags": 0, "premium_tier": 0,
+        "preferred_locale": "en-US", "nsfw_level": 0,
+    }
+
+
+def message(mid: int, channel_id: int, author: int, content: str, **extra: Any) -> Json:
+    data: Json = {
+        "id": str(mid), "channel_id": str(channel_id), "author": user(author), "content": content,
+        "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False, "mention_everyone": False,
+        "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
+        "type": 0, "flags": 0,
+    }
+    if channel_id != DM_ID:
+        data["guild_id"] = str(GUILD_ID)
+        if author != BOT_ID:
+            data["member"] = {k: v for k, v in member(author).items() if k != "user"}
+    return data | extra
+
+
+class FakeDiscord:
+    """Start with `async with FakeDiscord() as fake`; point the client at `api_base`/`gateway_url`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.unexpected: list[str] = []
+        self.posted: dict[int, Posted] = {}
+        self.interactions: dict[str, Interaction] = {}
+        self.commands: list[Json] = []
+        self.identify: Json | None = None
+        self.resumes = 0
+        self.allow_message_content = True  # as ticked in the developer portal
+        self._failures: dict[str, deque[Failure]] = defaultdict(deque)
+        self._ids = itertools.count(SNOWFLAKE + 900_000)
+        self._seq = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> FakeDiscord:
+        self._runner = web.AppRunner(self._app())
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # --- scripting ---------------------------------------------------------
+
+    def fail_next(self, route: str, status: int, headers: dict[str, str] | None = None, **body: Any) -> None:
+        """Answer the next call of `route` (e.g. "create_message") with `status` and `body`."""
+        self._failures[route].append(Failure(status, body, headers or {}))
+
+    def rate_limit_next(self, route: str, retry_after: float) -> None:
+        """A 429 as Discord sends it: `Via` set (without it discord.py assumes a Cloudflare ban)."""
+        self.fail_next(route, 429, {"Via": "1.1 google"}, message="You are being rate limited.",
+                       retry_after=retry_after, **{"global": False})
+
+    async def wait_for(self, predicate: Callable[[], T]) -> T:
+        """Until `predicate()` is truthy (checked after every request and event), at most WAIT_S."""
+        async with self._changed:
+            return await asyncio.wait_for(self._changed.wait_for(predicate), WAIT_S)
+
+    async def user_message(
+        self, content: str, *, author: int = MEMBER_ID, channel: int = CHANNEL_ID,
+        mention: bool = False, mention_role: bool = False, reply_to: Posted | None = None,
+    ) -> int:
+        """A person writes in `channel`; `mention` prefixes `<@bot>`, `mention_role` the bot's role
+        (`<@&role>`). The message id."""
+        mid = next(self._ids)
+        extra: Json = {}
+        if mention:
+            content, extra["mentions"] = f"<@{BOT_ID}> {content}", [user(BOT_ID)]
+        if mention_role:
+            content, extra["mention_roles"] = f"<@&{BOT_ROLE_ID}> {content}", [str(BOT_ROLE_ID)]
+        if reply_to is not None:
+            extra |= self._reply_fields(reply_to)
+        await self.dispatch("MESSAGE_CREATE", message(mid, channel, author, content, **extra))
+        return mid
+
+    async def slash(self, name: str, options: list[Json] | None = None, *, author: int = MEMBER_ID,
+                    channel: int = CHANNEL_ID, autocomplete: bool = False) -> Interaction:
+        """A person runs `/name` with `options`; `interaction.callbacks` fills in as the bot answers."""
+        iid = next(self._ids)
+        token = f"interaction-token-{iid}"
+        self.interactions[token] = Interaction(token)
+        data: Json = {"id": str(iid), "application_id": str(BOT_ID), "type": 4 if autocomplete else 2,
+                "token": token, "version": 1, "attachment_size_limit": 8 << 20, "locale": "en-US",
+                "entitlements": [], "channel_id": str(channel), "channel": channel_payload(channel, author),
+                "app_permissions": str(EVERYONE_PERMISSIONS),
+                "data": {"id": self._command_id(name), "name": name, "type": 1, "options": options or []}}
+        if channel == DM_ID:
+            data |= {"user": user(author), "context": 1}
+        else:
+            data |= {"guild_id": str(GUILD_ID), "guild_locale": "en-US", "context": 0,
+                     "member": member(author) | {"permissions": str(permissions(author))}}
+        await self.dispatch("INTERACTION_CREATE", data)
+        return self.interactions[token]
+
+    async def drop_connection(self, code: int = 4000) -> None:
+        """Close the gateway websocket as Discord does now and then; the client should resume."""
+        if self._ws is not None:
+            await self._ws.close(code=code)
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        """Send a gateway event to the connected client."""
+        if self._ws is None:
+            raise AssertionError("no client is connected to the gateway")
+        self._seq += 1
+        await self._ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    # --- queries -------------------------------------------------------------
+
+    def replies_to(self, message_id: int) -> list[Posted]:
+        """The bot's messages answering `message_id`: the reply, then its continuations."""
+        first = [p for p in self.posted.values() if p.reply_to == message_id]
+        if not first:
+            return []
+        head = first[0]
+        later = [p for p in self.posted.values() if p.id > head.id and p.channel_id == head.channel_id]
+        return [head, *later]
+
+    def calls(self, route: str) -> list[Request]:
+        return [r for r in self.requests if r.route == route]
+
+    # --- the server ------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        api = API_PREFIX
+        routes: list[tuple[str, str, Handler, bool]] = [
+            ("GET", "/users/@me", self._me, True),
+            ("GET", "/oauth2/applications/@me", self._application, True),
+            ("PUT", "/applications/{app}/commands", self._sync_commands, True),
+            ("POST", "/channels/{channel}/typing", self._typing, True),
+            ("POST", "/channels/{channel}/messages", self._create_message, True),
+            ("PATCH", "/channels/{channel}/messages/{message}", self._edit_message, True),
+            ("POST", "/interactions/{id}/{token}/callback", self._interaction_callback, False),
+            ("PATCH", "/webhooks/{app}/{token}/messages/@original", self._edit_original, False),
+            ("POST", "/webhooks/{app}/{token}", self._followup, False),
+        ]
+        for method, path, handler, auth in routes:
+            app.router.add_route(method, api + path, self._recorded(handler, auth))
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/{tail:.*}", self._unexpected_route)
+        return app
+
+    def _recorded(self, handler: Handler, auth: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+        route = handler.__name__.lstrip("_")
+
+        async def serve(request: web.Request) -> web.Response:
+            body = await request.json() if request.can_read_body else None
+            status, data, headers = await self._answer(route, handler, request, body, auth)
+            self.requests.append(Request(route, request.method, request.path, body, status))
+            await self._notify()
+            return web.Response(status=204) if status == 204 else _json(status, data, headers)
+
+        return serve
+
+    async def _answer(
+        self, route: str, handler: Handler, request: web.Request, body: Any, auth: bool
+    ) -> tuple[int, Any, dict[str, str]]:
+        if auth and request.headers.get("Authorization") != f"Bot {TOKEN}":
+            return 401, {"message": "401: Unauthorized", "code": 0}, {}
+        if self._failures[route]:
+            failure = self._failures[route].popleft()
+            return failure.status, failure.body, failure.headers
+        status, data = await handler(request, body)
+        return status, data, {}
+
+    async def _unexpected_route(self, request: web.Request) -> web.Response:
+        self.unexpected.append(f"{request.method} {request.path}")
+        return _json(404, {"message": "404: Not Found", "code": 0})
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _me(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        return 200, user(BOT_ID) | {"verified": True, "mfa_enabled": False, "flags": 0}
+
+    async def _application(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        return 200, {"id": str(BOT_ID), "name": "Hearth", "description": "", "icon": None, "bot_public": True,
+                     "bot_require_code_grant": False, "owner": user(OWNER_ID), "verify_key": "0" * 64,
+                     "flags": 0}
+
+    async def _sync_commands(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        self.commands = [cmd | {"id": str(next(self._ids)), "application_id": str(BOT_ID), "version": "1",
+                                "default_member_permissions": cmd.get("default_member_permissions")}
+                         for cmd in body]
+        return 200, self.commands
+
+    async def _typing(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        return 204, None
+
+    async def _create_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        channel_id = int(request.match_info["channel"])
+        if (rejected := _too_long(body)) is not None:
+            return 400, rejected
+        mid = next(self._ids)
+        reference = body.get("message_reference") or {}
+        reply_to = int(reference["message_id"]) if reference.get("message_id") else None
+        self.posted[mid] = Posted(mid, channel_id, [body["content"]], reply_to, body.get("allowed_mentions"))
+        return 200, message(mid, channel_id, BOT_ID, body["content"])
+
+    async def _edit_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        posted = self.posted.get(int(request.match_info["message"]))
+        if posted is None or posted.channel_id != int(request.match_info["channel"]):
+            return 404, {"message": "Unknown Message", "code": 10008}
+        if (rejected := _too_long(body)) is not None:
+            return 400, rejected
+        posted.contents.append(body["content"])
+        return 200, message(posted.id, posted.channel_id, BOT_ID, body["content"])
+
+    async def _interaction_callback(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        interaction = self._interaction(request)
+        interaction.callbacks.append(body)
+        kind, data = body["type"], body.get("data") or {}
+        answer: Json = {"interaction": {
+            "id": request.match_info["id"], "type": 2, "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL),
+        }}
+        if kind in (4, 5):
+            mid = next(self._ids)
+            answer["interaction"]["response_message_id"] = str(mid)
+            shown = message(mid, CHANNEL_ID, BOT_ID, data.get("content", ""))
+            answer["resource"] = {"type": kind, "message": shown}
+        if kind == 4:
+            interaction.messages.append(data["content"])
+        return 200, answer
+
+    async def _edit_original(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        return await self._webhook_message(request, body)
+
+    async def _followup(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        return await self._webhook_message(request, body)
+
+    async def _webhook_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        if (rejected := _too_long(body)) is not None:
+            return 400, rejected
+        self._interaction(request).messages.append(body["content"])
+        return 200, message(next(self._ids), CHANNEL_ID, BOT_ID, body["content"])
+
+    def _interaction(self, request: web.Request) -> Interaction:
+        token = request.match_info["token"]
+        if token not in self.interactions:
+            raise web.HTTPNotFound(text=f"unknown interaction token {token}")
+        return self.interactions[token]
+
+    # --- the gateway ---------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        await self._send(ws, 10, {"heartbeat_interval": HEARTBEAT_MS})
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                self.unexpected.append(f"gateway frame {frame.type}")
+                continue
+            await self._on_gateway(ws, json.loads(frame.data))
+        return ws
+
+    async def _on_gateway(self, ws: web.WebSocketResponse, payload: Json) -> None:
+        op, data = payload["op"], payload["d"]
+        if op == 1:
+            await self._send(ws, 11, None)
+        elif op in (2, 6) and data["token"] != TOKEN:
+            self.unexpected.append(f"gateway op {op} with a wrong token")
+            await ws.close(code=4004)  # Authentication failed
+        elif op == 2 and data["intents"] & MESSAGE_CONTENT_INTENT and not self.allow_message_content:
+            await ws.close(code=4014)  # Disallowed intent(s)
+        elif op == 2:
+            self.identify = data
+            await self._ready()
+        elif op == 6:
+            self.resumes += 1
+            await self.dispatch("RESUMED", {})
+        else:
+            self.unexpected.append(f"gateway op {op}")
+            await ws.close(code=4001)  # Unknown opcode
+        await self._notify()
+
+    async def _ready(self) -> None:
+        await self.dispatch("READY", {
+            "v": 10, "user": user(BOT_ID), "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "session_id": "fake-session", "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(BOT_ID), "flags": 0}, "private_channels": [], "shard": [0, 1],
+        })
+        await self.dispatch("GUILD_CREATE", guild())
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, op: int, data: Any) -> None:
+        await ws.send_str(json.dumps({"op": op, "d": data, "s": None, "t": None}))
+
+    def _command_id(self, name: str) -> str:
+        return next((c["id"] for c in self.commands if c["name"] == name), "0")
+
+    def _reply_fields(self, target: Posted) -> Json:
+        reference = {"type": 0, "message_id": str(target.id), "channel_id": str(target.channel_id),
+                     "guild_id": str(GUILD_ID)}
+        return {"type": 19, "message_reference": reference,
+                "referenced_message": message(target.id, target.channel_id, BOT_ID, target.text)}
+
+
+def _too_long(body: Json) -> Json | None:
+    """Discord's answer to content over 2,000 characters (discord.py does not check)."""
+    if len(body.get("content") or "") <= MAX_CONTENT:
+        return None
+    return {"message": "Invalid Form Body", "code": 50035, "errors": {"content": {"_errors": [
+        {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}}
