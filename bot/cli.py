@@ -11,6 +11,7 @@ import click
 
 from bot.errors import ConfigError, UnknownModelError
 from bot.logs import configure_logging
+from bot.moderation.cli import moderate
 from bot.registry import Registry
 from bot.settings import Settings, load_settings
 
@@ -82,3 +83,4 @@ def _register_groups() -> None:
 
 
 _register_groups()
+main.add_command(moderate)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from bot.errors import NotAdminError
 from bot.messages import IncomingMessage
+from bot.moderation.admin import moderation_command
 from bot.persona import MAX_PERSONA_CHARS
 
 if TYPE_CHECKING:
@@ -17,12 +18,13 @@ HELP = (
     "/model — list models; /model NAME — switch (admins)\n"
     "/persona — show; /persona set TEXT, /persona reset (admins)\n"
     "/reset — forget this conversation\n"
+    "/moderation block WORD [category], allow WORD, remove WORD, list (admins)\n"
     "/status — model, queue, uptime, usage"
 )
 
 
 class Commands:
-    """`model`, `persona`, `reset`, `status`, `help`."""
+    """`model`, `persona`, `reset`, `status`, `moderation`, `help`."""
 
     def __init__(self, core: Hearth) -> None:
         self._core = core
@@ -33,6 +35,7 @@ class Commands:
             "persona": self.persona,
             "reset": self.reset,
             "status": self.status,
+            "moderation": self.moderation,
         }.get(name.lower())
         if handler is None:
             return HELP
@@ -68,6 +71,9 @@ class Commands:
             await self._core.store.set_channel_persona(msg.key, None)
             return "Persona reset to the default."
         return "Persona template:\n" + await self._core.persona_template(msg)
+
+    async def moderation(self, msg: IncomingMessage, args: str) -> str:
+        return await moderation_command(self._core, msg, args)
 
     async def reset(self, msg: IncomingMessage, args: str) -> str:
         if not msg.is_direct:

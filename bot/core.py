@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -13,7 +14,8 @@ from bot.commands import Commands
 from bot.errors import HearthError
 from bot.messages import IncomingMessage
 from bot.moderation import AllowAllGate, Gate
-from bot.persona import DEFAULT_PERSONA, PersonaContext, render_persona
+from bot.moderation.leak import load_canary
+from bot.persona import DEFAULT_PERSONA, PersonaContext, render_persona, with_canary
 from bot.pipeline import Pipeline
 from bot.registry import ModelSpec, Registry
 from bot.settings import Settings
@@ -53,6 +55,8 @@ class Hearth:
         self.commands = Commands(self)
         self.started_at = time.monotonic()
         self._today = today
+        self._canary: str | None = None
+        self._canary_lock = asyncio.Lock()
 
     async def handle(self, msg: IncomingMessage, adapter: Adapter) -> None:
         """Answer one platform message."""
@@ -87,7 +91,14 @@ class Hearth:
 
     async def system_prompt(self, msg: IncomingMessage) -> str:
         context = PersonaContext(self.settings.bot_name, msg.platform, msg.channel_name, self._today())
-        return render_persona(await self.persona_template(msg), context)
+        return with_canary(render_persona(await self.persona_template(msg), context), await self.canary())
+
+    async def canary(self) -> str:
+        """The secret the persona carries so the gate can tell a leaked prompt (stored once)."""
+        async with self._canary_lock:
+            if self._canary is None:
+                self._canary = await load_canary(self.store)
+            return self._canary
 
     async def switch_model(self, name: str) -> ModelSpec:
         """Serve `name` from now on and remember the choice across restarts."""

@@ -15,10 +15,11 @@ from adapters.terminal import TerminalAdapter
 from bot.core import Hearth, initial_model, warn_if_demo
 from bot.errors import ModelLoadError
 from bot.logs import vllm_log_level
-from bot.moderation import AllowAllGate, Gate
+from bot.moderation.factory import build_gate
+from bot.moderation.gate import LayeredGate
 from bot.registry import Registry
 from bot.settings import Settings
-from bot.store import SqliteStore
+from bot.store import SqliteStore, Store
 from engine.models import ModelResolver
 from engine.vllm_engine import EngineOptions, VllmEngine
 
@@ -37,9 +38,9 @@ def engine_options(settings: Settings) -> EngineOptions:
     )
 
 
-def make_gate(settings: Settings) -> Gate:
-    """The moderation gate every message and reply passes."""
-    return AllowAllGate()
+def make_gate(settings: Settings, store: Store) -> LayeredGate:
+    """The moderation gate every message and reply passes (admin words come from `store`)."""
+    return build_gate(settings, store)
 
 
 def build_adapters(core: Hearth, stdin: TextIO, stdout: TextIO) -> list[Adapter]:
@@ -55,11 +56,11 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     registry = Registry.load(settings.models_file)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    async with SqliteStore(settings.database) as store:
+    async with SqliteStore(settings.database) as store, make_gate(settings, store) as gate:
         spec = await initial_model(store, registry, settings)
         warn_if_demo(spec)
         engine = VllmEngine(spec, ModelResolver(settings.data_dir), engine_options(settings))
-        core = Hearth(settings, store, engine, registry, make_gate(settings))
+        core = Hearth(settings, store, engine, registry, gate)
         try:
             log.info("loading model %s …", spec.name)
             await engine.start()

@@ -50,9 +50,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- moderation ---
-    moderation_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
+    moderation_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
     guard_model: str | None = None
     guard_fail: Literal["closed", "open"] = "closed"
+    guard_gpu_memory_utilization: float = Field(default=0.1, gt=0.0, le=1.0)
+    guard_kv_cache_gib: float | None = Field(default=None, gt=0.0)
+    guard_max_model_len: int = Field(default=4096, ge=256)
 
     # --- discord ---
     discord_token: SecretStr | None = None

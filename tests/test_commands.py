@@ -68,7 +68,7 @@ async def test_persona_set_show_reset(core: Hearth, adapter: RecordingAdapter) -
     assert "a pirate" in await core.command(member(), "persona")
 
     await core.handle(member("hello"), adapter)
-    assert (await core.system_prompt(member())) == "You are Hearth, a pirate."
+    assert (await core.system_prompt(member())).startswith("You are Hearth, a pirate.\n\n[hearth-canary-")
 
     assert (await core.command(admin(), "persona", "reset")) == "Persona reset to the default."
     assert "a pirate" not in await core.command(member(), "persona")

@@ -1,13 +1,8 @@
-"""The moderation gate's place in the pipeline.
-
-Every user message and every piece of a reply passes a `Gate` before anyone
-sees it. The bilingual layered filter plugs in here; until it is configured,
-`AllowAllGate` records a verdict for every message so the audit trail is whole.
-"""
+"""The gate's contract, and the gate that lets everything through."""
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from bot.messages import ConversationKey, Verdict
 
@@ -24,6 +19,13 @@ class Gate(Protocol):
         so a reply that leaks it can be caught.
         """
         ...
+
+
+@runtime_checkable
+class WordsAware(Protocol):
+    """A gate that keeps admin words in memory and must hear when they change."""
+
+    def words_changed(self) -> None: ...
 
 
 class AllowAllGate:

@@ -1,0 +1,42 @@
+"""Layer 3: the English classifier, read from alt-profanity-check's shipped model."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.moderation import GateConfig, LayeredGate
+from bot.moderation.classifier import load_model
+from tests.moderation import ROOM
+
+SAMPLES = ["you are an absolute idiot", "have a lovely day", "", "这是中文", "what the hell", "damn it"]
+
+
+def test_scores_match_alt_profanity_check_exactly() -> None:
+    from profanity_check import predict_prob
+
+    expected = predict_prob(SAMPLES)
+    model = load_model()
+    assert [model.score(t) for t in SAMPLES] == pytest.approx(list(expected), abs=1e-9)
+
+
+def test_an_english_insult_scores_high_and_a_greeting_low() -> None:
+    model = load_model()
+    assert model.score("you are a pathetic moron") > 0.95
+    assert model.score("good morning, how are you?") < 0.1
+
+
+async def test_the_classifier_flags_an_insult_no_list_has() -> None:
+    verdict = await LayeredGate(GateConfig()).check("you are the dumbest moron alive", "input", ROOM)
+    assert (verdict.flagged, verdict.layer) == (True, "classifier")
+
+
+async def test_the_threshold_is_configurable() -> None:
+    text = "what the hell happened to my code?"  # scores about 0.43
+    strict = await LayeredGate(GateConfig(threshold=0.3)).check(text, "input", ROOM)
+    lenient = await LayeredGate(GateConfig(threshold=0.95)).check(text, "input", ROOM)
+    assert strict.flagged and not lenient.flagged
+
+
+async def test_chinese_text_is_not_given_to_the_english_classifier() -> None:
+    verdict = await LayeredGate(GateConfig(threshold=0.01)).check("今天天气很好", "input", ROOM)
+    assert not verdict.flagged and verdict.category_scores["harassment"] == 0.0

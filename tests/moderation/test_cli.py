@@ -1,0 +1,74 @@
+"""`hearth moderate` as a subprocess, and the benchmark command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from bot.messages import WordRule
+from bot.moderation.cli import bench_moderation
+from bot.store import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+INPUT = "\n".join([
+    json.dumps({"text": "you are a f u c k i n g idiot", "id": 1}),
+    json.dumps({"text": "这张照片拍得太逼真了", "id": 2}),
+    "have a lovely day",
+    json.dumps({"text": "pineapple on pizza", "id": 4}),
+    "",
+]) + "\n"
+
+
+def run_moderate(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env |= {"HEARTH_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "moderate", *args],
+        input=INPUT, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=True,
+    )
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_moderate_prints_one_verdict_per_line(tmp_path: Path) -> None:
+    results = run_moderate(tmp_path)
+
+    assert [r["flagged"] for r in results] == [True, False, False, False]
+    assert [r.get("id") for r in results] == [1, 2, None, 4]
+    assert results[0]["categories"]["harassment"] is True
+    assert set(results[0]["category_scores"]) == set(results[0]["categories"])
+    assert results[0]["layer"] == "wordlist"
+
+
+async def test_moderate_uses_the_admin_words_in_the_bots_database(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "hearth.sqlite3") as store:
+        await store.add_word(WordRule("global", "pineapple", "block", "harassment"))
+        await store.add_word(WordRule("discord:42", "lovely", "block", "harassment"))
+
+    results = run_moderate(tmp_path, "--channel", "discord:42")
+
+    assert [r["flagged"] for r in results] == [True, False, True, True]
+    assert results[2]["layer"] == results[3]["layer"] == "admin"
+
+
+def test_bench_reports_quality_and_latency_per_language(tmp_path: Path) -> None:
+    data = tmp_path / "set.jsonl"
+    rows = [
+        ("fuck you", "en", "toxic"), ("hello", "en", "benign"),
+        ("傻逼", "zh", "toxic"), ("你好", "zh", "benign"),
+    ]
+    lines = [json.dumps({"text": t, "lang": lang, "label": label, "kind": "x"}) for t, lang, label in rows]
+    data.write_text("\n".join(lines) + "\n", "utf-8")
+
+    result = CliRunner().invoke(bench_moderation, ["--json", "--data", str(data), "--iterations", "10"],
+                                env={"HEARTH_DATA_DIR": str(tmp_path)})
+
+    report = json.loads(result.output)
+    assert report["quality"]["en"]["recall"] == 1.0 and report["quality"]["zh"]["false_positive_rate"] == 0.0
+    assert set(report["latency"]["zh"]) == {"100", "4096"}
+    assert report["latency"]["en"]["4096"]["p99_ms"] > 0

@@ -1,0 +1,77 @@
+"""Layer 1: every evasion becomes the plain word; ordinary text stays readable."""
+
+from __future__ import annotations
+
+from bot.moderation.normalise import fold, normalise, unleet, views
+
+
+def test_full_width_letters_become_ascii() -> None:
+    assert normalise("ｆｕｃｋ ＹＯＵ") == "fuck you"
+
+
+def test_zero_width_characters_are_removed() -> None:
+    assert normalise("f\u200bu\u200cc\u200dk\u2060s\ufeff") == "fucks"
+
+
+def test_bidi_controls_are_removed() -> None:
+    assert normalise("sh\u202eit\u202c\u200e") == "shit"
+
+
+def test_case_is_folded() -> None:
+    assert normalise("BiTcH") == "bitch"
+
+
+def test_cyrillic_look_alikes_fold_to_latin() -> None:
+    assert normalise("fuсk аsshоle") == "fuck asshole"  # с, а, о are Cyrillic
+
+
+def test_greek_look_alikes_fold_to_latin() -> None:
+    assert normalise("bιtch cunτ") == "bitch cunt"
+
+
+def test_accents_are_stripped() -> None:
+    assert fold("fück sh\u0069\u0301t") == "fuck shit"
+
+
+def test_leetspeak_inside_words_is_read_as_letters() -> None:
+    assert normalise("sh1t f4ck @ss b!tch y0u $hit") == "shit fack ass bitch you shit"
+
+
+def test_leetspeak_leaves_numbers_and_model_names_alone() -> None:
+    assert unleet("call 555 0100 about the a55 and mp3") == "call 555 0100 about the a55 and mpe"
+
+
+def test_an_exclamation_mark_after_a_word_is_punctuation() -> None:
+    assert unleet("wow!") == "wow!"
+
+
+def test_long_runs_of_a_letter_shorten_to_two() -> None:
+    assert normalise("fuuuuuck shiiiit asssss") == "fuuck shiit ass"
+
+
+def test_the_collapsed_view_has_single_letters() -> None:
+    assert views("fuuuck you").collapsed == "fuck you"
+
+
+def test_latin_letters_typed_apart_are_joined() -> None:
+    assert normalise("f u c k you, s.h.i.t, f-u-c-k, b_i_t_c_h") == "fuck you, shit, fuck, bitch"
+
+
+def test_two_single_letters_are_not_joined() -> None:
+    assert normalise("a b testing") == "a b testing"
+
+
+def test_a_spaced_word_after_the_article_a_gets_a_view_of_its_own() -> None:
+    assert views("what a c u n t").split == "what a cunt"
+
+
+def test_chinese_characters_typed_apart_are_joined() -> None:
+    assert normalise("傻 逼 傻*逼 傻.逼 傻 b") == "傻逼傻逼傻逼傻b"
+
+
+def test_chinese_sentence_punctuation_is_not_a_separator() -> None:
+    assert normalise("他很傻，逼得我没办法") == "他很傻,逼得我没办法"
+
+
+def test_ordinary_text_is_unchanged_but_for_case() -> None:
+    assert normalise("Hello there, how are you today?") == "hello there, how are you today?"
