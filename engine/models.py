@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from bot.registry import ModelSpec
-from engine.demo_model import build_demo_model
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +24,8 @@ class ModelResolver:
             return spec.source
         if builtin not in DEMO_BUILDS:
             raise ValueError(f"unknown built-in model {builtin!r}")
+        from engine.demo_model import build_demo_model  # torch and transformers: seconds to import
+
         target = self._models_dir / builtin
         log.info("preparing built-in model %s in %s", builtin, target)
         return build_demo_model(target, quantize=DEMO_BUILDS[builtin])  # type: ignore[arg-type]
