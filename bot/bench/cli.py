@@ -2,9 +2,221 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+from bot.bench import cache, overhead, store, switch, throughput
+from bot.bench.harness import PLATFORM_EDIT_INTERVAL_S, bench_settings, started_engine
+from bot.bench.report import (
+    machine,
+    plot_throughput,
+    render_tables,
+    to_json_lines,
+    with_machine,
+    write_results,
+)
+from bot.bench.suite import SuitePlan, run_suite
+from bot.errors import ConfigError, HearthError
+from bot.logs import configure_logging
+from bot.settings import Settings, load_settings
+
+RESULTS_FILE = "results.json"
+CHART_FILE = "throughput.png"
+F = TypeVar("F", bound=Callable[..., Any])
+Results = list[dict[str, Any]]
 
 
 @click.group()
 def bench() -> None:
     """Benchmarks: each figure is a ratio of two things measured in the same run."""
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter("a comma-separated list of numbers, e.g. 1,8,32,64") from None
+    if not numbers or min(numbers) < 1:
+        raise click.BadParameter("at least one number, each 1 or more")
+    return numbers
+
+
+def common(command: F) -> F:
+    """--model and --json, on every benchmark."""
+    command = click.option("--json", "as_json", is_flag=True, help="One JSON object per benchmark.")(command)
+    return click.option(
+        "--model", default=None, help="Registry name, Hugging Face id or directory (default: HEARTH_MODEL)."
+    )(command)
+
+
+def _settings(model: str | None) -> Settings:
+    try:
+        settings = bench_settings(load_settings(), model)
+    except ConfigError as exc:
+        raise click.ClickException("; ".join(exc.problems)) from None
+    configure_logging(settings.log_level, settings.secrets())
+    return settings
+
+
+def _run(work: Coroutine[Any, Any, Results]) -> Results:
+    try:
+        return asyncio.run(work)
+    except HearthError as exc:  # an unknown model, a model that fails to load
+        raise click.ClickException(str(exc)) from None
+
+
+def _emit(results: Sequence[dict[str, Any]], as_json: bool) -> dict[str, object]:
+    host = machine()
+    if as_json:
+        click.echo(to_json_lines([with_machine(r, host) for r in results]))
+    else:
+        click.echo(render_tables(results, host))
+    return host
+
+
+def _throughput_plan(channels: tuple[int, ...], tokens: int, repeats: int, edit_interval: float,
+                     sequential: bool = True) -> throughput.ThroughputPlan:
+    return throughput.ThroughputPlan(channels, tokens, repeats, edit_interval, sequential)
+
+
+async def _on_engine(settings: Settings, work: Callable[[Any], Awaitable[Results]]) -> Results:
+    async with started_engine(settings) as engine:
+        return await work(engine)
+
+
+@bench.command("throughput")
+@click.option("--channels", default="1,8,32,64", callback=_int_list, help="Channel counts to measure.")
+@click.option("--tokens", default=throughput.DEFAULT_REPLY_TOKENS, type=click.IntRange(1),
+              help="Reply length.")
+@click.option("--repeats", default=throughput.DEFAULT_REPEATS, type=click.IntRange(1))
+@click.option("--edit-interval", default=PLATFORM_EDIT_INTERVAL_S, type=click.FloatRange(0),
+              help="Seconds between edits of a streamed reply (platforms allow about one a second).")
+@click.option("--sequential/--no-sequential", default=True, help="Also time transformers generate.")
+@common
+def throughput_command(channels: tuple[int, ...], tokens: int, repeats: int, edit_interval: float,
+                       sequential: bool, model: str | None, as_json: bool) -> None:
+    """N channels at once: Hearth vs vLLM alone vs transformers one at a time."""
+    settings = _settings(model)
+    plan = _throughput_plan(channels, tokens, repeats, edit_interval, sequential)
+
+    async def work(engine: Any) -> Results:
+        result = await throughput.run_throughput(settings, engine, plan)
+        return [result.to_json(), result.memory_json()]
+
+    _emit(_run(_on_engine(settings, work)), as_json)
+
+
+@bench.command("overhead")
+@click.option("--messages", default=overhead.DEFAULT_MESSAGES, type=click.IntRange(1))
+@click.option("--channels", default=overhead.DEFAULT_CHANNELS, type=click.IntRange(1))
+@click.option("--edit-interval", default=PLATFORM_EDIT_INTERVAL_S, type=click.FloatRange(0))
+@common
+def overhead_command(messages: int, channels: int, edit_interval: float, model: str | None,
+                     as_json: bool) -> None:
+    """The bot's own cost per message, with an engine that answers instantly."""
+    settings = _settings(model)
+    plan = overhead.OverheadPlan(messages, channels, edit_interval, min(messages, overhead.PROFILE_MESSAGES))
+
+    async def work() -> Results:
+        return [(await overhead.run_overhead(settings, plan)).to_json()]
+
+    _emit(_run(work()), as_json)
+
+
+@bench.command("cache")
+@click.option("--channels", default=cache.DEFAULT_CHANNELS, type=click.IntRange(1))
+@click.option("--turns", default=cache.DEFAULT_TURNS, type=click.IntRange(2))
+@click.option("--tokens", default=cache.DEFAULT_REPLY_TOKENS, type=click.IntRange(1), help="Reply length.")
+@click.option("--clock/--no-clock", default=True, help="Also run the clock-in-the-persona layout.")
+@common
+def cache_command(channels: int, turns: int, tokens: int, clock: bool, model: str | None,
+                  as_json: bool) -> None:
+    """Prefix-cache hit rate over multi-turn conversations, against the best possible."""
+    settings = _settings(model)
+    plan = cache.CachePlan(channels, turns, tokens, clock)
+
+    async def work(engine: Any) -> Results:
+        return [(await cache.run_cache(settings, engine, plan)).to_json()]
+
+    _emit(_run(_on_engine(settings, work)), as_json)
+
+
+@bench.command("store")
+@click.option("--messages", default=store.DEFAULT_MESSAGES, type=click.IntRange(2))
+@click.option("--conversations", default=None, type=click.IntRange(1),
+              help="Default: one per 100 messages (10,000 for a million).")
+@click.option("--loads", default=store.DEFAULT_LOADS, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per benchmark.")
+def store_command(messages: int, conversations: int | None, loads: int, as_json: bool) -> None:
+    """SQLite at a million messages: insert rate and context-load latency."""
+    plan = store.StorePlan(messages, min(conversations or store.conversations_for(messages), messages), loads)
+
+    async def work() -> Results:
+        return [(await store.run_store(plan)).to_json()]
+
+    _emit(_run(work()), as_json)
+
+
+@bench.command("switch")
+@click.option("--to", "target", default=switch.DEFAULT_TARGET, help="The model to switch to.")
+@click.option("--during", default=switch.DEFAULT_DURING, type=click.IntRange(0),
+              help="Messages sent on other channels while the switch runs.")
+@click.option("--tokens", default=switch.DEFAULT_REPLY_TOKENS, type=click.IntRange(1))
+@common
+def switch_command(target: str, during: int, tokens: int, model: str | None, as_json: bool) -> None:
+    """Time from an admin's /model command to the new model's first reply."""
+    settings = _settings(model)
+    plan = switch.SwitchPlan(target, during, tokens)
+
+    async def work(engine: Any) -> Results:
+        return [(await switch.run_switch(settings, engine, plan)).to_json()]
+
+    _emit(_run(_on_engine(settings, work)), as_json)
+
+
+@bench.command("memory")
+@click.option("--channels", default=64, type=click.IntRange(1), help="Channels in the load between samples.")
+@click.option("--tokens", default=throughput.DEFAULT_REPLY_TOKENS, type=click.IntRange(1))
+@common
+def memory_command(channels: int, tokens: int, model: str | None, as_json: bool) -> None:
+    """The bot process's resident memory, idle and after answering CHANNELS at once."""
+    settings = _settings(model)
+    plan = _throughput_plan((channels,), tokens, 1, PLATFORM_EDIT_INTERVAL_S, sequential=False)
+
+    async def work(engine: Any) -> Results:
+        return [(await throughput.run_throughput(settings, engine, plan)).memory_json()]
+
+    _emit(_run(_on_engine(settings, work)), as_json)
+
+
+@bench.command("all")
+@click.option("--out", default="bench", type=click.Path(file_okay=False, path_type=Path),
+              help=f"Where {RESULTS_FILE} and {CHART_FILE} go.")
+@click.option("--channels", default="1,8,32,64", callback=_int_list)
+@click.option("--messages", default=store.DEFAULT_MESSAGES, type=click.IntRange(2),
+              help="Messages in the store benchmark.")
+@common
+def all_command(
+    out: Path, channels: tuple[int, ...], messages: int, model: str | None, as_json: bool
+) -> None:
+    """Every benchmark; writes OUT/results.json and OUT/throughput.png."""
+    settings = _settings(model)
+    target = switch.DEFAULT_TARGET if settings.model != switch.DEFAULT_TARGET else "demo"
+    plan = SuitePlan(
+        throughput=_throughput_plan(channels, throughput.DEFAULT_REPLY_TOKENS, throughput.DEFAULT_REPEATS,
+                                    PLATFORM_EDIT_INTERVAL_S),
+        cache=cache.CachePlan(),
+        switch=switch.SwitchPlan(target),
+        overhead=overhead.OverheadPlan(),
+        store=store.StorePlan(messages, store.conversations_for(messages)),
+    )
+    results = _run(run_suite(settings, plan))
+    host = _emit(results, as_json)
+    write_results(out / RESULTS_FILE, results, host)
+    plot_throughput(next(r for r in results if r["benchmark"] == "throughput"), out / CHART_FILE, host)
+    click.echo(f"wrote {out / RESULTS_FILE} and {out / CHART_FILE}", err=True)
+

@@ -1,0 +1,28 @@
+"""Resident memory of the bot process, apart from the engine's own process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psutil
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySample:
+    """RSS in MiB: this process, and its child processes (vLLM's engine core)."""
+
+    bot_rss_mb: float
+    children_rss_mb: float
+
+
+def sample_memory() -> MemorySample:
+    me = psutil.Process()
+    children = 0
+    for child in me.children(recursive=True):
+        try:
+            children += child.memory_info().rss
+        except psutil.Error:  # it exited while we looked
+            continue
+    return MemorySample(me.memory_info().rss / MIB, children / MIB)

@@ -1,0 +1,108 @@
+"""`hearth bench switch`: an admin switches the model while other channels keep talking.
+
+The clock starts when the admin's `/model NAME` command is handed to the core.
+Messages sent on other channels while the switch runs wait for the new model
+(the engine stops taking requests before it unloads the old one), so the first
+reply any of them gets comes from the new model; one more message is sent as
+soon as the command returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bot.bench.harness import BenchAdapter, BenchHearth, bench_core, channel_message
+from bot.bench.workload import text_for
+from bot.messages import IncomingMessage
+from bot.settings import Settings
+from engine.base import Engine
+
+DEFAULT_TARGET = "demo-awq"
+DEFAULT_DURING = 8
+DEFAULT_REPLY_TOKENS = 16
+SEND_AFTER_S = 0.05  # the switch has begun (new requests are held) by then
+TAG = "sw"
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchPlan:
+    target: str = DEFAULT_TARGET
+    during: int = DEFAULT_DURING
+    reply_tokens: int = DEFAULT_REPLY_TOKENS
+    restore: bool = False  # switch back afterwards (tests share one engine)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchResult:
+    from_model: str
+    to_model: str
+    serving: str
+    command_reply: str
+    command_s: float
+    first_reply_s: float | None
+    sent: int
+    answered: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "benchmark": "switch",
+            "from_model": self.from_model,
+            "to_model": self.to_model,
+            "serving": self.serving,
+            "command_reply": self.command_reply,
+            "command_s": round(self.command_s, 3),
+            "time_to_first_reply_s": None if self.first_reply_s is None else round(self.first_reply_s, 3),
+            "sent_during_switch": self.sent,
+            "answered_during_switch": self.answered,
+            "answered_ratio": round(self.answered / self.sent, 3) if self.sent else None,
+        }
+
+
+async def run_switch(settings: Settings, engine: Engine, plan: SwitchPlan) -> SwitchResult:
+    """Switch `engine` to `plan.target` through the admin command, with traffic on other channels."""
+    original = engine.spec.name
+    async with bench_core(settings, engine, plan.reply_tokens) as core:
+        admin = channel_message(TAG, 0, "", admin=True)
+        adapter = BenchAdapter()
+        try:
+            return await _measure(core, admin, adapter, plan, original)
+        finally:
+            if plan.restore and core.engine.spec.name != original:
+                await core.command(admin, "model", original)
+
+
+async def _measure(
+    core: BenchHearth, admin: IncomingMessage, adapter: BenchAdapter, plan: SwitchPlan, original: str
+) -> SwitchResult:
+    during = [channel_message(TAG, c + 1, text_for(c)) for c in range(plan.during)]
+    after = channel_message(TAG, plan.during + 1, text_for(plan.during))
+    start = time.perf_counter()
+    command = asyncio.create_task(core.command(admin, "model", plan.target))
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await asyncio.sleep(SEND_AFTER_S)
+        tasks = [asyncio.create_task(core.handle(msg, adapter)) for msg in during]
+        reply = await command
+        command_s = time.perf_counter() - start
+        tasks.append(asyncio.create_task(core.handle(after, adapter)))
+        await asyncio.gather(*tasks)
+    finally:
+        for task in [command, *tasks]:
+            task.cancel()
+        await asyncio.gather(command, *tasks, return_exceptions=True)
+    firsts = [adapter.first_sent[m.key] - start for m in [*during, after] if m.key in adapter.first_sent]
+    return SwitchResult(
+        original, plan.target, core.engine.spec.name, reply, command_s,
+        min(firsts) if firsts else None, len(during), await _answered(core, during),
+    )
+
+
+async def _answered(core: BenchHearth, messages: list[IncomingMessage]) -> int:
+    """Messages that got a generated reply (an apology for a failure is not one)."""
+    answered = 0
+    for msg in messages:
+        history = await core.store.history(msg.key)
+        answered += any(m.role == "assistant" and m.reply_tokens > 0 for m in history)
+    return answered
