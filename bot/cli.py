@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from bot.bench.cli import bench
 from bot.errors import ConfigError, UnknownModelError
 from bot.logs import configure_logging
 from bot.moderation.cli import moderate
@@ -76,11 +77,5 @@ def models() -> None:
         click.echo(f"    {spec.description}")
 
 
-def _register_groups() -> None:
-    from bot.bench.cli import bench
-
-    main.add_command(bench)
-
-
-_register_groups()
+main.add_command(bench)
 main.add_command(moderate)

@@ -133,6 +133,13 @@ class VllmEngine:
     def stats(self) -> EngineStats:
         return self._stats
 
+    @property
+    def cache_block_size(self) -> int | None:
+        """Tokens per prefix-cache block of the served model (None when not running)."""
+        if self._loaded is None:
+            return None
+        return int(self._loaded.llm.vllm_config.cache_config.block_size)
+
     async def __aenter__(self) -> VllmEngine:
         await self.start()
         return self
@@ -282,6 +289,17 @@ class VllmEngine:
             await self._load(previous)
         except ModelLoadError:
             log.error("could not restore model %s either; engine is down", previous.name)
+
+
+def prefix_cache_counters() -> tuple[int, int]:
+    """vLLM's own totals for this process: (prompt tokens looked up, tokens found cached)."""
+    from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
+
+    totals = {"vllm:prefix_cache_queries": 0, "vllm:prefix_cache_hits": 0}
+    for metric in get_metrics_snapshot():
+        if isinstance(metric, Counter) and metric.name in totals:
+            totals[metric.name] += metric.value
+    return totals["vllm:prefix_cache_queries"], totals["vllm:prefix_cache_hits"]
 
 
 def _already_shut_down(timeout: float | None = None) -> None:

@@ -25,6 +25,7 @@ from bot.persona import DEFAULT_PERSONA
 from bot.settings import Settings
 from engine.base import Engine
 from engine.models import ModelResolver
+from engine.vllm_engine import VllmEngine, prefix_cache_counters
 
 DEFAULT_CHANNELS = 16
 DEFAULT_TURNS = 10
@@ -233,29 +234,13 @@ class Renderer:
 
 def engine_block_size(engine: Engine) -> int:
     """The engine's prefix-cache block size; vLLM's CPU default when it does not say."""
-    llm = getattr(getattr(engine, "_loaded", None), "llm", None)
-    config = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
-    return int(getattr(config, "block_size", None) or CPU_BLOCK_SIZE)
+    block = engine.cache_block_size if isinstance(engine, VllmEngine) else None
+    return block or CPU_BLOCK_SIZE
 
 
 async def settled_counters() -> tuple[int, int]:
     await asyncio.sleep(COUNTER_SETTLE_S)
     return prefix_cache_counters()
-
-
-def prefix_cache_counters() -> tuple[int, int]:
-    """vLLM's own totals for this process: (prompt tokens looked up, tokens found cached).
-
-    vLLM is otherwise imported only in `engine/`; its metrics reader has no
-    counterpart there, and a benchmark may read it directly.
-    """
-    from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
-
-    totals = {"vllm:prefix_cache_queries": 0, "vllm:prefix_cache_hits": 0}
-    for metric in get_metrics_snapshot():
-        if isinstance(metric, Counter) and metric.name in totals:
-            totals[metric.name] += metric.value
-    return totals["vllm:prefix_cache_queries"], totals["vllm:prefix_cache_hits"]
 
 
 def _load_tokenizer(source: str) -> Any:

@@ -22,6 +22,7 @@ from bot.bench.report import (
 from bot.bench.suite import SuitePlan, run_suite
 from bot.errors import ConfigError, HearthError
 from bot.logs import configure_logging
+from bot.moderation.cli import bench_moderation
 from bot.settings import Settings, load_settings
 
 RESULTS_FILE = "results.json"
@@ -220,3 +221,5 @@ def all_command(
     plot_throughput(next(r for r in results if r["benchmark"] == "throughput"), out / CHART_FILE, host)
     click.echo(f"wrote {out / RESULTS_FILE} and {out / CHART_FILE}", err=True)
 
+
+bench.add_command(bench_moderation, "moderation")
