@@ -12,6 +12,8 @@ from typing import Any
 
 import psutil
 
+from bot.moderation.cli import format_report
+
 GIB = 1 << 30
 Figures = Mapping[str, Any]
 DESIGNS = (
@@ -185,6 +187,7 @@ TABLES: dict[str, Callable[[Figures], str]] = {
     "store": _store_table,
     "switch": _switch_table,
     "memory": _memory_table,
+    "moderation": format_report,
 }
 
 

@@ -11,6 +11,7 @@ from bot.bench.overhead import OverheadPlan, run_overhead
 from bot.bench.store import StorePlan, run_store
 from bot.bench.switch import SwitchPlan, run_switch
 from bot.bench.throughput import ThroughputPlan, run_throughput
+from bot.moderation.cli import moderation_report
 from bot.settings import Settings
 
 
@@ -34,5 +35,6 @@ async def run_suite(settings: Settings, plan: SuitePlan) -> list[dict[str, Any]]
         results.append((await run_switch(settings, engine, plan.switch)).to_json())
     results.append((await run_overhead(settings, plan.overhead)).to_json())
     results.append((await run_store(plan.store)).to_json())
+    results.append(await moderation_report(settings))
     return results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -119,22 +119,26 @@ def bench_moderation(as_json: bool, data: Path | None, iterations: int, show_mis
     """Moderation quality per language (precision, recall, false-positive rate) on the
     labelled set, and the latency of one check (layers 1–3) at 100 and 4,096 characters."""
     settings = _settings()
-    report = asyncio.run(_bench(settings, data, iterations))
+    report = asyncio.run(moderation_report(settings, data, iterations))
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
         return
     click.echo(format_report(report, show_mistakes))
 
 
-async def _bench(settings: Settings, data: Path | None, iterations: int) -> dict[str, Any]:
+async def moderation_report(
+    settings: Settings, data: Path | None = None, iterations: int = 1000
+) -> dict[str, Any]:
+    """Quality per language on the labelled set and the latency of layers 1-3."""
     # Layers 1-3 only, no admin words: the shipped configuration, measured alone.
     async with LayeredGate(GateConfig.from_settings(settings)) as gate:
         report = await benchmark(gate, load_eval(data), iterations)
     report["threshold"] = settings.moderation_threshold
+    report["benchmark"] = "moderation"
     return report
 
 
-def format_report(report: dict[str, Any], show_mistakes: bool = False) -> str:
+def format_report(report: Mapping[str, Any], show_mistakes: bool = False) -> str:
     lines = [
         f"moderation quality (classifier threshold {report['threshold']})",
         f"{'lang':<5} {'split':<8} {'items':>5} {'precision':>9} {'recall':>7} {'FPR':>7}"
