@@ -399,3 +399,29 @@ async def test_moderation_words_add_replace_remove(store: Store) -> None:
     assert await store.remove_word("global", "darn")
     assert not await store.remove_word("global", "darn")
     assert [w.word for w in await store.words()] == ["heck"]
+
+
+async def write_many(store: SqliteStore) -> None:
+    # About 7 MB: past SQLite's default auto-checkpoint of 1,000 pages.
+    for n in range(300):
+        await store.add_message(ROOM, "user", f"message {n} " * 2000)
+
+
+async def test_commits_never_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "wal.sqlite3"
+    async with SqliteStore(path, checkpoint_interval=3600) as store:
+        before = path.stat().st_size
+        await write_many(store)
+        assert path.stat().st_size == before, "a commit checkpointed (wal_autocheckpoint must be 0)"
+
+
+async def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    path = tmp_path / "wal.sqlite3"
+    async with SqliteStore(path, checkpoint_interval=0.05) as store:
+        before = path.stat().st_size
+        await write_many(store)
+        for _ in range(100):  # bounded: about 5 s at most
+            if path.stat().st_size > before:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > before, "the background checkpoint never ran"

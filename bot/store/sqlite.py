@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -17,11 +18,16 @@ import aiosqlite
 from bot.errors import HearthError
 from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
 
+log = logging.getLogger(__name__)
+
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
+    # Checkpoints run from a background task on their own connection, not inside
+    # whichever message's commit happens to cross the WAL threshold.
+    "PRAGMA wal_autocheckpoint = 0",
 )
 STORED_ROLES = frozenset({"user", "assistant"})
 
@@ -177,6 +183,10 @@ SELECT_VERDICTS = """
 """
 
 
+CHECKPOINT_INTERVAL_S = 2.0
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
+
+
 class SchemaTooNewError(HearthError):
     """The database was migrated by a newer Hearth than this one."""
 
@@ -196,12 +206,23 @@ class SqliteStore:
     little for a chat bot's load and cost a second thread and more code.
     """
 
-    def __init__(self, path: str | Path, *, migrations: Sequence[str] = MIGRATIONS) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        migrations: Sequence[str] = MIGRATIONS,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
+    ) -> None:
         self._path = Path(path)
+        self._checkpoint_interval = checkpoint_interval
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._lifecycle = asyncio.Lock()
+        # Conversation rows are never deleted, so their ids can be remembered;
+        # with the id known, a write is one statement, atomic on its own.
+        self._conversation_ids: dict[ConversationKey, int] = {}
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -220,13 +241,20 @@ class SqliteStore:
         async with self._lifecycle:
             if self._db is None:
                 self._db = await self._connect()
+                self._checkpointer = asyncio.create_task(self._checkpoint_regularly())
 
     async def close(self) -> None:
         """Let the running transaction finish, then disconnect; a no-op when closed."""
-        async with self._lifecycle, self._lock:
-            db, self._db = self._db, None
-            if db is not None:
-                await db.close()
+        async with self._lifecycle:
+            if self._checkpointer is not None:
+                self._checkpointer.cancel()
+                await asyncio.gather(self._checkpointer, return_exceptions=True)
+                self._checkpointer = None
+            async with self._lock:
+                db, self._db = self._db, None
+                self._conversation_ids.clear()
+                if db is not None:
+                    await db.close()  # the last connection to close checkpoints the WAL
 
     async def add_message(
         self,
@@ -248,11 +276,10 @@ class SqliteStore:
         `reply_to` names the user message an assistant reply answers: history
         orders a reply right after it, even when other messages arrived between."""
         _check_role(role)
-        async with self._transaction() as db:
-            conversation_id = await _conversation_id(db, key)
-            values = (role, author_id, author_name, text, time.time(), platform_message_id)
-            tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
-            new_id = await _value(db, INSERT_MESSAGE, (conversation_id, *values, *tokens))
+        conversation_id = await self._conversation_id(key)
+        values = (role, author_id, author_name, text, time.time(), platform_message_id)
+        tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
+        new_id = await self._write_value(INSERT_MESSAGE, (conversation_id, *values, *tokens))
         return None if new_id is None else int(new_id)
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
@@ -333,14 +360,12 @@ class SqliteStore:
     ) -> int:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
-        async with self._transaction() as db:
-            conversation_id = await _conversation_id(db, key)
-            values = _verdict_values(conversation_id, message_id, direction, verdict)
-            try:
-                new_id = await _value(db, INSERT_VERDICT, values)
-            except sqlite3.IntegrityError as error:  # the foreign key on messages
-                raise ValueError(f"no stored message has id {message_id}") from error
-        return int(new_id)
+        conversation_id = await self._conversation_id(key)
+        values = _verdict_values(conversation_id, message_id, direction, verdict)
+        try:
+            return int(await self._write_value(INSERT_VERDICT, values))
+        except sqlite3.IntegrityError as error:  # the foreign key on messages
+            raise ValueError(f"no stored message has id {message_id}") from error
 
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
@@ -387,6 +412,32 @@ class SqliteStore:
         async with self._lock, _atomic(self._connection()) as db:
             yield db
 
+    async def _conversation_id(self, key: ConversationKey) -> int:
+        """The conversation's row id, inserting the row the first time."""
+        if key not in self._conversation_ids:
+            async with self._transaction() as db:
+                await db.execute_fetchall(INSERT_CONVERSATION, (*_key(key), time.time()))
+                self._conversation_ids[key] = int(await _value(db, SELECT_CONVERSATION, _key(key)))
+        return self._conversation_ids[key]
+
+    async def _write_value(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run one writing statement, a transaction by itself (autocommit); the first
+        column of its first returned row, or None."""
+        async with self._lock:
+            return await _value(self._connection(), sql, params)
+
+    async def _checkpoint_regularly(self) -> None:
+        """Fold the WAL back into the database every couple of seconds, on a second
+        connection (its own thread), so no message pays for a checkpoint."""
+        async with aiosqlite.connect(self._path, isolation_level=None) as db:
+            await db.execute_fetchall("PRAGMA busy_timeout = 5000")
+            while True:
+                await asyncio.sleep(self._checkpoint_interval)
+                try:
+                    await db.execute_fetchall(CHECKPOINT)
+                except sqlite3.OperationalError as exc:  # busy: try again next time
+                    log.debug("checkpoint skipped: %s", exc)
+
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """All rows of one query, read under the lock (see the class docstring)."""
         async with self._lock:
@@ -410,12 +461,6 @@ async def _atomic(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connectio
         # (even a cancelled BEGIN), and does nothing when no transaction is open.
         await db.rollback()
         raise
-
-
-async def _conversation_id(db: aiosqlite.Connection, key: ConversationKey) -> int:
-    """The conversation's row id, inserting the row when it is new."""
-    await db.execute_fetchall(INSERT_CONVERSATION, (*_key(key), time.time()))
-    return int(await _value(db, SELECT_CONVERSATION, _key(key)))
 
 
 async def _value(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Any:
