@@ -97,8 +97,13 @@ class Pipeline:
         return prompt
 
     async def _generate(self, msg: IncomingMessage, prompt: Prompt, stream: ReplyStream) -> Reply:
-        """Stream the reply, showing only text the gate has passed."""
+        """Stream the reply, showing only text the gate has passed.
+
+        The reply is stored as generated (not stripped): re-rendered next turn, it
+        then tokenises as the model produced it, which keeps the prefix cache warm.
+        """
         core, text, final = self._core, "", None
+        checked: tuple[str, Verdict] | None = None
         async with aclosing(core.engine.stream(prompt.messages, core.sampling())) as chunks:
             async for chunk in chunks:
                 if chunk.finished:
@@ -107,14 +112,16 @@ class Pipeline:
                 text += chunk.text
                 if not stream.due():
                     continue
-                if (verdict := await self._check(text, msg, prompt)).flagged:
-                    return await self._refuse(msg, stream, verdict)
+                checked = (text, await self._check(text, msg, prompt))
+                if checked[1].flagged:
+                    return await self._refuse(msg, stream, checked[1])
                 await stream.update(text.strip())
-        verdict = await self._check(text, msg, prompt)
+        verdict = checked[1] if checked and checked[0] == text else await self._check(text, msg, prompt)
         if verdict.flagged:
             return await self._refuse(msg, stream, verdict)
-        text = text.strip() or i18n.text("empty_reply", core.language(msg.text))
-        await stream.finish(text)
+        if not text.strip():
+            text = i18n.text("empty_reply", core.language(msg.text))
+        await stream.finish(text.strip())
         return Reply(text, verdict, final)
 
     async def _check(self, text: str, msg: IncomingMessage, prompt: Prompt) -> Verdict:

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from adapters.base import Adapter
 from adapters.discord import DiscordAdapter
+from adapters.telegram import TelegramAdapter
 from adapters.terminal import TerminalAdapter
 from bot.core import Hearth, initial_model, warn_if_demo
 from bot.errors import ModelLoadError
@@ -48,6 +49,8 @@ def build_adapters(core: Hearth, stdin: TextIO, stdout: TextIO) -> list[Adapter]
     adapters: list[Adapter] = []
     if core.settings.discord_token is not None:
         adapters.append(DiscordAdapter(core, core.settings))
+    if core.settings.telegram_token is not None:
+        adapters.append(TelegramAdapter(core, core.settings))
     return adapters or [TerminalAdapter(core, stdin, stdout)]
 
 

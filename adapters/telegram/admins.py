@@ -1,0 +1,44 @@
+"""Who may steer Hearth in a Telegram group: the chat's administrators and creator."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from telegram import Bot
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+
+log = logging.getLogger(__name__)
+
+ADMIN_STATUSES = frozenset({ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER})
+MAX_ENTRIES = 4096
+
+
+class AdminCache:
+    """Asks Telegram (getChatMember) at most once per `ttl` seconds per chat and user."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[tuple[int, int], tuple[float, bool]] = {}
+
+    async def is_admin(self, bot: Bot, chat_id: int, user_id: int) -> bool:
+        now = self._clock()
+        cached = self._entries.get((chat_id, user_id))
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            member = await bot.get_chat_member(chat_id, user_id)
+        except TelegramError as exc:  # not cached: the next command asks again
+            log.warning("could not check whether %s administers chat %s: %s", user_id, chat_id, exc)
+            return False
+        admin = member.status in ADMIN_STATUSES
+        self._remember((chat_id, user_id), now, admin)
+        return admin
+
+    def _remember(self, key: tuple[int, int], now: float, admin: bool) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self._ttl}
+        self._entries[key] = (now, admin)

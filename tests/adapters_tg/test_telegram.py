@@ -1,0 +1,636 @@
+"""The Telegram adapter end to end: the real python-telegram-bot client against a fake
+Bot API on 127.0.0.1, the core on the fake engine."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from telegram import Bot
+from telegram.error import BadRequest, NetworkError, RetryAfter
+
+from adapters.telegram import Pacing, TelegramAdapter, TelegramApiError
+from adapters.telegram.pacing import PacedRequests
+from bot.core import Hearth
+from bot.messages import ChatMessage, ConversationKey
+from bot.settings import Settings
+from bot.splitting import utf16_len
+from engine.base import ReplyChunk, Sampling
+from engine.fake import FakeEngine, Script, echo_script
+from tests.adapters_tg.fake_telegram import ANONYMOUS_ADMIN, Chat, FakeTelegram, User
+from tests.conftest import make_settings
+
+FAST = Pacing(
+    edit_interval=0.05, chat_interval=0.02, group_window=1.0, typing_every=0.2, retry_backoff=0.05,
+    poll_timeout=1.0, shutdown_grace=0.5,
+)
+ALICE = User(101, "Alice", "alice")
+BOB = User(102, "Bob", "bob")
+LISTED = User(777, "Owner", "owner")  # in HEARTH_ADMIN_IDS
+DM = Chat(ALICE.id, "private")
+DM_BOB = Chat(BOB.id, "private")
+DM_LISTED = Chat(LISTED.id, "private")
+GROUP = Chat(-1001, "supergroup", "Tea Room")
+FORUM = Chat(-1002, "supergroup", "Pets", is_forum=True)
+MENTION = "@HearthTestBot"
+WAIT_S = 5.0
+POLL_S = 0.01
+
+
+def key(chat: Chat, thread: int | None = None) -> ConversationKey:
+    return ConversationKey("telegram", str(chat.id), str(thread) if thread else "")
+
+
+# --- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    try:
+        yield fake
+        assert fake.errors == [], "the adapter made calls Telegram would reject"
+    finally:
+        await fake.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
+    """Overrides the shared fixture, so the `core` fixture sees the same settings."""
+    return make_settings(tmp_path, admin_ids=f"telegram:{LISTED.id}", telegram_token=fake.token,
+                         telegram_base_url=fake.base_url)
+
+
+@asynccontextmanager
+async def serving(
+    adapter: TelegramAdapter, fake: FakeTelegram, ready: str = "getUpdates"
+) -> AsyncIterator[TelegramAdapter]:
+    """Run the adapter until the block ends; `ready` names the call that shows it is serving."""
+    task = asyncio.create_task(adapter.run())
+    await fake.wait_for(lambda: bool(fake.calls_to(ready)) or task.done(), WAIT_S)
+    if task.done():
+        await task  # a start-up failure surfaces here
+    try:
+        yield adapter
+    finally:
+        await adapter.stop()
+        await asyncio.wait_for(task, WAIT_S)
+
+
+@pytest.fixture
+async def telegram(core: Hearth, settings: Settings, fake: FakeTelegram) -> AsyncIterator[TelegramAdapter]:
+    async with serving(TelegramAdapter(core, settings, FAST), fake) as adapter:
+        yield adapter
+
+
+def use_engine(core: Hearth, script: Script = echo_script, delay: float = 0.0) -> FakeEngine:
+    engine = FakeEngine(core.engine.spec, script, delay=delay)
+    core.engine = engine
+    return engine
+
+
+class WaitingEngine(FakeEngine):
+    """Holds back the reply to any message containing `word` until `until()` returns."""
+
+    def __init__(self, core: Hearth, word: str, until: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(core.engine.spec)
+        self._word, self._until = word, until
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        if self._word in messages[-1].content:
+            await self._until()
+        async for chunk in super().stream(messages, sampling):
+            yield chunk
+
+
+async def history(core: Hearth, conversation: ConversationKey, count: int = 0) -> list[str]:
+    """The stored texts, once there are at least `count` (the core stores a reply after
+    its last edit, so the fake sees the reply a moment before the store has it)."""
+    async def texts() -> list[str]:
+        return [m.text for m in await core.store.history(conversation)]
+
+    for _ in range(int(WAIT_S / POLL_S)):
+        if len(found := await texts()) >= count:
+            return found
+        await asyncio.sleep(POLL_S)
+    raise TimeoutError(f"fewer than {count} messages stored in {conversation}")
+
+
+# --- private chats and streaming --------------------------------------------------
+
+
+async def test_a_private_message_gets_a_streamed_reply(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    use_engine(core, delay=0.01)
+    fake.user_says(DM, ALICE, "hello there my friend")
+
+    reply = await fake.wait_for_reply(DM, "echo: hello there my friend")
+
+    assert [m.message_id for m in fake.bot_messages(DM)] == [reply.message_id]
+    assert len(reply.texts) > 1, "expected sendMessage, then editMessageText"
+    assert all(reply.text.startswith(t) for t in reply.texts)
+
+
+async def test_typing_shows_while_the_reply_is_generated(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    use_engine(core, delay=0.2)  # four words: 0.8 s; typing repeats every 0.2 s
+    fake.user_says(DM, ALICE, "one two three")
+
+    await fake.wait_for_reply(DM, "echo: one two three")
+
+    actions = fake.calls_to("sendChatAction", DM)
+    assert len(actions) >= 2
+    assert {c.params["action"] for c in actions} == {"typing"}
+
+
+async def test_messages_in_one_chat_are_answered_in_arrival_order(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    use_engine(core, delay=0.02)
+    for text in ("first", "second", "third"):
+        fake.user_says(DM, ALICE, text)
+
+    await fake.wait_for_reply(DM, "echo: third")
+
+    assert await history(core, key(DM), 6) == [
+        "first", "echo: first", "second", "echo: second", "third", "echo: third",
+    ]
+    assert [m.text for m in fake.bot_messages(DM)] == ["echo: first", "echo: second", "echo: third"]
+
+
+# --- groups and forum topics --------------------------------------------------------
+
+
+async def test_a_group_message_that_does_not_address_the_bot_gets_no_reply(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(GROUP, ALICE, "just chatting among ourselves")
+    fake.user_says(GROUP, BOB, f"{MENTION} hi")  # answered: everything before it was seen
+
+    await fake.wait_for_reply(GROUP, "echo: Bob: hi")
+
+    assert [m.text for m in fake.bot_messages(GROUP)] == ["echo: Bob: hi"]
+    assert await history(core, key(GROUP), 2) == ["hi", "echo: Bob: hi"]
+
+
+async def test_a_mention_in_a_group_is_answered_without_the_mention(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(GROUP, ALICE, f"hey {MENTION}, what is oolong?")
+
+    await fake.wait_for_reply(GROUP, "oolong?")
+
+    assert (await history(core, key(GROUP), 2))[0] == "hey what is oolong?"
+
+
+async def test_a_reply_in_a_group_quotes_the_message_it_answers(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    asked = fake.user_says(GROUP, ALICE, f"{MENTION} which one?")
+
+    reply = await fake.wait_for_reply(GROUP, "which one?")
+
+    assert reply.reply_to == asked
+
+
+async def test_a_reply_to_the_bots_message_in_a_group_is_answered(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(GROUP, ALICE, f"{MENTION} hello")
+    first = await fake.wait_for_reply(GROUP, "hello")
+
+    fake.user_says(GROUP, BOB, "and you?", reply_to=first.message_id)
+
+    await fake.wait_for_reply(GROUP, "and you?")
+
+
+async def test_forum_topics_keep_separate_histories(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    cats = fake.open_topic(FORUM, ALICE, "Cats")
+    dogs = fake.open_topic(FORUM, BOB, "Dogs")
+    fake.user_says(FORUM, ALICE, f"{MENTION} meow", thread=cats)
+    fake.user_says(FORUM, BOB, f"{MENTION} woof", thread=dogs)
+
+    await fake.wait_for_reply(FORUM, "meow")
+    await fake.wait_for_reply(FORUM, "woof")
+
+    assert await history(core, key(FORUM, cats), 2) == ["meow", "echo: Alice: meow"]
+    assert await history(core, key(FORUM, dogs), 2) == ["woof", "echo: Bob: woof"]
+    assert [m.text for m in fake.bot_messages(FORUM, thread=cats)] == ["echo: Alice: meow"]
+    assert [m.text for m in fake.bot_messages(FORUM, thread=dogs)] == ["echo: Bob: woof"]
+
+
+async def test_a_topic_the_bot_opened_does_not_count_as_a_reply_to_it(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    topic = fake.open_topic(FORUM, fake.bot, "Announcements")
+    fake.user_says(FORUM, ALICE, "talking to people here", thread=topic)
+    fake.user_says(FORUM, ALICE, f"{MENTION} and to you", thread=topic)
+
+    await fake.wait_for_reply(FORUM, "and to you")
+
+    assert [m.text for m in fake.bot_messages(FORUM)] == ["echo: Alice: and to you"]
+
+
+# --- long replies ------------------------------------------------------------------
+
+
+async def test_a_reply_over_4096_utf16_units_arrives_in_several_messages(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    paragraph = "你好世界😀" * 100  # 500 characters, 600 UTF-16 code units
+    paragraphs = [f"{i} {paragraph}" for i in range(20)]
+    use_engine(core, lambda _: [p + "\n\n" for p in paragraphs])
+    fake.user_says(DM, ALICE, "tell me everything")
+
+    await fake.wait_for_reply(DM, "19 ")
+
+    parts = [m.text for m in fake.bot_messages(DM)]
+    assert len(parts) >= 3
+    assert all(utf16_len(p) <= 4096 for p in parts)
+    assert "".join(parts).replace("\n", "") == "".join(paragraphs)
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+async def test_commands_are_registered_in_english_and_chinese(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    names = ["start", "help", "model", "persona", "reset", "status"]
+
+    assert [c["command"] for c in fake.commands[""]] == names
+    assert [c["command"] for c in fake.commands["zh"]] == names
+
+
+async def test_start_answers_with_bilingual_help(fake: FakeTelegram, telegram: TelegramAdapter) -> None:
+    fake.user_says(DM, ALICE, "/start")
+
+    reply = await fake.wait_for_reply(DM, "/model")
+
+    assert MENTION in reply.text and "私聊" in reply.text and "private chat" in reply.text
+
+
+async def test_model_by_a_chat_admin_switches_the_model(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "administrator")
+    fake.user_says(GROUP, ALICE, "/model demo-awq")
+
+    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+
+    assert core.engine.spec.name == "demo-awq"
+
+
+async def test_model_by_a_member_is_refused_and_switches_nothing(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, BOB, "member")
+    fake.user_says(GROUP, BOB, "/model@HearthTestBot demo-awq")
+
+    await fake.wait_for_reply(GROUP, "only admins")
+
+    assert core.engine.spec.name == "demo"
+
+
+async def test_the_chat_creator_is_an_admin(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, BOB, "creator")
+    fake.user_says(GROUP, BOB, "/model demo-awq")
+
+    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+
+
+async def test_an_anonymous_admin_posting_as_the_group_is_an_admin(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(GROUP, ANONYMOUS_ADMIN, "/model demo-awq", sender_chat=GROUP)
+
+    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+
+    assert fake.calls_to("getChatMember") == []
+
+
+async def test_admin_status_is_asked_of_telegram_once_per_minute(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "administrator")
+    fake.user_says(GROUP, ALICE, "/persona reset")
+    await fake.wait_for_reply(GROUP, "Persona reset")
+    fake.user_says(GROUP, ALICE, "/model demo-awq")
+
+    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+
+    assert len(fake.calls_to("getChatMember")) == 1
+
+
+async def test_a_listed_admin_may_switch_models_in_a_private_chat(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(DM_LISTED, LISTED, "/model demo-awq")
+
+    await fake.wait_for_reply(DM_LISTED, "Now serving demo-awq")
+
+
+async def test_anyone_may_reset_their_own_private_chat(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(DM, ALICE, "remember me")
+    await fake.wait_for_reply(DM, "echo: remember me")
+    fake.user_says(DM, ALICE, "/reset")
+
+    await fake.wait_for_reply(DM, "Conversation forgotten (2 messages)")
+
+    assert await history(core, key(DM)) == []
+
+
+# --- failures --------------------------------------------------------------------------
+
+
+async def test_a_429_is_waited_out_and_the_reply_arrives_once(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.fail("sendMessage", 429, retry_after=1)
+    fake.user_says(DM, ALICE, "busy day")
+
+    await fake.wait_for_reply(DM, "echo: busy day")
+
+    refused, sent = fake.calls_to("sendMessage", DM)
+    assert (refused.status, sent.status) == (429, 200)
+    assert sent.at - refused.at >= 1.0
+    assert len(fake.bot_messages(DM)) == 1
+
+
+async def test_a_network_error_is_retried_and_the_reply_arrives_once(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.fail("sendMessage", 502, "Bad Gateway")
+    fake.user_says(DM, ALICE, "still there?")
+
+    await fake.wait_for_reply(DM, "echo: still there?")
+
+    assert [c.status for c in fake.calls_to("sendMessage", DM)] == [502, 200]
+    assert len(fake.bot_messages(DM)) == 1
+
+
+async def test_a_reply_telegram_refuses_becomes_a_short_error_and_the_message_is_kept(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.fail("sendMessage", 400, "Bad Request: chat is being migrated")
+    fake.user_says(DM, ALICE, "hello?")
+
+    await fake.wait_for_reply(DM, "Sorry, something went wrong on my side.")
+
+    assert await history(core, key(DM)) == ["hello?"]
+
+
+async def test_an_edit_that_changes_nothing_is_never_sent(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(DM, ALICE, "hi")  # lets the fake know the chat
+    await fake.wait_for_reply(DM, "echo: hi")
+    message_id = await telegram.send(key(DM), "same text")
+
+    await telegram.edit(key(DM), message_id, "same text")
+
+    edits = [c for c in fake.calls_to("editMessageText", DM) if c.params["message_id"] == int(message_id)]
+    assert edits == []
+
+
+async def test_the_fake_rejects_identical_edits_and_overlong_texts(fake: FakeTelegram) -> None:
+    fake.user_says(DM, ALICE, "hi")
+    async with Bot(fake.token, base_url=fake.base_url) as bot:
+        sent = await bot.send_message(DM.id, "text")
+        with pytest.raises(BadRequest, match="not modified"):
+            await bot.edit_message_text("text", chat_id=DM.id, message_id=sent.message_id)
+        with pytest.raises(BadRequest, match="too long"):
+            await bot.send_message(DM.id, "😀" * 2049)  # 4,098 UTF-16 code units
+
+    assert [e.method for e in fake.errors] == ["editMessageText", "sendMessage"]
+    fake.errors.clear()
+
+
+# --- concurrency and shutdown -------------------------------------------------------------
+
+
+async def test_a_slow_reply_in_one_chat_does_not_delay_another_chat(
+    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    async def bobs_reply_sent() -> None:
+        await fake.wait_for_reply(DM_BOB, "echo: fast please", within=WAIT_S)
+
+    # Handled one at a time, Alice's reply would wait for Bob's, which would wait for hers.
+    core.engine = WaitingEngine(core, "slow", bobs_reply_sent)
+    fake.user_says(DM, ALICE, "slow please")
+    fake.user_says(DM_BOB, BOB, "fast please")
+
+    await fake.wait_for_reply(DM, "echo: slow please", within=2 * WAIT_S)
+
+
+async def test_stop_ends_serving_while_a_reply_is_still_generating(
+    core: Hearth, settings: Settings, fake: FakeTelegram
+) -> None:
+    never = asyncio.Event()
+    core.engine = WaitingEngine(core, "forever", never.wait)
+    adapter = TelegramAdapter(core, settings, FAST)
+    async with serving(adapter, fake):
+        fake.user_says(DM, ALICE, "take forever")
+        await fake.wait_for(lambda: bool(fake.calls_to("sendChatAction", DM)))
+    # Leaving `serving` waited (bounded) for run() to return.
+
+    assert await history(core, key(DM)) == ["take forever"]
+
+
+async def test_stopped_and_cancelled_as_the_runner_does_it_still_winds_down(
+    core: Hearth, settings: Settings, fake: FakeTelegram
+) -> None:
+    adapter = TelegramAdapter(core, settings, FAST)
+    task = asyncio.create_task(adapter.run())
+    await fake.wait_for(lambda: bool(fake.calls_to("getUpdates")))
+
+    await adapter.stop()  # the runner calls stop(), then cancels the task at once
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), WAIT_S)
+
+    # The updater's last getUpdates (timeout 0) confirms the offset: it did stop cleanly.
+    assert fake.calls_to("getUpdates")[-1].params["timeout"] == 0
+
+
+# --- webhook mode ---------------------------------------------------------------------------
+
+
+async def until_listening(port: int) -> None:
+    """PTB calls setWebhook before its server listens: wait (bounded) for the port."""
+    for _ in range(int(WAIT_S / POLL_S)):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(POLL_S)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def webhook_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={
+        "telegram_webhook_url": "https://hearth.example/tg/hook",
+        "telegram_webhook_port": free_port(),
+        "telegram_webhook_secret": SecretStr("hook-secret"),
+    })
+
+
+async def post_update(settings: Settings, update: dict[str, object], secret: str) -> int:
+    await until_listening(settings.telegram_webhook_port)
+    url = f"http://127.0.0.1:{settings.telegram_webhook_port}/tg/hook"
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+    async with aiohttp.ClientSession() as session, session.post(url, json=update, headers=headers) as reply:
+        return reply.status
+
+
+async def test_webhook_mode_answers_an_update_posted_with_the_secret(
+    core: Hearth, webhook_settings: Settings, fake: FakeTelegram
+) -> None:
+    async with serving(TelegramAdapter(core, webhook_settings, FAST), fake, ready="setWebhook"):
+        assert fake.webhook is not None
+        assert (fake.webhook["url"], fake.webhook["secret_token"]) == ("https://hearth.example/tg/hook",
+                                                                       "hook-secret")
+        update = fake.make_update(DM, ALICE, "via webhook")
+
+        assert await post_update(webhook_settings, update, "hook-secret") == 200
+        await fake.wait_for_reply(DM, "echo: via webhook")
+
+    assert fake.calls_to("getUpdates") == []
+
+
+async def test_webhook_mode_refuses_a_post_without_the_secret(
+    core: Hearth, webhook_settings: Settings, fake: FakeTelegram
+) -> None:
+    async with serving(TelegramAdapter(core, webhook_settings, FAST), fake, ready="setWebhook"):
+        update = fake.make_update(DM, ALICE, "forged")
+
+        assert await post_update(webhook_settings, update, "guess") == 403
+
+    assert await history(core, key(DM)) == []
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+async def test_the_token_never_reaches_the_logs_even_at_debug(
+    core: Hearth, settings: Settings, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with serving(TelegramAdapter(core, settings, FAST), fake):
+        fake.user_says(DM, ALICE, "psst")
+        await fake.wait_for_reply(DM, "echo: psst")
+
+    assert caplog.records, "expected debug logging to be captured"
+    assert fake.token not in caplog.text
+    assert fake.token.split(":")[1] not in caplog.text
+
+
+async def test_a_rejected_token_stops_run_with_an_error_that_does_not_quote_it(
+    core: Hearth, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    wrong = make_settings(tmp_path, telegram_token="4242:WRONG-secret-xyz", telegram_base_url=fake.base_url)
+
+    with pytest.raises(TelegramApiError) as caught:
+        await asyncio.wait_for(TelegramAdapter(core, wrong, FAST).run(), WAIT_S)
+
+    assert "WRONG-secret-xyz" not in str(caught.value)
+    assert caught.value.__suppress_context__
+
+
+# --- pacing (the rate limiter on its own) -----------------------------------------------------
+
+
+def recorder(results: list[object]) -> tuple[list[float], Callable[[], Awaitable[object]]]:
+    """A Bot API call stand-in: raises or returns `results` in turn, noting when it ran."""
+    times: list[float] = []
+
+    async def call() -> object:
+        times.append(asyncio.get_running_loop().time())
+        result = results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    return times, call
+
+
+async def test_messages_to_one_chat_are_spaced_by_the_chat_interval() -> None:
+    pacer = PacedRequests(Pacing(chat_interval=0.1, overall_per_second=0))
+    times, call = recorder([True, True, True])
+
+    for _ in range(3):
+        await pacer.process_request(call, (), {}, "sendMessage", {"chat_id": 5}, None)
+
+    assert all(later - earlier >= 0.099 for earlier, later in itertools.pairwise(times))
+
+
+async def test_a_group_gets_its_burst_then_waits() -> None:
+    pacer = PacedRequests(Pacing(chat_interval=0, group_messages=2, group_window=0.2, overall_per_second=0))
+    times, call = recorder([True, True, True])
+
+    for _ in range(3):
+        await pacer.process_request(call, (), {}, "editMessageText", {"chat_id": -100}, None)
+
+    assert times[2] - times[0] >= 0.099
+
+
+async def test_retry_after_is_waited_as_telegram_asked() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    pacer = PacedRequests(Pacing(), sleep=sleep)
+    _, call = recorder([RetryAfter(7), "sent"])
+
+    assert await pacer.process_request(call, (), {}, "sendMessage", {}, None) == "sent"
+    assert waits == [pytest.approx(7.1)]
+
+
+async def test_network_errors_are_retried_a_bounded_number_of_times() -> None:
+    async def sleep(seconds: float) -> None:
+        pass
+
+    pacer = PacedRequests(Pacing(max_retries=2), sleep=sleep)
+    times, call = recorder([NetworkError("down")] * 3)
+
+    with pytest.raises(NetworkError):
+        await pacer.process_request(call, (), {}, "sendMessage", {}, None)
+    assert len(times) == 3
+
+
+async def test_a_bad_request_is_not_retried() -> None:
+    pacer = PacedRequests(Pacing())
+    times, call = recorder([BadRequest("Bad Request: message is too long")])
+
+    with pytest.raises(BadRequest):
+        await pacer.process_request(call, (), {}, "sendMessage", {}, None)
+    assert len(times) == 1
