@@ -44,8 +44,8 @@ def test_piped_chat_answers_each_line_and_exits(data_dir: Path, tmp_path: Path) 
         rows = conn.execute("SELECT role, text FROM messages ORDER BY id").fetchall()
     assert [r[0] for r in rows] == ["user", "assistant", "user", "assistant"]
     assert rows[0][1] == "hello there" and rows[2][1] == "你好，今天怎么样？"
-    assert rows[1][1] in done.stdout and rows[3][1] in done.stdout
-    assert done.stdout.index(rows[1][1]) < done.stdout.rindex(rows[3][1])
+    assert rows[1][1].strip() in done.stdout and rows[3][1].strip() in done.stdout
+    assert done.stdout.index(rows[1][1].strip()) < done.stdout.rindex(rows[3][1].strip())
     assert done.stderr.count("offline demo") == 1, "the demo notice must be said exactly once"
     assert "Traceback" not in done.stderr
 
