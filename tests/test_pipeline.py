@@ -187,3 +187,14 @@ async def test_long_history_is_trimmed_by_whole_turns(core: Hearth, adapter: Rec
     assert [m.role for m in last[1:]] == ["user", "assistant"] * ((len(last) - 2) // 2) + ["user"]
     assert last[-1].content.startswith("user-u1: 29 ")
     assert len(last) < 2 * 30
+
+
+async def test_a_flagged_message_never_reaches_later_prompts(core: Hearth, adapter: RecordingAdapter) -> None:
+    core.gate = BlockingGate("badword")
+    assert isinstance(core.engine, FakeEngine)
+
+    await core.handle(message("you badword", "1"), adapter)
+    await core.handle(message("hello", "2"), adapter)
+
+    [prompt] = core.engine.prompts
+    assert all("badword" not in m.content for m in prompt)

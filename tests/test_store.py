@@ -425,3 +425,13 @@ async def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None
                 break
             await asyncio.sleep(0.05)
         assert path.stat().st_size > before, "the background checkpoint never ran"
+
+
+async def test_history_leaves_out_flagged_user_messages(store: Store) -> None:
+    kept = await store.add_message(ROOM, "user", "hello")
+    flagged = await store.add_message(ROOM, "user", "something vile")
+    await store.add_verdict(ROOM, kept, "input", Verdict(flagged=False))
+    await store.add_verdict(ROOM, flagged, "input", Verdict(flagged=True, layer="wordlist"))
+
+    assert [m.text for m in await store.history(ROOM)] == ["hello"]
+    assert await store.message_count() == 2, "the flagged message stays stored, for the record"

@@ -41,7 +41,8 @@ class Store(Protocol):
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
-        ordered by turn (see `StoredMessage.turn`), then id."""
+        ordered by turn (see `StoredMessage.turn`), then id. User messages that the
+        moderation gate flagged are left out: the model never sees them."""
         ...
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:

@@ -95,12 +95,14 @@ class MemoryStore:
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
-        ordered by turn (see `StoredMessage.turn`), then id."""
+        ordered by turn (see `StoredMessage.turn`), then id. User messages that the
+        moderation gate flagged are left out: the model never sees them."""
         conversation = self._existing(key)
         if conversation is None or limit <= 0:
             return []
         floor = conversation.context_floor
-        kept = [m for m in conversation.messages if m.turn >= floor]
+        flagged = {r.message_id for r in self._verdicts if r.direction == "input" and r.verdict.flagged}
+        kept = [m for m in conversation.messages if m.turn >= floor and m.id not in flagged]
         return sorted(kept, key=lambda m: (m.turn, m.id))[-limit:]
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:

@@ -132,6 +132,8 @@ SELECT_HISTORY = """
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
         AND COALESCE(m.reply_to, m.id) >= c.context_floor
+        AND NOT EXISTS (SELECT 1 FROM verdicts AS v
+                        WHERE v.message_id = m.id AND v.direction = 'input' AND v.flagged)
     ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
 """
 UPSERT_FLOOR = """
@@ -284,7 +286,8 @@ class SqliteStore:
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
-        ordered by turn (see `StoredMessage.turn`), then id."""
+        ordered by turn (see `StoredMessage.turn`), then id. User messages that the
+        moderation gate flagged are left out: the model never sees them."""
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
         rows = await self._fetch(SELECT_HISTORY, (*_key(key), limit))
