@@ -110,6 +110,13 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (scope, word)
     );
     """,
+    # Set with a flagged input verdict: history leaves such messages out, and a
+    # column is much cheaper to test than a lookup in verdicts for every row.
+    """
+    ALTER TABLE messages ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET flagged = 1 WHERE id IN (
+        SELECT message_id FROM verdicts WHERE direction = 'input' AND flagged);
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -132,8 +139,7 @@ SELECT_HISTORY = """
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
         AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT EXISTS (SELECT 1 FROM verdicts AS v
-                        WHERE v.message_id = m.id AND v.direction = 'input' AND v.flagged)
+        AND NOT m.flagged
     ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
 """
 UPSERT_FLOOR = """
@@ -176,6 +182,7 @@ INSERT_VERDICT = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     RETURNING id
 """
+FLAG_MESSAGE = "UPDATE messages SET flagged = 1 WHERE id = ?"
 SELECT_VERDICTS = """
     SELECT v.message_id, v.direction, v.flagged, v.layer, v.categories,
         v.category_scores, v.action
@@ -366,9 +373,17 @@ class SqliteStore:
         conversation_id = await self._conversation_id(key)
         values = _verdict_values(conversation_id, message_id, direction, verdict)
         try:
+            if direction == "input" and verdict.flagged and message_id is not None:
+                return await self._add_flagging_verdict(message_id, values)
             return int(await self._write_value(INSERT_VERDICT, values))
         except sqlite3.IntegrityError as error:  # the foreign key on messages
             raise ValueError(f"no stored message has id {message_id}") from error
+
+    async def _add_flagging_verdict(self, message_id: int, values: Sequence[Any]) -> int:
+        async with self._transaction() as db:
+            new_id = int(await _value(db, INSERT_VERDICT, values))
+            await db.execute_fetchall(FLAG_MESSAGE, (message_id,))
+        return new_id
 
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
