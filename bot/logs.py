@@ -11,20 +11,24 @@ REDACTED = "***"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def redact(text: str, secrets: list[SecretStr]) -> str:
+    """`text` with every (non-empty) secret value replaced by REDACTED."""
+    for secret in secrets:
+        if value := secret.get_secret_value():
+            text = text.replace(value, REDACTED)
+    return text
+
+
 class SecretFilter(logging.Filter):
     """Replaces any secret value in a record's final message."""
 
     def __init__(self, secrets: list[SecretStr]) -> None:
         super().__init__()
-        self._values = [s.get_secret_value() for s in secrets if s.get_secret_value()]
+        self._secrets = [s for s in secrets if s.get_secret_value()]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._values:
-            return True
-        message = record.getMessage()
-        for value in self._values:
-            message = message.replace(value, REDACTED)
-        record.msg, record.args = message, None
+        if self._secrets:
+            record.msg, record.args = redact(record.getMessage(), self._secrets), None
         return True
 
 

@@ -40,9 +40,10 @@ from adapters.telegram.incoming import (
 )
 from adapters.telegram.outgoing import ShownTexts, TelegramApiError, file_url, target, typing
 from adapters.telegram.pacing import PacedRequests, Pacing
-from adapters.telegram.redact import guarded_logs, scrub
+from adapters.telegram.redact import guarded_logs
 from bot import i18n
 from bot.errors import ConfigError
+from bot.logs import redact
 from bot.messages import ConversationKey
 from bot.settings import Settings
 from bot.splitting import split_message, utf16_len
@@ -289,7 +290,7 @@ class TelegramAdapter:
         return bot
 
     def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets)
+        return redact(text, self._secrets)
 
 
 def _webhook_secret(settings: Settings) -> str:

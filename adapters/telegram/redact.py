@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from pydantic import SecretStr
 
-from bot.logs import REDACTED, SecretFilter
+from bot.logs import SecretFilter
 
 # httpx logs each request URL at INFO, and the URL holds the token.
 QUIET_LOGGERS = ("httpx", "httpcore")
@@ -36,9 +36,3 @@ def guarded_logs(values: list[SecretStr]) -> Iterator[None]:
         for logger in loggers:
             logger.removeFilter(scrub)
 
-
-def scrub(text: str, values: list[SecretStr]) -> str:
-    for value in values:
-        if value.get_secret_value():
-            text = text.replace(value.get_secret_value(), REDACTED)
-    return text
