@@ -18,7 +18,7 @@ from bot.errors import ModelLoadError
 from bot.logs import vllm_log_level
 from bot.moderation.factory import build_gate
 from bot.moderation.gate import LayeredGate
-from bot.registry import Registry
+from bot.registry import ModelSpec, Registry
 from bot.settings import Settings
 from bot.store import SqliteStore, Store
 from engine.models import ModelResolver
@@ -37,6 +37,11 @@ def engine_options(settings: Settings) -> EngineOptions:
         gpu_memory_utilization=settings.gpu_memory_utilization,
         vllm_log_level=vllm_log_level(settings.log_level),
     )
+
+
+def build_engine(settings: Settings, spec: ModelSpec) -> VllmEngine:
+    """The engine for `spec`, with the options the settings give (not started)."""
+    return VllmEngine(spec, ModelResolver(settings.data_dir), engine_options(settings))
 
 
 def make_gate(settings: Settings, store: Store) -> LayeredGate:
@@ -62,7 +67,7 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     async with SqliteStore(settings.database) as store, make_gate(settings, store) as gate:
         spec = await initial_model(store, registry, settings)
         warn_if_demo(spec)
-        engine = VllmEngine(spec, ModelResolver(settings.data_dir), engine_options(settings))
+        engine = build_engine(settings, spec)
         core = Hearth(settings, store, engine, registry, gate)
         try:
             log.info("loading model %s …", spec.name)

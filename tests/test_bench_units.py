@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from bot.bench import report
 from bot.bench.cache import cacheable_tokens, clock_persona
-from bot.bench.harness import BenchAdapter, bench_core, bench_gate, channel_message
+from bot.bench.harness import BenchAdapter, bench_core, channel_message
 from bot.bench.overhead import OverheadPlan, run_overhead
 from bot.bench.stats import percentile
 from bot.bench.store import StorePlan, run_store
@@ -67,7 +67,9 @@ def test_the_clock_persona_shows_seconds_where_the_date_was() -> None:
 
 async def test_bench_gate_is_the_runners_gate(settings: Settings) -> None:
     async with SqliteStore(settings.database) as store:
-        gate, expected = bench_gate(settings, store), make_gate(settings, store)
+        expected = make_gate(settings, store)
+    async with bench_core(settings, fake_engine(), reply_tokens=7) as core:
+        gate = core.gate
 
     assert type(gate) is type(expected)
 

@@ -22,11 +22,10 @@ from bot.core import Hearth
 from bot.messages import ConversationKey, IncomingMessage
 from bot.moderation import Gate
 from bot.registry import Registry
-from bot.runner import engine_options, make_gate
+from bot.runner import build_engine, make_gate
 from bot.settings import Settings
 from bot.store import SqliteStore, Store
 from engine.base import Engine, Sampling
-from engine.models import ModelResolver
 from engine.vllm_engine import VllmEngine
 
 PLATFORM = "bench"
@@ -108,11 +107,6 @@ def fixed_length(sampling: Sampling, tokens: int) -> Sampling:
     return dataclasses.replace(sampling, max_tokens=tokens, ignore_eos=True)
 
 
-def bench_gate(settings: Settings, store: Store) -> Gate:
-    """The gate `hearth run` puts in front of every message and reply."""
-    return make_gate(settings, store)
-
-
 def bench_settings(base: Settings, model: str | None = None, **overrides: object) -> Settings:
     """The user's settings, with the benchmark's model; the database always lives elsewhere."""
     update: dict[str, object] = dict(overrides)
@@ -121,16 +115,11 @@ def bench_settings(base: Settings, model: str | None = None, **overrides: object
     return base.model_copy(update=update)
 
 
-def new_engine(settings: Settings) -> VllmEngine:
-    """The engine `hearth run` would build for these settings (not started)."""
-    spec = Registry.load(settings.models_file).lookup(settings.model)
-    return VllmEngine(spec, ModelResolver(settings.data_dir), engine_options(settings))
-
-
 @asynccontextmanager
 async def started_engine(settings: Settings) -> AsyncIterator[VllmEngine]:
-    engine = new_engine(settings)
-    async with engine:
+    """The engine `hearth run` would build for these settings, started."""
+    spec = Registry.load(settings.models_file).lookup(settings.model)
+    async with build_engine(settings, spec) as engine:
         yield engine
 
 
@@ -143,7 +132,7 @@ async def bench_core(
         db_settings = settings.model_copy(update={"db_path": Path(tmp) / "bench.sqlite3"})
         async with SqliteStore(db_settings.database) as store:
             registry = Registry.load(settings.models_file)
-            gate = bench_gate(db_settings, store)
+            gate = make_gate(db_settings, store)
             yield BenchHearth(db_settings, store, engine, registry, gate, reply_tokens=reply_tokens)
 
 
