@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from bot.bench.cli import bench
+from bot.cli_support import fail, settings_or_exit
 from bot.errors import ConfigError, UnknownModelError
 from bot.logs import configure_logging
 from bot.moderation.cli import moderate
 from bot.registry import Registry
-from bot.settings import Settings, load_settings
-
-CONFIG_EXIT_CODE = 2
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        _fail([f"bad setting {problem}" for problem in exc.problems])
 
 
 @click.group()
@@ -36,21 +26,15 @@ def run() -> None:
     """Run the bot: platform adapters whose tokens are set, else a terminal chat."""
     from bot.runner import serve
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.secrets())
     try:
         code = asyncio.run(serve(settings, sys.stdin, sys.stdout))
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     except UnknownModelError as exc:
-        _fail([f"HEARTH_MODEL: {exc}"])
+        fail([f"HEARTH_MODEL: {exc}"])
     sys.exit(code)
-
-
-def _fail(problems: list[str]) -> NoReturn:
-    for problem in problems:
-        click.echo(f"hearth: {problem}", err=True)
-    sys.exit(CONFIG_EXIT_CODE)
 
 
 @main.command("demo-model")
@@ -67,11 +51,11 @@ def demo_model(directory: Path, quantize: str | None) -> None:
 @main.command()
 def models() -> None:
     """List the model registry."""
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         registry = Registry.load(settings.models_file)
     except ConfigError as exc:
-        raise click.ClickException("; ".join(exc.problems)) from None
+        fail(exc.problems)
     for spec in registry:
         click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}")
         click.echo(f"    {spec.description}")

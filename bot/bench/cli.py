@@ -20,10 +20,11 @@ from bot.bench.report import (
     write_results,
 )
 from bot.bench.suite import SuitePlan, run_suite
-from bot.errors import ConfigError, HearthError
+from bot.cli_support import settings_or_exit
+from bot.errors import HearthError
 from bot.logs import configure_logging
 from bot.moderation.cli import bench_moderation
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 
 RESULTS_FILE = "results.json"
 CHART_FILE = "throughput.png"
@@ -55,10 +56,7 @@ def common(command: F) -> F:
 
 
 def _settings(model: str | None) -> Settings:
-    try:
-        settings = bench_settings(load_settings(), model)
-    except ConfigError as exc:
-        raise click.ClickException("; ".join(exc.problems)) from None
+    settings = bench_settings(settings_or_exit(), model)
     configure_logging(settings.log_level, settings.secrets())
     return settings
 

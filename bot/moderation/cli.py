@@ -12,26 +12,16 @@ from typing import Any, TextIO
 
 import click
 
-from bot.errors import ConfigError
+from bot.cli_support import settings_or_exit
 from bot.messages import ConversationKey, Verdict
 from bot.moderation.base import Direction
 from bot.moderation.evaluate import benchmark, load_eval
 from bot.moderation.factory import build_gate
 from bot.moderation.gate import GateConfig, LayeredGate
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.store import SqliteStore
 
-CONFIG_EXIT_CODE = 2
 DEFAULT_SCOPE = ConversationKey("cli", "moderate")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"hearth: bad setting {problem}", err=True)
-        sys.exit(CONFIG_EXIT_CODE)
 
 
 def _channel_key(channel: str | None) -> ConversationKey:
@@ -103,7 +93,7 @@ def moderate(channel: str | None, direction: str) -> None:
     plain line of text; each gets one JSON line: flagged, categories,
     category_scores (OpenAI's moderation shape), layer and action.
     """
-    settings = _settings()
+    settings = settings_or_exit()
     key = _channel_key(channel)
     asyncio.run(moderate_lines(settings, sys.stdin, sys.stdout, key, direction))  # type: ignore[arg-type]
 
@@ -118,7 +108,7 @@ def moderate(channel: str | None, direction: str) -> None:
 def bench_moderation(as_json: bool, data: Path | None, iterations: int, show_mistakes: bool) -> None:
     """Moderation quality per language (precision, recall, false-positive rate) on the
     labelled set, and the latency of one check (layers 1–3) at 100 and 4,096 characters."""
-    settings = _settings()
+    settings = settings_or_exit()
     report = asyncio.run(moderation_report(settings, data, iterations))
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
