@@ -1,31 +1,24 @@
-"""The adapter contract: how the core talks to a chat platform.
+"""What every platform adapter is to the runner: something that runs until stopped.
 
-Adapters turn platform events into `IncomingMessage` values and hand them to the
-core; the core answers through `send` and `edit`. Adapters hold a reference to
-the core, never subclass it.
+Adapters also implement the core's `bot.ports.ReplyChannel` (send, edit, delete)
+and are handed the core's ports (`Inbox`, `Commands`, `ChannelModes`); they
+never receive the app and never subclass the core.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from bot.messages import ConversationKey
-from bot.splitting import Measure
+from bot.ports import ReplyLimits
+
+__all__ = ["Platform", "ReplyLimits"]
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyLimits:
-    """A platform's message length rule and how often a streamed reply may be edited."""
+class Platform(Protocol):
+    """A chat platform Hearth serves."""
 
-    max_chars: int
-    edit_interval: float
-    measure: Measure = len
-
-
-class Adapter(Protocol):
-    platform: str
-    limits: ReplyLimits
+    @property
+    def platform(self) -> str: ...
 
     async def run(self) -> None:
         """Serve until stopped (or, for the terminal, until end of input)."""
@@ -33,12 +26,4 @@ class Adapter(Protocol):
 
     async def stop(self) -> None:
         """Stop serving; idempotent."""
-        ...
-
-    async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
-        """Post a new message and return its platform id."""
-        ...
-
-    async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
-        """Replace the text of a message this adapter sent."""
         ...

@@ -1,6 +1,7 @@
 """Chat with Hearth in the terminal: the adapter used when no platform token is set.
 
-Lines starting with `/` are commands (the local user is an admin). With stdin
+Lines starting with `/` are commands from the command table (the local user is
+an admin); `/help` lists them. With stdin
 piped, each line is one message; at end of input the adapter returns after the
 last reply.
 """
@@ -10,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from adapters.base import ReplyLimits
+from bot.commands import Commands
 from bot.messages import ConversationKey, IncomingMessage
-
-if TYPE_CHECKING:
-    from bot.core import Hearth
+from bot.ports import Inbox, ReplyLimits
 
 KEY = ConversationKey("terminal", "local")
 PROMPT = "you> "
@@ -30,8 +29,9 @@ class TerminalAdapter:
     platform = "terminal"
     limits = ReplyLimits(max_chars=1_000_000, edit_interval=0.0)
 
-    def __init__(self, core: Hearth, stdin: TextIO, stdout: TextIO) -> None:
-        self._core = core
+    def __init__(self, inbox: Inbox, commands: Commands, stdin: TextIO, stdout: TextIO) -> None:
+        self._inbox = inbox
+        self._commands = commands
         self._stdin = stdin
         self._stdout = stdout
         self._interactive = stdin.isatty()
@@ -68,6 +68,11 @@ class TerminalAdapter:
         self._write(text[len(shown):] if text.startswith(shown) else f"\n[edited] {text}")
         self._printed[message_id] = text
 
+    async def delete(self, key: ConversationKey, message_id: str) -> None:
+        """Printed text cannot be taken back: say that the message is withdrawn."""
+        if self._printed.pop(message_id, None):
+            self._write("\n[withdrawn]")
+
     async def _handle(self, line: str) -> None:
         self._count += 1
         msg = IncomingMessage(
@@ -77,9 +82,9 @@ class TerminalAdapter:
         )
         if line.startswith("/"):
             name, _, args = line[1:].partition(" ")
-            self._write(await self._core.command(msg, name, args))
+            self._write(await self._commands.run(msg, name, args))
         else:
-            await self._core.handle(msg, self)
+            await self._inbox.handle(msg, self)
 
     def _write(self, text: str) -> None:
         self._stdout.write(text)

@@ -1,4 +1,4 @@
-from bot.cli import main
+from bot.app.cli import main
 
 if __name__ == "__main__":  # vLLM spawns its engine core: the entry point must be guarded
     main()

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.errors import PromptTooLongError
-from bot.messages import ChatMessage, StoredMessage
+from bot.messages import StoredMessage
+from engine.errors import PromptTooLongError
+from engine.types import ChatMessage
 
 TRIM_TARGET = 0.6
 

@@ -1,13 +1,14 @@
-"""Hearth's exception tree: one root, shallow, errors carry their data.
+"""The core's exceptions: one root, shallow, errors that carry their data.
 
-They become user-facing text in exactly one place: `bot.i18n.error_text`.
+They, and the engine's (`engine.errors`), become user-facing text in exactly one
+place: `bot.boundary.ErrorBoundary`, through `bot.i18n.error_text`.
 """
 
 from __future__ import annotations
 
 
 class HearthError(Exception):
-    """Root of every error Hearth raises on purpose."""
+    """Root of every error the core raises on purpose."""
 
 
 class ConfigError(HearthError):
@@ -18,39 +19,30 @@ class ConfigError(HearthError):
         self.problems = problems
 
 
-class UnknownModelError(HearthError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown model {name!r}; known: {', '.join(known)}")
-        self.name = name
-        self.known = known
-
-
-class EngineUnavailableError(HearthError):
-    """The engine is not running, is switching, or died."""
-
-
-class ModelLoadError(HearthError):
-    def __init__(self, model: str, reason: str) -> None:
-        super().__init__(f"model {model!r} failed to load: {reason}")
-        self.model = model
-        self.reason = reason
-
-
-class PromptTooLongError(HearthError):
-    def __init__(self, tokens: int, limit: int) -> None:
-        super().__init__(f"prompt needs {tokens} tokens, the model allows {limit}")
-        self.tokens = tokens
-        self.limit = limit
-
-
 class NotAdminError(HearthError):
+    """`action` needs more rights than the author has."""
+
     def __init__(self, action: str) -> None:
         super().__init__(f"{action} is for admins only")
         self.action = action
 
 
 class MessageTooLongError(HearthError):
+    """A message of `chars` characters is over the `limit` (HEARTH_MAX_MESSAGE_CHARS)."""
+
     def __init__(self, chars: int, limit: int) -> None:
         super().__init__(f"message has {chars} characters, the limit is {limit}")
         self.chars = chars
         self.limit = limit
+
+
+class DeliveryError(HearthError):
+    """A platform did not take a message: rejected it (4xx) or kept failing (5xx, network).
+
+    `status` is the HTTP status (0 for a dropped connection), `reason` the platform's word."""
+
+    def __init__(self, platform: str, status: int, reason: str) -> None:
+        super().__init__(f"{platform} did not take the message: HTTP {status}: {reason}")
+        self.platform = platform
+        self.status = status
+        self.reason = reason

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bot.errors import (
-    EngineUnavailableError,
-    MessageTooLongError,
-    ModelLoadError,
-    NotAdminError,
-    PromptTooLongError,
-    UnknownModelError,
-)
+from bot.errors import MessageTooLongError, NotAdminError
+from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 
@@ -48,11 +42,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "(the model returned an empty reply)",
         "zh": "（模型没有返回内容）",
     },
+    "groups_only": {
+        "en": "/{command} works only in group channels.",
+        "zh": "/{command} 只能在群组频道中使用。",
+    },
     "refusal": {
         "en": "Sorry, I can't help with that.",
         "zh": "抱歉，这个我无法回答。",
     },
 }
+
+
+class Locale:
+    """Which language Hearth's own words take: HEARTH_LANGUAGE, or `auto` to follow the user."""
+
+    def __init__(self, setting: str = "auto") -> None:
+        self._setting = setting
+
+    def of(self, text: str) -> str:
+        """`zh` or `en` for a reply to `text`."""
+        return detect_language(text, self._setting)
 
 
 def detect_language(text: str, setting: str = "auto") -> str:

@@ -1,11 +1,15 @@
-"""Platform-neutral values that flow through Hearth's core."""
+"""Platform-neutral values that flow through Hearth's core.
+
+`ChatMessage` and `Role` are the engine's (`engine.types`): a prompt is the
+engine's vocabulary; everything here is the bot's.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-Role = Literal["system", "user", "assistant"]
+from engine.types import Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +47,6 @@ class IncomingMessage:
     def admin_key(self) -> str:
         """The `platform:id` form used by HEARTH_ADMIN_IDS."""
         return f"{self.key.platform}:{self.author_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One turn of a prompt, in the shape chat templates expect."""
-
-    role: Role
-    content: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
 
 
 @dataclass(frozen=True, slots=True)

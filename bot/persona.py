@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+from bot.messages import ConversationKey, IncomingMessage
 
 DEFAULT_PERSONA = (
     "You are {bot_name}, a friendly and helpful assistant chatting on {platform} "
@@ -51,3 +55,40 @@ def render_persona(template: str, context: PersonaContext) -> str:
 def with_canary(prompt: str, canary: str) -> str:
     """The rendered persona with the installation's secret canary line appended."""
     return prompt + CANARY_LINE.format(canary=canary)
+
+
+class PersonaSource(Protocol):
+    async def get_channel_persona(self, key: ConversationKey) -> str | None: ...
+
+
+class CanarySource(Protocol):
+    async def value(self) -> str: ...
+
+
+class Personas:
+    """The system prompt for each message: the channel's template (else the configured
+    one, else DEFAULT_PERSONA), rendered for its channel and date, with the canary line."""
+
+    def __init__(
+        self,
+        channels: PersonaSource,
+        canary: CanarySource,
+        *,
+        bot_name: str,
+        template: str | None = None,
+        today: Callable[[], dt.date] = dt.date.today,
+    ) -> None:
+        self._channels = channels
+        self._canary = canary
+        self._bot_name = bot_name
+        self._template = template or DEFAULT_PERSONA
+        self._today = today
+
+    async def template(self, key: ConversationKey) -> str:
+        """The template in force for `key`'s channel."""
+        return await self._channels.get_channel_persona(key) or self._template
+
+    async def system_prompt(self, msg: IncomingMessage) -> str:
+        """The rendered system prompt for `msg`: the same bytes all day in one channel."""
+        context = PersonaContext(self._bot_name, msg.platform, msg.channel_name, self._today())
+        return with_canary(render_persona(await self.template(msg.key), context), await self._canary.value())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from adapters.base import Adapter
 from bot.messages import ConversationKey
+from bot.ports import ReplyChannel
 from bot.splitting import split_message
 
 
@@ -19,12 +19,12 @@ class ReplyStream:
 
     def __init__(
         self,
-        adapter: Adapter,
+        channel: ReplyChannel,
         key: ConversationKey,
         reply_to: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._adapter = adapter
+        self._channel = channel
         self._key = key
         self._reply_to = reply_to
         self._clock = clock
@@ -38,7 +38,7 @@ class ReplyStream:
 
     def due(self) -> bool:
         """Whether the platform's edit interval has passed since the last update."""
-        return self._clock() - self._last >= self._adapter.limits.edit_interval
+        return self._clock() - self._last >= self._channel.limits.edit_interval
 
     async def update(self, text: str) -> None:
         """Show `text` if the platform's edit interval has passed."""
@@ -52,7 +52,7 @@ class ReplyStream:
     async def _show(self, text: str) -> None:
         if not text.strip():
             return
-        limits = self._adapter.limits
+        limits = self._channel.limits
         for index, part in enumerate(split_message(text, limits.max_chars, limits.measure)):
             await self._put(index, part)
         self._last = self._clock()
@@ -60,9 +60,9 @@ class ReplyStream:
     async def _put(self, index: int, part: str) -> None:
         if index < len(self._ids):
             if self._shown[index] != part:
-                await self._adapter.edit(self._key, self._ids[index], part)
+                await self._channel.edit(self._key, self._ids[index], part)
                 self._shown[index] = part
             return
         reply_to = self._reply_to if index == 0 else None
-        self._ids.append(await self._adapter.send(self._key, part, reply_to=reply_to))
+        self._ids.append(await self._channel.send(self._key, part, reply_to=reply_to))
         self._shown.append(part)

@@ -1,67 +1,16 @@
 """The engine contract: a handful of async methods, so a fake engine is cheap.
 
-vLLM is imported only inside `engine.vllm_engine`.
+vLLM is imported only inside `engine.vllm_engine` (and torch inside
+`engine.demo_model`); nothing in `engine/` imports the bot or its adapters.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.messages import ChatMessage
-from bot.registry import ModelSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Sampling:
-    """How one reply is sampled. Defaults come from our reference deployments."""
-
-    temperature: float = 0.7
-    top_p: float = 0.9
-    repetition_penalty: float = 1.15
-    max_tokens: int = 512
-    ignore_eos: bool = False
-    seed: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyChunk:
-    """A piece of a streamed reply; the last one has `finished` set and the counts."""
-
-    text: str
-    finished: bool = False
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    reply_tokens: int = 0
-
-
-@dataclass(slots=True)
-class EngineStats:
-    """Counters for `/status`; the engine owns and updates them."""
-
-    model: str = ""
-    quantization: str = "none"
-    state: str = "stopped"
-    running: int = 0
-    replies: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    reply_tokens: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def hit_rate(self) -> float:
-        """Share of prompt tokens served from the prefix cache."""
-        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-
-    def record(self, chunk: ReplyChunk) -> None:
-        self.replies += 1
-        self.prompt_tokens += chunk.prompt_tokens
-        self.cached_tokens += chunk.cached_tokens
-        self.reply_tokens += chunk.reply_tokens
+from engine.registry import ModelSpec
+from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
 
 class Engine(Protocol):
@@ -92,3 +41,6 @@ class Engine(Protocol):
         ...
 
     def stats(self) -> EngineStats: ...
+
+
+__all__ = ["ChatMessage", "Engine", "EngineStats", "ReplyChunk", "Sampling"]

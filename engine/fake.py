@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from bot.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
-from bot.messages import ChatMessage
-from bot.registry import ModelSpec
-from engine.base import EngineStats, ReplyChunk, Sampling
+from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
+from engine.registry import ModelSpec
+from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
 Script = Callable[[Sequence[ChatMessage]], list[str]]
 

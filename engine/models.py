@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.registry import ModelSpec
+from engine.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
-from bot.messages import ChatMessage
-from bot.registry import ModelSpec
-from engine.base import EngineStats, ReplyChunk, Sampling
+from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
+from engine.registry import ModelSpec
+from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,23 @@
-"""Shared fixtures: settings on a temporary data dir, a core on the fake engine."""
+"""Shared fixtures: settings on a temporary data dir, an app on the fake engine."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.core import Hearth
-from bot.registry import Registry
-from bot.settings import Settings, load_settings
+from bot.app.builder import App, HearthBuilder
+from bot.app.settings import Settings, load_settings
 from bot.store import SqliteStore
 from engine.fake import FakeEngine
+from engine.registry import Registry
 from tests.fakes import RecordingAdapter
+
+if TYPE_CHECKING:
+    from engine.vllm_engine import VllmEngine
 
 TODAY = dt.date(2026, 11, 22)
 
@@ -34,13 +38,51 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-async def core(settings: Settings, registry: Registry) -> AsyncIterator[Hearth]:
+def engine(registry: Registry) -> FakeEngine:
+    return FakeEngine(registry.get("demo"))
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: FakeEngine) -> AsyncIterator[App]:
+    """Hearth as `hearth run` wires it, on the fake engine and a real SQLite file."""
     async with SqliteStore(settings.database) as store:
-        engine = FakeEngine(registry.get("demo"))
         await engine.start()
-        yield Hearth(settings, store, engine, registry, today=lambda: TODAY)
+        builder = HearthBuilder(settings).engine(engine).store(store).today(lambda: TODAY)
+        async with builder.build() as built:
+            yield built
 
 
 @pytest.fixture
 def adapter() -> RecordingAdapter:
     return RecordingAdapter()
+
+
+# --- the real engine: one per test session, on the offline demo model -------------
+
+KV_CACHE_GIB = 0.25
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with both demo models already built, shared with subprocesses."""
+    from engine.models import ModelResolver
+
+    path = tmp_path_factory.mktemp("hearth-data")
+    resolve = ModelResolver(path)
+    registry = Registry.load()
+    for name in ("demo", "demo-awq"):
+        resolve(registry.get(name))
+    return path
+
+
+@pytest.fixture(scope="session")
+async def real_engine(data_dir: Path) -> AsyncIterator[VllmEngine]:
+    """vLLM's AsyncLLM in-process on the demo model, shared by every engine test."""
+    from engine.models import ModelResolver
+    from engine.vllm_engine import EngineOptions, VllmEngine
+
+    engine = VllmEngine(
+        Registry.load().get("demo"), ModelResolver(data_dir), EngineOptions(kv_cache_gib=KV_CACHE_GIB)
+    )
+    async with engine:
+        yield engine

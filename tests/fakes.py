@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from adapters.base import ReplyLimits
 from bot.messages import ConversationKey, IncomingMessage, Verdict
 from bot.moderation import Direction
+from bot.ports import ReplyLimits
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Sent:
     key: ConversationKey
     message_id: str
     texts: list[str] = field(default_factory=list)
+    deleted: bool = False
 
     @property
     def text(self) -> str:
@@ -48,8 +49,14 @@ class RecordingAdapter:
         assert sent.texts[-1] != text, "edit that changes nothing"
         sent.texts.append(text)
 
+    async def delete(self, key: ConversationKey, message_id: str) -> None:
+        sent = next(s for s in self.sent if s.message_id == message_id)
+        assert not sent.deleted, "deleted twice"
+        sent.deleted = True
+
     def texts(self, key: ConversationKey | None = None) -> list[str]:
-        return [s.text for s in self.sent if key is None or s.key == key]
+        """What each message still shown says (deleted ones left out)."""
+        return [s.text for s in self.sent if (key is None or s.key == key) and not s.deleted]
 
 
 class BlockingGate:

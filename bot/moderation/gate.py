@@ -24,7 +24,6 @@ from bot.moderation.guard import FailMode, GuardLayer
 from bot.moderation.leak import leaks
 from bot.moderation.normalise import has_latin, views
 from bot.moderation.wordlists import Entry, ListMatch, WordLists, load_word_lists, make_entry
-from bot.settings import Settings
 
 GLOBAL_SCOPE = "global"
 CLASSIFIER_CATEGORY = "harassment"
@@ -44,10 +43,6 @@ class WordSource(Protocol):
 class GateConfig:
     threshold: float = 0.95
     guard_fail: FailMode = "closed"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GateConfig:
-        return cls(settings.moderation_threshold, settings.guard_fail)
 
 
 def scope_of(key: ConversationKey) -> str:

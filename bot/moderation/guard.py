@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.errors import HearthError
-from bot.messages import ChatMessage
 from bot.moderation.base import Direction
-from engine.base import Engine, Sampling
+from engine.base import Engine
+from engine.errors import EngineError
+from engine.types import ChatMessage, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class EngineGuard:
             return await asyncio.wait_for(self._generate(_guard_messages(text, direction)), GUARD_TIMEOUT_S)
         except TimeoutError:
             raise GuardUnavailableError("guard model timed out") from None
-        except HearthError as exc:
+        except (HearthError, EngineError) as exc:
             raise GuardUnavailableError(str(exc)) from exc
 
     async def close(self) -> None:
@@ -163,7 +164,7 @@ class EngineGuard:
                 raise GuardUnavailableError("guard model failed to start recently")
             try:
                 await self._engine.start()
-            except HearthError as exc:
+            except (HearthError, EngineError) as exc:
                 self._failed_at = time.monotonic()
                 raise GuardUnavailableError(str(exc)) from exc
             self._started = True

@@ -8,6 +8,7 @@ that shares a run of LEAK_MIN_CHARS characters with the system prompt, is blocke
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from functools import lru_cache
@@ -44,6 +45,21 @@ async def load_canary(store: SettingStore) -> str:
         canary = new_canary()
         await store.set_setting(CANARY_SETTING, canary)
     return canary
+
+
+class Canary:
+    """The installation's canary, read (or made) once from `store` and then remembered."""
+
+    def __init__(self, store: SettingStore) -> None:
+        self._store = store
+        self._value: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def value(self) -> str:
+        async with self._lock:
+            if self._value is None:
+                self._value = await load_canary(self._store)
+            return self._value
 
 
 def _flat(text: str) -> str:

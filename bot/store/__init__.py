@@ -1,7 +1,17 @@
 """Persistence behind one async interface, with SQLite and in-memory implementations."""
 
-from bot.store.base import Store
+from bot.store.base import (
+    ChannelSettings,
+    Conversations,
+    GlobalSettings,
+    ModerationWords,
+    Store,
+    VerdictLog,
+)
 from bot.store.memory import MemoryStore
 from bot.store.sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "SqliteStore", "Store"]
+__all__ = [
+    "ChannelSettings", "Conversations", "GlobalSettings", "MemoryStore", "ModerationWords",
+    "SqliteStore", "Store", "VerdictLog",
+]

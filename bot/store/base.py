@@ -1,4 +1,10 @@
-"""The storage contract. Every implementation passes the same tests."""
+"""The storage contract, split by role. Every implementation passes the same tests.
+
+Each component is handed only the role it uses (like python-telegram-bot's
+persistence split by kind of data): the pipeline `Conversations` and
+`VerdictLog`, the persona `ChannelSettings`, `/moderation` `ModerationWords`,
+the model choice `GlobalSettings`. `Store` is all of them plus a lifecycle.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,8 @@ from typing import Protocol
 from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
 
 
-class Store(Protocol):
-    """Conversations, messages, settings and moderation verdicts.
-
-    Implementations are async context managers; `open` and `close` are idempotent.
-    No two tasks ever share a transaction.
-    """
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
+class Conversations(Protocol):
+    """Messages by conversation, and the start of each conversation's context."""
 
     async def add_message(
         self,
@@ -53,6 +51,14 @@ class Store(Protocol):
         """Forget a conversation's messages; return how many were deleted."""
         ...
 
+    async def message_count(self) -> int:
+        """How many messages are stored, in all conversations."""
+        ...
+
+
+class ChannelSettings(Protocol):
+    """Per-channel settings, shared by the channel's threads."""
+
     async def get_channel_persona(self, key: ConversationKey) -> str | None: ...
 
     async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
@@ -67,6 +73,11 @@ class Store(Protocol):
         """Set (or with None, clear) a per-channel setting."""
         ...
 
+
+
+class ModerationWords(Protocol):
+    """Admins' moderation words (blocked or allowed), per scope."""
+
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
         ...
@@ -79,9 +90,19 @@ class Store(Protocol):
         """Every admin moderation word, in insertion order."""
         ...
 
+
+
+class GlobalSettings(Protocol):
+    """Named values that outlive a restart (the admin's model choice, the canary)."""
+
     async def get_setting(self, name: str) -> str | None: ...
 
     async def set_setting(self, name: str, value: str) -> None: ...
+
+
+
+class VerdictLog(Protocol):
+    """Moderation verdicts, each about a stored message or none."""
 
     async def add_verdict(
         self,
@@ -95,4 +116,11 @@ class Store(Protocol):
         """(message_id, direction, verdict) for a conversation, oldest first."""
         ...
 
-    async def message_count(self) -> int: ...
+
+class Store(Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, Protocol):
+    """Every role in one place. Implementations are async context managers;
+    `open` and `close` are idempotent. No two tasks ever share a transaction."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bot.errors import ConfigError, UnknownModelError
+from engine.errors import RegistryError, UnknownModelError
 
 BUILTIN_PREFIX = "builtin:"
 QUANTIZATIONS = frozenset({"auto", "none", "awq", "gptq", "compressed-tensors", "fp8"})
@@ -44,7 +44,7 @@ class Registry:
     @classmethod
     def load(cls, extra: Path | None = None) -> Registry:
         """The built-in registry, overlaid with `extra` when given."""
-        text = resources.files("bot").joinpath("models.toml").read_text("utf-8")
+        text = resources.files("engine").joinpath("models.toml").read_text("utf-8")
         specs = _parse(tomllib.loads(text), "built-in registry")
         if extra is not None:
             specs += _parse(_read_toml(extra), str(extra))
@@ -75,19 +75,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([f"HEARTH_MODELS_FILE: cannot read {path}: {exc}"]) from None
+        raise RegistryError([f"HEARTH_MODELS_FILE: cannot read {path}: {exc}"]) from None
 
 
 def _parse(data: dict[str, Any], origin: str) -> list[ModelSpec]:
     models = data.get("models", {})
     if not isinstance(models, dict):
-        raise ConfigError([f"{origin}: [models] must be a table of model entries"])
+        raise RegistryError([f"{origin}: [models] must be a table of model entries"])
     return [_parse_entry(name, entry, origin) for name, entry in models.items()]
 
 
 def _parse_entry(name: str, entry: object, origin: str) -> ModelSpec:
-    def problem(text: str) -> ConfigError:
-        return ConfigError([f"{origin}: model {name!r}: {text}"])
+    def problem(text: str) -> RegistryError:
+        return RegistryError([f"{origin}: model {name!r}: {text}"])
 
     if not isinstance(entry, dict):
         raise problem("must be a table")

@@ -7,8 +7,8 @@ from typing import NoReturn
 
 import click
 
+from bot.app.settings import Settings, load_settings
 from bot.errors import ConfigError
-from bot.settings import Settings, load_settings
 
 CONFIG_EXIT_CODE = 2
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from bot.app.settings import Settings
 from bot.logs import vllm_log_level
 from bot.moderation.gate import GateConfig, LayeredGate, WordSource
 from bot.moderation.guard import EngineGuard, GuardLayer
-from bot.registry import Registry
-from bot.settings import Settings
 from engine.base import Engine
+from engine.registry import Registry
+
+
+def gate_config(settings: Settings) -> GateConfig:
+    return GateConfig(settings.moderation_threshold, settings.guard_fail)
 
 
 def build_gate(settings: Settings, words: WordSource | None) -> LayeredGate:
@@ -16,7 +20,7 @@ def build_gate(settings: Settings, words: WordSource | None) -> LayeredGate:
     guard = None
     if settings.guard_model:
         guard = GuardLayer(EngineGuard(_guard_engine(settings)), settings.guard_fail)
-    return LayeredGate(GateConfig.from_settings(settings), words, guard)
+    return LayeredGate(gate_config(settings), words, guard)
 
 
 def _guard_engine(settings: Settings) -> Engine:

@@ -1,22 +1,43 @@
-"""The `hearth` command."""
+"""The `hearth` command. Heavy subcommands (`bench`, `moderate`) are imported only when run."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
-from bot.bench.cli import bench
-from bot.cli_support import fail, settings_or_exit
-from bot.errors import ConfigError, UnknownModelError
+from bot.app.cli_support import fail, settings_or_exit
 from bot.logs import configure_logging
-from bot.moderation.cli import moderate
-from bot.registry import Registry
+from engine.errors import RegistryError, UnknownModelError
+from engine.registry import Registry
+
+# name → "module:attribute" of a click command, imported on first use.
+LAZY_COMMANDS = {
+    "bench": "bench.cli:bench",
+    "moderate": "bot.app.moderate:moderate",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose listed subcommands load on demand (click's documented lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """Hearth: a self-hosted chat bot answered by a local LLM."""
 
@@ -24,13 +45,13 @@ def main() -> None:
 @main.command()
 def run() -> None:
     """Run the bot: platform adapters whose tokens are set, else a terminal chat."""
-    from bot.runner import serve
+    from bot.app.runner import serve
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.secrets())
     try:
         code = asyncio.run(serve(settings, sys.stdin, sys.stdout))
-    except ConfigError as exc:
+    except RegistryError as exc:
         fail(exc.problems)
     except UnknownModelError as exc:
         fail([f"HEARTH_MODEL: {exc}"])
@@ -54,12 +75,8 @@ def models() -> None:
     settings = settings_or_exit()
     try:
         registry = Registry.load(settings.models_file)
-    except ConfigError as exc:
+    except RegistryError as exc:
         fail(exc.problems)
     for spec in registry:
         click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}")
         click.echo(f"    {spec.description}")
-
-
-main.add_command(bench)
-main.add_command(moderate)

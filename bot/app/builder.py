@@ -1,0 +1,254 @@
+"""The composition root: the only place that knows every concrete class and builds them.
+
+Like python-telegram-bot's `ApplicationBuilder`: start from the settings, replace
+any part before `build()` (tests and benchmarks hand in a fake engine, an
+in-memory store, a fixed clock, a fixed-length sampling), then enter the built
+`App`. Parts handed in stay the caller's to open and close; parts the app built
+itself it also starts and stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from bot.app.gate import build_gate
+from bot.app.settings import Settings
+from bot.boundary import ErrorBoundary
+from bot.commands import Admins, Commands
+from bot.commands.builtin import (
+    ChannelModes,
+    ModelCommand,
+    PersonaCommand,
+    ResetCommand,
+    StatusCommand,
+)
+from bot.commands.moderation import ModerationCommand
+from bot.i18n import Locale
+from bot.logs import vllm_log_level
+from bot.moderation import Gate, WordsAware
+from bot.moderation.leak import Canary
+from bot.persona import Personas
+from bot.pipeline import (
+    Accept,
+    Boundary,
+    BuildPrompt,
+    Generate,
+    InOrder,
+    InputGate,
+    Pipeline,
+    PromptLimits,
+    Record,
+    Stage,
+)
+from bot.serving import ModelService, initial_model, warn_if_demo
+from bot.store import SqliteStore, Store
+from engine.base import Engine
+from engine.registry import ModelSpec, Registry
+from engine.types import Sampling
+
+log = logging.getLogger(__name__)
+
+
+def sampling_from(settings: Settings) -> Sampling:
+    return Sampling(settings.temperature, settings.top_p, settings.repetition_penalty, settings.max_reply_tokens)
+
+
+def build_engine(settings: Settings, spec: ModelSpec) -> Engine:
+    """The in-process vLLM engine for `spec`, with the options the settings give (not started)."""
+    from engine.models import ModelResolver
+    from engine.vllm_engine import EngineOptions, VllmEngine
+
+    options = EngineOptions(
+        kv_cache_gib=settings.kv_cache_gib,
+        max_model_len=settings.max_model_len,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        vllm_log_level=vllm_log_level(settings.log_level),
+    )
+    return VllmEngine(spec, ModelResolver(settings.data_dir), options)
+
+
+@dataclass(slots=True)
+class _Overrides:
+    store: Store | None = None
+    engine: Engine | None = None
+    registry: Registry | None = None
+    gate: Gate | None = None
+    today: Callable[[], dt.date] = dt.date.today
+    sampling: Sampling | None = None
+    stages: tuple[Stage, ...] = ()
+
+
+class HearthBuilder:
+    """Collects the parts to replace, then `build()`s an `App`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._parts = _Overrides()
+
+    def store(self, store: Store) -> Self:
+        """Use this store (opened and closed by the caller) instead of HEARTH_DB_PATH."""
+        self._parts.store = store
+        return self
+
+    def engine(self, engine: Engine) -> Self:
+        """Use this engine (started and closed by the caller) instead of building vLLM."""
+        self._parts.engine = engine
+        return self
+
+    def registry(self, registry: Registry) -> Self:
+        self._parts.registry = registry
+        return self
+
+    def gate(self, gate: Gate) -> Self:
+        """Use this moderation gate (opened by the caller) instead of the layered one."""
+        self._parts.gate = gate
+        return self
+
+    def today(self, today: Callable[[], dt.date]) -> Self:
+        """The clock the persona's `{date}` reads."""
+        self._parts.today = today
+        return self
+
+    def sampling(self, sampling: Sampling) -> Self:
+        """Sample every reply this way instead of as the settings say."""
+        self._parts.sampling = sampling
+        return self
+
+    def stages(self, *stages: Stage) -> Self:
+        """Extra pipeline stages, run after the error boundary and before storing."""
+        self._parts.stages = stages
+        return self
+
+    def build(self) -> App:
+        return App(self._settings, dataclasses.replace(self._parts))
+
+
+class App:
+    """Hearth, wired: enter it to open the store, the engine and the gate.
+
+    Its parts are read-only: `pipeline` (the `Inbox` adapters call), `commands`,
+    `modes`, `models`, `store`, `engine`."""
+
+    def __init__(self, settings: Settings, parts: _Overrides) -> None:
+        self.settings = settings
+        self._parts = parts
+        self._stack = AsyncExitStack()
+        self._wired: _Wired | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._wired = await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._wired = None
+        await self._stack.aclose()
+
+    @property
+    def store(self) -> Store:
+        return self._get().store
+
+    @property
+    def engine(self) -> Engine:
+        return self._get().engine
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._get().pipeline
+
+    @property
+    def commands(self) -> Commands:
+        return self._get().commands
+
+    @property
+    def modes(self) -> ChannelModes:
+        return self._get().modes
+
+    @property
+    def models(self) -> ModelService:
+        return self._get().models
+
+    @property
+    def personas(self) -> Personas:
+        return self._get().personas
+
+    @property
+    def queue(self) -> InOrder:
+        return self._get().queue
+
+    def _get(self) -> _Wired:
+        if self._wired is None:
+            raise RuntimeError("enter the App (async with) before using it")
+        return self._wired
+
+    async def _open(self) -> _Wired:
+        settings, parts = self.settings, self._parts
+        registry = parts.registry or Registry.load(settings.models_file)
+        store = parts.store or await self._stack.enter_async_context(SqliteStore(settings.database))
+        engine = parts.engine or await self._start_engine(store, registry)
+        gate = parts.gate or await self._stack.enter_async_context(build_gate(settings, store))
+        return _wire(settings, parts, store, engine, registry, gate)
+
+    async def _start_engine(self, store: Store, registry: Registry) -> Engine:
+        spec = await initial_model(store, registry, self.settings.model)
+        warn_if_demo(spec)
+        engine = build_engine(self.settings, spec)
+        log.info("loading model %s …", spec.name)
+        await engine.start()
+        self._stack.push_async_callback(engine.close)
+        return engine
+
+
+@dataclass(frozen=True, slots=True)
+class _Wired:
+    store: Store
+    engine: Engine
+    pipeline: Pipeline
+    commands: Commands
+    modes: ChannelModes
+    models: ModelService
+    personas: Personas
+    queue: InOrder
+
+
+def _wire(
+    settings: Settings, parts: _Overrides, store: Store, engine: Engine, registry: Registry, gate: Gate
+) -> _Wired:
+    locale = Locale(settings.language)
+    boundary = ErrorBoundary(locale)
+    personas = Personas(store, Canary(store), bot_name=settings.bot_name, template=settings.persona,
+                        today=parts.today)
+    queue = InOrder()
+    limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
+    stages: Sequence[Stage] = (
+        Boundary(boundary), *parts.stages, Accept(store, settings.max_message_chars), queue,
+        InputGate(gate, store), BuildPrompt(store, personas, engine, limits),
+        Generate(engine, gate, parts.sampling or sampling_from(settings)),
+    )
+    pipeline = Pipeline(stages, Record(store, store, settings.bot_name), locale)
+    models = ModelService(engine, registry, store, settings.model)
+    modes = ChannelModes(store)
+    words_changed = gate.words_changed if isinstance(gate, WordsAware) else _nothing
+    table = [
+        ModelCommand(models).spec(), PersonaCommand(personas, store).spec(), ResetCommand(store).spec(),
+        StatusCommand(models, queue.depth).spec(), ModerationCommand(store, words_changed).spec(),
+        modes.spec(),
+    ]
+    commands = Commands(table, Admins(settings.admin_ids), boundary, locale)
+    return _Wired(store, engine, pipeline, commands, modes, models, personas, queue)
+
+
+def _nothing() -> None:
+    return None

@@ -1,0 +1,96 @@
+"""`hearth moderate`: try the running bot's moderation gate on text from stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TextIO
+
+import click
+
+from bot.app.cli_support import settings_or_exit
+from bot.app.gate import build_gate
+from bot.app.settings import Settings
+from bot.messages import ConversationKey, Verdict
+from bot.moderation.base import Direction
+from bot.moderation.gate import LayeredGate
+from bot.store import SqliteStore
+
+DEFAULT_SCOPE = ConversationKey("cli", "moderate")
+
+
+def _channel_key(channel: str | None) -> ConversationKey:
+    if channel is None:
+        return DEFAULT_SCOPE
+    platform, _, name = channel.partition(":")
+    if not platform or not name:
+        raise click.BadParameter("expected platform:channel, e.g. discord:1234", param_hint="--channel")
+    return ConversationKey(platform, name)
+
+
+def parse_line(line: str) -> tuple[str, dict[str, Any]]:
+    """The text to check, and the input object (a plain line becomes {"text": line})."""
+    stripped = line.rstrip("\r\n")
+    if stripped.lstrip().startswith("{"):
+        try:
+            row = json.loads(stripped)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("text"), str):
+            return row["text"], row
+    return stripped, {"text": stripped}
+
+
+def result_json(verdict: Verdict, row: dict[str, Any]) -> str:
+    out: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
+    out |= {
+        "flagged": verdict.flagged,
+        "categories": verdict.categories,
+        "category_scores": verdict.category_scores,
+        "layer": verdict.layer,
+        "action": verdict.action,
+    }
+    return json.dumps(out, ensure_ascii=False)
+
+
+@asynccontextmanager
+async def running_gate(settings: Settings) -> AsyncIterator[LayeredGate]:
+    """The bot's gate: its settings and the admin words stored in its database (if any)."""
+    if settings.database.exists():
+        async with SqliteStore(settings.database) as store, build_gate(settings, store) as gate:
+            yield gate
+    else:
+        async with build_gate(settings, None) as gate:
+            yield gate
+
+
+async def moderate_lines(
+    settings: Settings, lines: Iterable[str], out: TextIO, key: ConversationKey, direction: Direction
+) -> None:
+    async with running_gate(settings) as gate:
+        for line in lines:
+            if not line.strip():
+                continue
+            text, row = parse_line(line)
+            verdict = await gate.check(text, direction, key)
+            out.write(result_json(verdict, row) + "\n")
+            out.flush()
+
+
+@click.command("moderate")
+@click.option("--channel", default=None, help="Also apply this chat's admin words (platform:channel).")
+@click.option("--direction", type=click.Choice(["input", "output"]), default="input",
+              help="Judge lines as user messages (default) or as replies.")
+def moderate(channel: str | None, direction: str) -> None:
+    """Check text from stdin with the bot's moderation gate.
+
+    Each line is a JSON object with a "text" field (an "id" is echoed back) or a
+    plain line of text; each gets one JSON line: flagged, categories,
+    category_scores (OpenAI's moderation shape), layer and action.
+    """
+    settings = settings_or_exit()
+    key = _channel_key(channel)
+    asyncio.run(moderate_lines(settings, sys.stdin, sys.stdout, key, direction))  # type: ignore[arg-type]

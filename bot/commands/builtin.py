@@ -1,0 +1,151 @@
+"""Hearth's own commands: /model, /persona, /reset, /status, /hearth-channel, /help."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text, always
+from bot.messages import ConversationKey
+from bot.persona import MAX_PERSONA_CHARS, Personas
+from bot.serving import ModelService
+from bot.store import ChannelSettings, Conversations
+
+ANSWER_ALL = "answer_all"
+CHANNEL_MODES = ("on", "off")
+CHANNEL_TEXTS = {
+    "on": "I will answer every message in this channel (and its threads) from now on.",
+    "off": "I will answer here only when mentioned or replied to.",
+}
+
+
+class ModelCommand:
+    """`/model` lists the registry (anyone); `/model NAME` switches (admins)."""
+
+    def __init__(self, models: ModelService) -> None:
+        self._models = models
+
+    def spec(self) -> Command:
+        return Command(
+            "model", Text("list models; /model NAME switches (admins)", "查看模型；/model 名称 切换（管理员）"),
+            self.run, access=lambda args: Access.ADMIN if args else Access.ANYONE,
+            options=(Option("name", Text("the model to serve; empty lists them", "要切换的模型；留空则列出"),
+                            complete=self.complete),),
+        )
+
+    def complete(self, typed: str) -> list[str]:
+        return [n for n in self._models.registry.names() if typed.lower() in n.lower()]
+
+    async def run(self, call: Invocation) -> str:
+        if not call.args:
+            return self._listing()
+        spec = await self._models.switch(call.args)
+        return f"Now serving {spec.name} ({spec.quantization})."
+
+    def _listing(self) -> str:
+        current = self._models.spec.name
+        lines = [
+            f"{'*' if s.name == current else ' '} {s.name} [{s.quantization}, {s.device}] {s.description}"
+            for s in self._models.registry
+        ]
+        return "Models (* = serving):\n" + "\n".join(lines)
+
+
+class PersonaCommand:
+    """`/persona` shows the template; `set TEXT` and `reset` change it for the channel (admins)."""
+
+    def __init__(self, personas: Personas, channels: ChannelSettings) -> None:
+        self._personas = personas
+        self._channels = channels
+
+    def spec(self) -> Command:
+        text = Option("text", Text("the template: {bot_name}, {platform}, {channel_name}, {date}",
+                                   "模板：{bot_name}、{platform}、{channel_name}、{date}"), required=True, rest=True)
+        return Command(
+            "persona", Text("show the persona; set or reset it (admins)", "查看人设；设置或重置（管理员）"),
+            self.run, access=lambda args: Access.ADMIN if args.split(" ")[0] in ("set", "reset") else Access.ANYONE,
+            subcommands=(
+                Subcommand("show", Text("show this channel's persona template", "查看本频道的人设模板")),
+                Subcommand("set", Text("override the persona here (admins)", "为本频道设置人设（管理员）"), (text,)),
+                Subcommand("reset", Text("go back to the default persona (admins)", "恢复默认人设（管理员）")),
+            ),
+        )
+
+    async def run(self, call: Invocation) -> str:
+        key = call.msg.key
+        if call.verb == "set" and call.rest:
+            await self._channels.set_channel_persona(key, call.rest[:MAX_PERSONA_CHARS])
+            return "Persona set for this channel."
+        if call.verb == "reset":
+            await self._channels.set_channel_persona(key, None)
+            return "Persona reset to the default."
+        return "Persona template:\n" + await self._personas.template(key)
+
+
+class ResetCommand:
+    """`/reset`: forget this conversation (anyone in a direct chat, admins in groups)."""
+
+    def __init__(self, conversations: Conversations) -> None:
+        self._conversations = conversations
+
+    def spec(self) -> Command:
+        return Command("reset", Text("forget this conversation (admins, in groups)", "清除本会话的记忆（群组中仅管理员）"),
+                       self.run, access=always(Access.DIRECT_OR_ADMIN))
+
+    async def run(self, call: Invocation) -> str:
+        deleted = await self._conversations.reset(call.msg.key)
+        return f"Conversation forgotten ({deleted} messages)."
+
+
+class StatusCommand:
+    """`/status`: model, queue, uptime, usage, prefix-cache hit rate."""
+
+    def __init__(self, models: ModelService, queue_depth: Callable[[], int],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._models = models
+        self._queue_depth = queue_depth
+        self._clock = clock
+        self._started = clock()
+
+    def spec(self) -> Command:
+        return Command("status", Text("model, queue, uptime, usage", "模型、队列、运行时间、用量"), self.run)
+
+    async def run(self, call: Invocation) -> str:
+        stats = self._models.stats()
+        uptime = dt.timedelta(seconds=int(self._clock() - self._started))
+        return "\n".join([
+            f"model: {stats.model} ({stats.quantization}), {stats.state}",
+            f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
+            f"uptime: {uptime}",
+            f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
+            f"prefix-cache hit rate: {stats.hit_rate:.1%}",
+        ])
+
+
+class ChannelModes:
+    """Whether the bot answers every message in a channel, or only mentions and replies."""
+
+    def __init__(self, channels: ChannelSettings) -> None:
+        self._channels = channels
+
+    async def answers_all(self, key: ConversationKey) -> bool:
+        return await self._channels.get_channel_flag(key, ANSWER_ALL) is not None
+
+    def spec(self) -> Command:
+        mode = Option("mode", Text("on: answer every message; off: only mentions and replies",
+                                   "on：回复每条消息；off：只回复提及和回复"), required=True, choices=CHANNEL_MODES)
+        return Command(
+            "hearth-channel",
+            Text("answer every message in this channel, or only mentions (admins)",
+                 "在本频道回复每条消息，或只回复提及（管理员）"),
+            self.run, access=always(Access.ADMIN), options=(mode,), groups_only=True,
+        )
+
+    async def run(self, call: Invocation) -> str:
+        mode = call.verb.lower()
+        if mode not in CHANNEL_MODES:
+            return "Usage: /hearth-channel on|off"
+        await self._channels.set_channel_flag(call.msg.key, ANSWER_ALL, "1" if mode == "on" else None)
+        return CHANNEL_TEXTS[mode]
+

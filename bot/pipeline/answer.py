@@ -1,0 +1,150 @@
+"""The inner stages: the input gate, the prompt, generation behind the output gate, the record."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from bot import i18n
+from bot.context import Prompt, build_prompt
+from bot.messages import StoredMessage, Verdict
+from bot.moderation import Gate
+from bot.persona import Personas
+from bot.pipeline.turn import Answer, Handler, Turn
+from bot.store import Conversations, VerdictLog
+from engine.base import Engine
+from engine.types import ReplyChunk, Sampling
+
+
+class InputGate:
+    """The gate judges the user message before the model sees it; a flagged one is refused."""
+
+    def __init__(self, gate: Gate, verdicts: VerdictLog) -> None:
+        self._gate = gate
+        self._verdicts = verdicts
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        msg = turn.msg
+        verdict = await self._gate.check(msg.text, "input", msg.key)
+        await self._verdicts.add_verdict(msg.key, turn.message_id, "input", verdict)
+        if verdict.flagged:
+            await turn.reply.finish(i18n.text("refusal", turn.lang))
+            return
+        await call_next(turn)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptLimits:
+    """`history_messages`: newest stored messages read (HEARTH_HISTORY_MESSAGES);
+    `max_reply_tokens`: room kept for the reply, at most half the context."""
+
+    history_messages: int = 200
+    max_reply_tokens: int = 512
+
+    def budget(self, max_model_len: int) -> int:
+        """Tokens the prompt may use, leaving room for the reply."""
+        return max_model_len - min(self.max_reply_tokens, max_model_len // 2)
+
+
+class BuildPrompt:
+    """History as of this message, trimmed by whole turns to the budget, after the persona."""
+
+    def __init__(
+        self, conversations: Conversations, personas: Personas, engine: Engine, limits: PromptLimits
+    ) -> None:
+        self._conversations = conversations
+        self._personas = personas
+        self._engine = engine
+        self._limits = limits
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        msg = turn.msg
+        assert turn.message_id is not None, "Accept runs first"
+        history = await self._conversations.history(msg.key, self._limits.history_messages)
+        prompt = await build_prompt(
+            await self._personas.system_prompt(msg),
+            _answered_before(history, turn.message_id),
+            self._engine.count_tokens,
+            self._limits.budget(self._engine.max_model_len),
+            named=not msg.is_direct,
+        )
+        if prompt.trimmed and prompt.first_message_id is not None:
+            await self._conversations.set_context_floor(msg.key, prompt.first_message_id)
+        turn.prompt = prompt
+        await call_next(turn)
+
+
+class Generate:
+    """Stream the reply, showing only text the gate has passed.
+
+    The reply is stored as generated (not stripped): re-rendered next turn, it
+    then tokenises as the model produced it, which keeps the prefix cache warm."""
+
+    def __init__(self, engine: Engine, gate: Gate, sampling: Sampling) -> None:
+        self._engine = engine
+        self._gate = gate
+        self._sampling = sampling
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        assert turn.prompt is not None, "BuildPrompt runs first"
+        turn.answer = await self._generate(turn, turn.prompt)
+        await call_next(turn)
+
+    async def _generate(self, turn: Turn, prompt: Prompt) -> Answer:
+        text, final = "", None
+        checked: tuple[str, Verdict] | None = None
+        async with aclosing(self._engine.stream(prompt.messages, self._sampling)) as chunks:
+            async for chunk in chunks:
+                if chunk.finished:
+                    final = chunk
+                    break
+                text += chunk.text
+                if not turn.reply.due():
+                    continue
+                checked = (text, await self._check(text, turn, prompt))
+                if checked[1].flagged:
+                    return await self._refuse(turn, checked[1])
+                await turn.reply.update(text.strip())
+        verdict = checked[1] if checked and checked[0] == text else await self._check(text, turn, prompt)
+        if verdict.flagged:
+            return await self._refuse(turn, verdict)
+        if not text.strip():
+            text = i18n.text("empty_reply", turn.lang)
+        await turn.reply.finish(text.strip())
+        return Answer(text, verdict, final)
+
+    async def _check(self, text: str, turn: Turn, prompt: Prompt) -> Verdict:
+        return await self._gate.check(text, "output", turn.msg.key, prompt.messages[0].content)
+
+    async def _refuse(self, turn: Turn, verdict: Verdict) -> Answer:
+        refusal = i18n.text("refusal", turn.lang)
+        await turn.reply.finish(refusal)
+        return Answer(refusal, verdict, None)
+
+
+class Record:
+    """Store the reply, in the turn it answers, with its verdict and token counts."""
+
+    def __init__(self, conversations: Conversations, verdicts: VerdictLog, bot_name: str) -> None:
+        self._conversations = conversations
+        self._verdicts = verdicts
+        self._bot_name = bot_name
+
+    async def __call__(self, turn: Turn) -> None:
+        msg, answer = turn.msg, turn.answer
+        assert answer is not None, "Generate runs first"
+        final = answer.final or ReplyChunk("", True)
+        ids = turn.reply.message_ids
+        reply_id = await self._conversations.add_message(
+            msg.key, "assistant", answer.text,
+            author_id="bot", author_name=self._bot_name,
+            platform_message_id=ids[0] if ids else None, reply_to=turn.message_id,
+            prompt_tokens=final.prompt_tokens, cached_tokens=final.cached_tokens,
+            reply_tokens=final.reply_tokens,
+        )
+        await self._verdicts.add_verdict(msg.key, reply_id, "output", answer.verdict)
+
+
+def _answered_before(history: list[StoredMessage], message_id: int) -> list[StoredMessage]:
+    """History as of `message_id`: later user messages wait for their own turn."""
+    return [m for m in history if m.role == "assistant" or m.id <= message_id]

@@ -1,0 +1,84 @@
+"""The outer stages: the error boundary, storing on arrival, one turn at a time per conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.boundary import ErrorBoundary
+from bot.errors import MessageTooLongError
+from bot.messages import ConversationKey
+from bot.pipeline.turn import Handler, Turn
+from bot.store import Conversations
+
+log = logging.getLogger(__name__)
+
+
+class Boundary:
+    """Outermost: whatever fails inside becomes a short reply in the user's language."""
+
+    def __init__(self, boundary: ErrorBoundary) -> None:
+        self._boundary = boundary
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        try:
+            await call_next(turn)
+        except Exception as exc:  # the outer boundary: every failure becomes a reply
+            text = self._boundary.reply_for(exc, turn.msg)
+            try:
+                await turn.reply.finish(text)
+            except Exception:  # the platform itself is failing; the log is all we have
+                log.exception("could not deliver an error reply in %s", turn.msg.key)
+
+
+class Accept:
+    """Store the user message at once, so a crash loses nothing; drop a duplicate delivery."""
+
+    def __init__(self, conversations: Conversations, max_chars: int) -> None:
+        self._conversations = conversations
+        self._max_chars = max_chars
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        msg = turn.msg
+        if len(msg.text) > self._max_chars:
+            raise MessageTooLongError(len(msg.text), self._max_chars)
+        turn.message_id = await self._conversations.add_message(
+            msg.key, "user", msg.text,
+            author_id=msg.author_id, author_name=msg.author_name,
+            platform_message_id=msg.message_id,
+        )
+        if turn.message_id is None:
+            log.info("duplicate delivery of %s in %s ignored", msg.message_id, msg.key)
+            return
+        await call_next(turn)
+
+
+class InOrder:
+    """One reply at a time per conversation, in arrival order (asyncio.Lock is FIFO);
+    different conversations run concurrently."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ConversationKey, asyncio.Lock] = {}
+        self._waiting: dict[ConversationKey, int] = {}
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        async with self._turn(turn.msg.key):
+            await call_next(turn)
+
+    def depth(self) -> int:
+        """Messages accepted and not yet answered, across all conversations."""
+        return sum(self._waiting.values())
+
+    @asynccontextmanager
+    async def _turn(self, key: ConversationKey) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key], self._locks[key]

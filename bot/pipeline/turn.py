@@ -1,0 +1,60 @@
+"""The pipeline's one shape: a stage gets a turn and the next handler (like aiogram's
+`BaseMiddleware`), does its part, and calls the next one or stops the chain."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.context import Prompt
+from bot.messages import IncomingMessage, Verdict
+from bot.streaming import ReplyStream
+from engine.types import ReplyChunk
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the model's reply came to: the text to store, its verdict, and the engine's
+    final chunk (token counts), None when the reply was refused or cut."""
+
+    text: str
+    verdict: Verdict
+    final: ReplyChunk | None
+
+
+@dataclass(slots=True, eq=False)
+class Turn:
+    """One message on its way through the stages; each stage fills in what it learns."""
+
+    msg: IncomingMessage
+    reply: ReplyStream
+    lang: str
+    message_id: int | None = None
+    prompt: Prompt | None = None
+    answer: Answer | None = None
+
+
+Handler = Callable[[Turn], Awaitable[None]]
+
+
+class Stage(Protocol):
+    """One step of answering a message. Calling `call_next` passes the turn on;
+    returning without calling it ends the turn there (a duplicate, a refusal)."""
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None: ...
+
+
+def chain(stages: Sequence[Stage], last: Handler) -> Handler:
+    """`stages[0]` outermost, then each in order, ending in `last`."""
+    handler = last
+    for stage in reversed(stages):
+        handler = _bind(stage, handler)
+    return handler
+
+
+def _bind(stage: Stage, call_next: Handler) -> Handler:
+    async def handle(turn: Turn) -> None:
+        await stage(turn, call_next)
+
+    return handle

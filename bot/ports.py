@@ -1,0 +1,55 @@
+"""The ports the core declares and the outside implements.
+
+Adapters implement `ReplyChannel` (how a reply reaches a platform) and call the
+core through `Inbox` (messages) and `bot.commands.Commands` (commands). The core
+never imports an adapter: it is handed objects that fit these shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.messages import ConversationKey, IncomingMessage
+from bot.splitting import Measure
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyLimits:
+    """A platform's message length rule and how often a streamed reply may be edited.
+
+    `max_chars` is measured by `measure` (Telegram counts UTF-16 code units);
+    `edit_interval` is in seconds."""
+
+    max_chars: int
+    edit_interval: float
+    measure: Measure = len
+
+
+class ReplyChannel(Protocol):
+    """Where replies go: post, edit and delete messages on one platform."""
+
+    @property
+    def limits(self) -> ReplyLimits: ...
+
+    async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
+        """Post a new message and return its platform id.
+
+        Raises `bot.errors.DeliveryError` when the platform does not take it."""
+        ...
+
+    async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
+        """Replace the text of a message this channel sent (DeliveryError on failure)."""
+        ...
+
+    async def delete(self, key: ConversationKey, message_id: str) -> None:
+        """Remove a message this channel sent (DeliveryError on failure)."""
+        ...
+
+
+class Inbox(Protocol):
+    """What an adapter hands every message addressed to the bot."""
+
+    async def handle(self, msg: IncomingMessage, channel: ReplyChannel) -> None:
+        """Answer `msg` through `channel`; never raises for a bad message or a failing engine."""
+        ...

@@ -1,0 +1,73 @@
+"""The engine's vocabulary: chat messages in, sampling, reply chunks and stats out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of a prompt, in the shape chat templates expect."""
+
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How one reply is sampled. Defaults come from our reference deployments.
+
+    `max_tokens` caps the reply in tokens; `ignore_eos` makes every reply exactly
+    that long (benchmarks); `seed` makes sampling repeatable."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repetition_penalty: float = 1.15
+    max_tokens: int = 512
+    ignore_eos: bool = False
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyChunk:
+    """A piece of a streamed reply; the last one has `finished` set and the token counts."""
+
+    text: str
+    finished: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    reply_tokens: int = 0
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters for `/status`; the engine owns and updates them."""
+
+    model: str = ""
+    quantization: str = "none"
+    state: str = "stopped"
+    running: int = 0
+    replies: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    reply_tokens: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of prompt tokens served from the prefix cache (0.0–1.0)."""
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+    def record(self, chunk: ReplyChunk) -> None:
+        self.replies += 1
+        self.prompt_tokens += chunk.prompt_tokens
+        self.cached_tokens += chunk.cached_tokens
+        self.reply_tokens += chunk.reply_tokens
