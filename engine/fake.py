@@ -19,7 +19,10 @@ def echo_script(messages: Sequence[ChatMessage]) -> list[str]:
 
 
 class FakeEngine:
-    """Counts a token per whitespace-separated word; never touches a model."""
+    """Counts a token per whitespace-separated word; never touches a model.
+
+    `script`, `delay` and `available` are the test's to change at any time: they
+    decide what the next reply says, how fast it streams, and whether it fails."""
 
     def __init__(
         self,
@@ -30,8 +33,8 @@ class FakeEngine:
         fail_models: frozenset[str] = frozenset(),
     ) -> None:
         self._spec = spec
-        self._script = script
-        self._delay = delay
+        self.script = script
+        self.delay = delay
         self._fail_models = fail_models
         self._stats = EngineStats(model=spec.name, quantization=spec.quantization)
         self.prompts: list[list[ChatMessage]] = []
@@ -63,12 +66,12 @@ class FakeEngine:
         if prompt_tokens > self.max_model_len:
             raise PromptTooLongError(prompt_tokens, self.max_model_len)
         self.prompts.append(list(messages))
-        pieces = self._script(messages)[: sampling.max_tokens]
+        pieces = self.script(messages)[: sampling.max_tokens]
         self._stats.running += 1
         try:
             for piece in pieces:
-                if self._delay:
-                    await asyncio.sleep(self._delay)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 yield ReplyChunk(piece)
         finally:
             self._stats.running -= 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,9 @@ import pytest
 
 from bot.app.builder import App, HearthBuilder
 from bot.app.settings import Settings, load_settings
-from bot.store import SqliteStore
+from bot.moderation import Gate
+from bot.store import SqliteStore, Store
+from engine.base import Engine
 from engine.fake import FakeEngine
 from engine.registry import Registry
 from tests.fakes import RecordingAdapter
@@ -42,14 +45,27 @@ def engine(registry: Registry) -> FakeEngine:
     return FakeEngine(registry.get("demo"))
 
 
-@pytest.fixture
-async def app(settings: Settings, engine: FakeEngine) -> AsyncIterator[App]:
-    """Hearth as `hearth run` wires it, on the fake engine and a real SQLite file."""
+@asynccontextmanager
+async def open_app(
+    settings: Settings, engine: Engine, *, gate: Gate | Callable[[Store], Gate] | None = None
+) -> AsyncIterator[App]:
+    """Hearth as `hearth run` wires it, on `engine` and a real SQLite file.
+
+    `gate` replaces the layered gate: a gate, or a function of the store that makes one."""
     async with SqliteStore(settings.database) as store:
         await engine.start()
         builder = HearthBuilder(settings).engine(engine).store(store).today(lambda: TODAY)
+        if gate is not None:
+            builder.gate(gate(store) if callable(gate) else gate)
         async with builder.build() as built:
             yield built
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: FakeEngine) -> AsyncIterator[App]:
+    """Hearth on the fake engine (the `engine` fixture) and a real SQLite file."""
+    async with open_app(settings, engine) as built:
+        yield built
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.settings import ENV_PREFIX, Settings, load_settings
+from bot.app.settings import ENV_PREFIX, Settings, load_settings
 
-EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
 
 def documented() -> set[str]:

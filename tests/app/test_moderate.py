@@ -1,4 +1,4 @@
-"""`hearth moderate` as a subprocess, and the benchmark command."""
+"""`hearth moderate` as a subprocess."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
 from bot.messages import WordRule
-from bot.moderation.cli import bench_moderation
 from bot.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,20 +52,3 @@ async def test_moderate_uses_the_admin_words_in_the_bots_database(tmp_path: Path
     assert [r["flagged"] for r in results] == [True, False, True, True]
     assert results[2]["layer"] == results[3]["layer"] == "admin"
 
-
-def test_bench_reports_quality_and_latency_per_language(tmp_path: Path) -> None:
-    data = tmp_path / "set.jsonl"
-    rows = [
-        ("fuck you", "en", "toxic"), ("hello", "en", "benign"),
-        ("傻逼", "zh", "toxic"), ("你好", "zh", "benign"),
-    ]
-    lines = [json.dumps({"text": t, "lang": lang, "label": label, "kind": "x"}) for t, lang, label in rows]
-    data.write_text("\n".join(lines) + "\n", "utf-8")
-
-    result = CliRunner().invoke(bench_moderation, ["--json", "--data", str(data), "--iterations", "10"],
-                                env={"HEARTH_DATA_DIR": str(tmp_path)})
-
-    report = json.loads(result.output)
-    assert report["quality"]["en"]["recall"] == 1.0 and report["quality"]["zh"]["false_positive_rate"] == 0.0
-    assert set(report["latency"]["zh"]) == {"100", "4096"}
-    assert report["latency"]["en"]["4096"]["p99_ms"] > 0

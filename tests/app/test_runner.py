@@ -8,22 +8,22 @@ from pathlib import Path
 from adapters.discord import DiscordAdapter
 from adapters.telegram import TelegramAdapter
 from adapters.terminal import TerminalAdapter
-from bot.core import Hearth
-from bot.runner import build_adapters
-from tests.conftest import make_settings
+from bot.app.platforms import build_platforms
+from engine.fake import FakeEngine
+from tests.conftest import make_settings, open_app
 
 
-def adapters_for(core: Hearth, tmp_path: Path, **tokens: str) -> list[type]:
-    core.settings = make_settings(tmp_path, **tokens)
-    return [type(a) for a in build_adapters(core, io.StringIO(), io.StringIO())]
+async def platforms_for(tmp_path: Path, engine: FakeEngine, **tokens: str) -> list[type]:
+    async with open_app(make_settings(tmp_path, **tokens), engine) as app:
+        return [type(p) for p in build_platforms(app, io.StringIO(), io.StringIO())]
 
 
-def test_no_token_means_the_terminal_chat(core: Hearth, tmp_path: Path) -> None:
-    assert adapters_for(core, tmp_path) == [TerminalAdapter]
+async def test_no_token_means_the_terminal_chat(engine: FakeEngine, tmp_path: Path) -> None:
+    assert await platforms_for(tmp_path, engine) == [TerminalAdapter]
 
 
-def test_each_platform_token_starts_its_adapter(core: Hearth, tmp_path: Path) -> None:
-    assert adapters_for(core, tmp_path, discord_token="d") == [DiscordAdapter]
-    assert adapters_for(core, tmp_path, telegram_token="1:t") == [TelegramAdapter]
-    both = adapters_for(core, tmp_path, discord_token="d", telegram_token="1:t")
+async def test_each_platform_token_starts_its_adapter(engine: FakeEngine, tmp_path: Path) -> None:
+    assert await platforms_for(tmp_path / "d", engine, discord_token="d") == [DiscordAdapter]
+    assert await platforms_for(tmp_path / "t", engine, telegram_token="1:t") == [TelegramAdapter]
+    both = await platforms_for(tmp_path / "b", engine, discord_token="d", telegram_token="1:t")
     assert both == [DiscordAdapter, TelegramAdapter]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.settings import ENV_PREFIX, load_settings
 from bot.errors import ConfigError
-from bot.settings import ENV_PREFIX, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_LIKE = "MTIzNDU2Nzg5.GhXyZw.s3cr3t-t0ken-value"

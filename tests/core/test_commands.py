@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core import ACTIVE_MODEL, Hearth, initial_model
+from bot.app.builder import App
+from bot.app.settings import Settings
 from bot.messages import ConversationKey
-from bot.settings import Settings
+from bot.serving import ACTIVE_MODEL, initial_model
 from tests.fakes import RecordingAdapter, message
 
 GROUP = ConversationKey("telegram", "group")
@@ -18,95 +19,95 @@ def admin(text: str = "", key: ConversationKey = GROUP):  # type: ignore[no-unty
     return message(text, "c2", key, author="boss", direct=False)
 
 
-async def test_model_lists_the_registry_and_marks_the_served_one(core: Hearth) -> None:
-    reply = await core.command(member(), "model")
+async def test_model_lists_the_registry_and_marks_the_served_one(app: App) -> None:
+    reply = await app.commands.run(member(), "model")
     assert "* demo " in reply
     assert "demo-awq" in reply and "qwen2.5-7b-awq" in reply
 
 
-async def test_a_non_admin_cannot_switch_the_model(core: Hearth) -> None:
-    reply = await core.command(member(), "model", "demo-awq")
+async def test_a_non_admin_cannot_switch_the_model(app: App) -> None:
+    reply = await app.commands.run(member(), "model", "demo-awq")
 
     assert reply == "Sorry, only admins can do that (/model)."
-    assert core.engine.spec.name == "demo"
-    assert await core.store.get_setting(ACTIVE_MODEL) is None
+    assert app.engine.spec.name == "demo"
+    assert await app.store.get_setting(ACTIVE_MODEL) is None
 
 
-async def test_a_listed_admin_switches_and_the_choice_is_stored(core: Hearth) -> None:
-    reply = await core.command(admin(), "model", "demo-awq")
+async def test_a_listed_admin_switches_and_the_choice_is_stored(app: App) -> None:
+    reply = await app.commands.run(admin(), "model", "demo-awq")
 
     assert reply == "Now serving demo-awq (awq)."
-    assert core.engine.spec.name == "demo-awq"
-    assert await core.store.get_setting(ACTIVE_MODEL) == "demo-awq"
+    assert app.engine.spec.name == "demo-awq"
+    assert await app.store.get_setting(ACTIVE_MODEL) == "demo-awq"
 
 
-async def test_a_platform_admin_may_switch(core: Hearth) -> None:
+async def test_a_platform_admin_may_switch(app: App) -> None:
     msg = message("", "c3", GROUP, author="chat-owner", admin=True, direct=False)
-    assert (await core.command(msg, "model", "demo-awq")).startswith("Now serving")
+    assert (await app.commands.run(msg, "model", "demo-awq")).startswith("Now serving")
 
 
-async def test_an_unknown_model_is_a_clear_error(core: Hearth) -> None:
-    reply = await core.command(admin(), "model", "gpt-9")
+async def test_an_unknown_model_is_a_clear_error(app: App) -> None:
+    reply = await app.commands.run(admin(), "model", "gpt-9")
     assert reply.startswith("Unknown model gpt-9. Known models: demo, demo-awq")
-    assert core.engine.spec.name == "demo"
+    assert app.engine.spec.name == "demo"
 
 
-async def test_the_stored_choice_is_restored_at_start(core: Hearth, settings: Settings) -> None:
-    await core.command(admin(), "model", "demo-awq")
-    assert (await initial_model(core.store, core.registry, settings)).name == "demo-awq"
+async def test_the_stored_choice_is_restored_at_start(app: App, settings: Settings) -> None:
+    await app.commands.run(admin(), "model", "demo-awq")
+    assert (await initial_model(app.store, app.models.registry, settings.model)).name == "demo-awq"
 
 
-async def test_a_changed_hearth_model_wins_over_the_stored_choice(core: Hearth, settings: Settings) -> None:
-    await core.command(admin(), "model", "demo-awq")
+async def test_a_changed_hearth_model_wins_over_the_stored_choice(app: App, settings: Settings) -> None:
+    await app.commands.run(admin(), "model", "demo-awq")
     changed = settings.model_copy(update={"model": "qwen2.5-0.5b"})
-    assert (await initial_model(core.store, core.registry, changed)).name == "qwen2.5-0.5b"
+    assert (await initial_model(app.store, app.models.registry, changed.model)).name == "qwen2.5-0.5b"
 
 
-async def test_persona_set_show_reset(core: Hearth, adapter: RecordingAdapter) -> None:
-    reply = await core.command(admin(), "persona", "set You are {bot_name}, a pirate.")
+async def test_persona_set_show_reset(app: App, adapter: RecordingAdapter) -> None:
+    reply = await app.commands.run(admin(), "persona", "set You are {bot_name}, a pirate.")
     assert reply == "Persona set for this channel."
-    assert "a pirate" in await core.command(member(), "persona")
+    assert "a pirate" in await app.commands.run(member(), "persona")
 
-    await core.handle(member("hello"), adapter)
-    assert (await core.system_prompt(member())).startswith("You are Hearth, a pirate.\n\n[hearth-canary-")
+    await app.pipeline.handle(member("hello"), adapter)
+    assert (await app.personas.system_prompt(member())).startswith("You are Hearth, a pirate.\n\n[hearth-canary-")
 
-    assert (await core.command(admin(), "persona", "reset")) == "Persona reset to the default."
-    assert "a pirate" not in await core.command(member(), "persona")
-
-
-async def test_a_non_admin_cannot_change_the_persona(core: Hearth) -> None:
-    assert (await core.command(member(), "persona", "set evil")).startswith("Sorry, only admins")
-    assert (await core.command(member(), "persona", "reset")).startswith("Sorry, only admins")
-    assert await core.store.get_channel_persona(GROUP) is None
+    assert (await app.commands.run(admin(), "persona", "reset")) == "Persona reset to the default."
+    assert "a pirate" not in await app.commands.run(member(), "persona")
 
 
-async def test_persona_survives_a_restart(core: Hearth) -> None:
-    await core.command(admin(), "persona", "set Be brief.")
-    await core.store.close()
-    await core.store.open()
-    assert await core.store.get_channel_persona(GROUP) == "Be brief."
+async def test_a_non_admin_cannot_change_the_persona(app: App) -> None:
+    assert (await app.commands.run(member(), "persona", "set evil")).startswith("Sorry, only admins")
+    assert (await app.commands.run(member(), "persona", "reset")).startswith("Sorry, only admins")
+    assert await app.store.get_channel_persona(GROUP) is None
 
 
-async def test_reset_in_a_direct_chat_is_for_anyone(core: Hearth, adapter: RecordingAdapter) -> None:
+async def test_persona_survives_a_restart(app: App) -> None:
+    await app.commands.run(admin(), "persona", "set Be brief.")
+    await app.store.close()
+    await app.store.open()
+    assert await app.store.get_channel_persona(GROUP) == "Be brief."
+
+
+async def test_reset_in_a_direct_chat_is_for_anyone(app: App, adapter: RecordingAdapter) -> None:
     dm = ConversationKey("telegram", "dm-someone")
-    await core.handle(member("hi", dm, direct=True), adapter)
+    await app.pipeline.handle(member("hi", dm, direct=True), adapter)
 
-    assert await core.command(member(key=dm, direct=True), "reset") == "Conversation forgotten (2 messages)."
-    assert await core.store.history(dm) == []
-
-
-async def test_reset_in_a_group_is_for_admins(core: Hearth, adapter: RecordingAdapter) -> None:
-    await core.handle(member("hi"), adapter)
-
-    assert (await core.command(member(), "reset")).startswith("Sorry, only admins")
-    assert len(await core.store.history(GROUP)) == 2
-    assert (await core.command(admin(), "reset")) == "Conversation forgotten (2 messages)."
+    assert await app.commands.run(member(key=dm, direct=True), "reset") == "Conversation forgotten (2 messages)."
+    assert await app.store.history(dm) == []
 
 
-async def test_status_reports_model_queue_uptime_usage_cache(core: Hearth, adapter: RecordingAdapter) -> None:
-    await core.handle(member("one two three"), adapter)
+async def test_reset_in_a_group_is_for_admins(app: App, adapter: RecordingAdapter) -> None:
+    await app.pipeline.handle(member("hi"), adapter)
 
-    status = await core.command(member(), "status")
+    assert (await app.commands.run(member(), "reset")).startswith("Sorry, only admins")
+    assert len(await app.store.history(GROUP)) == 2
+    assert (await app.commands.run(admin(), "reset")) == "Conversation forgotten (2 messages)."
+
+
+async def test_status_reports_model_queue_uptime_usage_cache(app: App, adapter: RecordingAdapter) -> None:
+    await app.pipeline.handle(member("one two three"), adapter)
+
+    status = await app.commands.run(member(), "status")
 
     assert "model: demo (none), ready" in status
     assert "queue: 0 waiting or running" in status
@@ -115,5 +116,5 @@ async def test_status_reports_model_queue_uptime_usage_cache(core: Hearth, adapt
     assert "prefix-cache hit rate: 0.0%" in status
 
 
-async def test_unknown_command_shows_help(core: Hearth) -> None:
-    assert "/persona" in await core.command(member(), "frobnicate")
+async def test_unknown_command_shows_help(app: App) -> None:
+    assert "/persona" in await app.commands.run(member(), "frobnicate")

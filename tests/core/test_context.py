@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from bot.context import TRIM_TARGET, build_prompt, group_turns, render_turns
-from bot.errors import PromptTooLongError
-from bot.messages import ChatMessage, Role, StoredMessage
+from engine.errors import PromptTooLongError
+from bot.messages import Role, StoredMessage
+from engine.types import ChatMessage
 
 SYSTEM = "You are Hearth today"  # 4 words + 4 = 8 tokens
 PER_MESSAGE = 4

@@ -6,16 +6,8 @@ import re
 
 import pytest
 
-from bot.errors import (
-    ConfigError,
-    EngineUnavailableError,
-    HearthError,
-    MessageTooLongError,
-    ModelLoadError,
-    NotAdminError,
-    PromptTooLongError,
-    UnknownModelError,
-)
+from bot.errors import ConfigError, HearthError, MessageTooLongError, NotAdminError
+from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
 from bot.i18n import TEXTS, detect_language, error_text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError, UnknownModelError
-from bot.registry import ADHOC_MAX_MODEL_LEN, Registry
+from engine.errors import RegistryError, UnknownModelError
+from engine.registry import ADHOC_MAX_MODEL_LEN, Registry
 
 SIZE_7_TO_9B = re.compile(r"(?<![\d.])[789](\.\d+)?b\b", re.IGNORECASE)
 
@@ -92,61 +92,61 @@ def test_extra_file_keeps_the_other_built_ins(tmp_path: Path, builtin: Registry)
 
 
 def test_missing_extra_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(tmp_path / "absent.toml")
 
 
 def test_directory_as_extra_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(tmp_path)
 
 
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(write(tmp_path, "[models.mine\nsource = 1\n"))
 
 
 def test_config_error_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(RegistryError) as caught:
         Registry.load(write(tmp_path, "[models.mine\n"))
     assert caught.value.problems[0].startswith("HEARTH_MODELS_FILE")
 
 
 def test_unknown_quantization_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="int3"):
+    with pytest.raises(RegistryError, match="int3"):
         Registry.load(write(tmp_path, '[models.mine]\nsource = "me/m"\nquantization = "int3"\n'))
 
 
 def test_unknown_entry_key_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(write(tmp_path, '[models.mine]\nsource = "me/m"\nflavour = "sweet"\n'))
 
 
 def test_entry_without_source_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(write(tmp_path, '[models.mine]\nquantization = "awq"\n'))
 
 
 def test_entry_that_is_not_a_table_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(write(tmp_path, '[models]\nmine = "me/m"\n'))
 
 
 def test_non_utf8_extra_file_is_a_config_error(tmp_path: Path) -> None:
     extra = tmp_path / "models.toml"
     extra.write_bytes('[models.mine]\nsource = "me/m"\ndescription = "café"\n'.encode("latin-1"))
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(extra)
 
 
 def test_models_that_is_not_a_table_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(write(tmp_path, 'models = "mine"\n'))
 
 
 @pytest.mark.parametrize("value", ["0", "-5", '"big"'])
 def test_bad_context_length_is_a_config_error(tmp_path: Path, value: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(RegistryError):
         Registry.load(write(tmp_path, f'[models.mine]\nsource = "me/m"\nmax_model_len = {value}\n'))
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from bot.core import Hearth
-from bot.errors import ModelLoadError, PromptTooLongError
-from bot.messages import ChatMessage, ConversationKey
-from bot.registry import ModelSpec, Registry
-from bot.settings import Settings
+from bot.app.builder import App, HearthBuilder
+from bot.app.settings import Settings
+from bot.messages import ConversationKey
+from bot.moderation import AllowAllGate
+from bot.pipeline import PromptLimits
 from bot.store import SqliteStore
-from engine.base import ReplyChunk, Sampling
+from engine.errors import ModelLoadError, PromptTooLongError
+from engine.registry import ModelSpec
+from engine.types import ChatMessage, ReplyChunk, Sampling
 from engine.vllm_engine import VllmEngine
 from tests.conftest import TODAY, make_settings
 from tests.fakes import RecordingAdapter, message
@@ -36,10 +39,19 @@ def engine_settings(tmp_path: Path, data_dir: Path) -> Settings:
     return make_settings(data_dir, db_path=tmp_path / "hearth.sqlite3", max_reply_tokens=12)
 
 
+@asynccontextmanager
+async def app_on(settings: Settings, engine: VllmEngine) -> AsyncIterator[App]:
+    """The app on the real engine; the gate lets everything through (random text may read as rude)."""
+    async with SqliteStore(settings.database) as store:
+        builder = HearthBuilder(settings).engine(engine).store(store).gate(AllowAllGate()).today(lambda: TODAY)
+        async with builder.build() as app:
+            yield app
+
+
 @pytest.fixture
-async def real_core(engine_settings: Settings, real_engine: VllmEngine) -> AsyncIterator[Hearth]:
-    async with SqliteStore(engine_settings.database) as store:
-        yield Hearth(engine_settings, store, real_engine, Registry.load(), today=lambda: TODAY)
+async def real_app(engine_settings: Settings, real_engine: VllmEngine) -> AsyncIterator[App]:
+    async with app_on(engine_settings, real_engine) as app:
+        yield app
 
 
 async def test_a_reply_streams_and_reports_its_counts(real_engine: VllmEngine) -> None:
@@ -81,66 +93,65 @@ async def test_a_prompt_over_the_context_is_refused(real_engine: VllmEngine) -> 
         await collect(real_engine, [huge])
 
 
-async def test_turn_two_reuses_the_prefix_cache(real_core: Hearth) -> None:
+async def test_turn_two_reuses_the_prefix_cache(real_app: App) -> None:
     adapter = RecordingAdapter()
-    await real_core.handle(message("Tell me about the prefix cache " * 20, "1"), adapter)
-    await real_core.handle(message("and again", "2"), adapter)
+    await real_app.pipeline.handle(message("Tell me about the prefix cache " * 20, "1"), adapter)
+    await real_app.pipeline.handle(message("and again", "2"), adapter)
 
-    first, second = [m for m in await real_core.store.history(ROOM) if m.role == "assistant"]
+    first, second = [m for m in await real_app.store.history(ROOM) if m.role == "assistant"]
     assert second.cached_tokens > 0, "vLLM reported no cached prompt tokens on turn 2"
     assert second.prompt_tokens > first.prompt_tokens
-    assert real_core.engine.stats().cached_tokens > 0
+    assert real_app.engine.stats().cached_tokens > 0
 
 
 async def test_history_survives_a_restart_and_is_used(
     engine_settings: Settings, real_engine: VllmEngine
 ) -> None:
     adapter = RecordingAdapter()
-    async with SqliteStore(engine_settings.database) as store:
-        core = Hearth(engine_settings, store, real_engine, Registry.load(), today=lambda: TODAY)
+    async with app_on(engine_settings, real_engine) as app:
         for n in range(3):
-            await core.handle(message(f"turn {n} " * 30, str(n)), adapter)
+            await app.pipeline.handle(message(f"turn {n} " * 30, str(n)), adapter)
 
-    async with SqliteStore(engine_settings.database) as store:  # a new process would do just this
-        core = Hearth(engine_settings, store, real_engine, Registry.load(), today=lambda: TODAY)
-        assert [m.role for m in await store.history(ROOM)] == ["user", "assistant"] * 3
-        await core.handle(message("turn 3", "3"), adapter)
-        replies = [m for m in await store.history(ROOM) if m.role == "assistant"]
+    async with app_on(engine_settings, real_engine) as app:  # a new process would do just this
+        assert [m.role for m in await app.store.history(ROOM)] == ["user", "assistant"] * 3
+        await app.pipeline.handle(message("turn 3", "3"), adapter)
+        replies = [m for m in await app.store.history(ROOM) if m.role == "assistant"]
 
     assert len(replies) == 4
     assert replies[3].prompt_tokens > replies[2].prompt_tokens, "the reloaded history was not sent"
     assert replies[3].cached_tokens >= 128, "the reloaded prompt differs from the one before the restart"
 
 
-async def test_a_history_longer_than_the_context_is_trimmed_and_answered(real_core: Hearth) -> None:
+async def test_a_history_longer_than_the_context_is_trimmed_and_answered(real_app: App) -> None:
     adapter = RecordingAdapter()
     for n in range(40):  # well over the demo model's 2,048 tokens
-        await real_core.store.add_message(ROOM, "user", f"old message {n} " + "词语 words " * 40)
-        await real_core.store.add_message(ROOM, "assistant", f"old reply {n}")
+        await real_app.store.add_message(ROOM, "user", f"old message {n} " + "词语 words " * 40)
+        await real_app.store.add_message(ROOM, "assistant", f"old reply {n}")
 
-    await real_core.handle(message("what now?", "new"), adapter)
+    await real_app.pipeline.handle(message("what now?", "new"), adapter)
 
-    reply = (await real_core.store.history(ROOM, 1000))[-1]
+    reply = (await real_app.store.history(ROOM, 1000))[-1]
     assert reply.role == "assistant" and reply.reply_tokens > 0
-    assert reply.prompt_tokens <= real_core.prompt_budget()
-    history = await real_core.store.history(ROOM, 1000)
+    limits = PromptLimits(real_app.settings.history_messages, real_app.settings.max_reply_tokens)
+    assert reply.prompt_tokens <= limits.budget(real_app.engine.max_model_len)
+    history = await real_app.store.history(ROOM, 1000)
     assert history[0].text != "old message 0 " + "词语 words " * 40, "no context floor was set"
 
 
-async def test_switching_to_awq_and_back(real_core: Hearth) -> None:
+async def test_switching_to_awq_and_back(real_app: App) -> None:
     adapter = RecordingAdapter()
     boss = message("", "c", ROOM, admin=True)
     try:
-        assert await real_core.command(boss, "model", "demo-awq") == "Now serving demo-awq (awq)."
-        stats = real_core.engine.stats()
+        assert await real_app.commands.run(boss, "model", "demo-awq") == "Now serving demo-awq (awq)."
+        stats = real_app.engine.stats()
         assert (stats.model, stats.quantization, stats.state) == ("demo-awq", "awq", "ready")
-        await real_core.handle(message("quantized hello", "q1"), adapter)
-        assert (await real_core.store.history(ROOM))[-1].reply_tokens > 0
+        await real_app.pipeline.handle(message("quantized hello", "q1"), adapter)
+        assert (await real_app.store.history(ROOM))[-1].reply_tokens > 0
     finally:
-        assert await real_core.command(boss, "model", "demo") == "Now serving demo (none)."
-    await real_core.handle(message("back to bf16", "q2"), adapter)
-    assert real_core.engine.stats().quantization == "none"
-    assert (await real_core.store.history(ROOM))[-1].reply_tokens > 0
+        assert await real_app.commands.run(boss, "model", "demo") == "Now serving demo (none)."
+    await real_app.pipeline.handle(message("back to bf16", "q2"), adapter)
+    assert real_app.engine.stats().quantization == "none"
+    assert (await real_app.store.history(ROOM))[-1].reply_tokens > 0
 
 
 async def test_a_model_that_fails_to_load_leaves_the_old_one_serving(

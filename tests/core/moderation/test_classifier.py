@@ -6,7 +6,7 @@ import pytest
 
 from bot.moderation import GateConfig, LayeredGate
 from bot.moderation.classifier import load_model
-from tests.moderation import ROOM
+from tests.core.moderation import ROOM
 
 SAMPLES = ["you are an absolute idiot", "have a lovely day", "", "这是中文", "what the hell", "damn it"]
 

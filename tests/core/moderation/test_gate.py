@@ -6,7 +6,7 @@ from bot.messages import ConversationKey, WordRule
 from bot.moderation import Gate, GateConfig, LayeredGate, WordsAware
 from bot.moderation.gate import CATEGORIES
 from bot.store import MemoryStore
-from tests.moderation import ROOM
+from tests.core.moderation import ROOM
 
 OTHER_ROOM = ConversationKey("telegram", "other")
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.messages import ChatMessage
 from bot.moderation import GateConfig, LayeredGate
 from bot.moderation.base import Direction
 from bot.moderation.guard import (
@@ -17,9 +16,10 @@ from bot.moderation.guard import (
     GuardUnavailableError,
     parse_guard_output,
 )
-from bot.registry import Registry
 from engine.fake import FakeEngine
-from tests.moderation import ROOM
+from engine.registry import Registry
+from engine.types import ChatMessage
+from tests.core.moderation import ROOM
 
 # Outputs as Qwen3Guard-Gen and Llama Guard 3 print them (model cards' formats).
 QWEN_PROMPT_UNSAFE = "Safety: Unsafe\nCategories: Violent"

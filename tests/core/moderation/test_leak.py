@@ -6,7 +6,7 @@ from bot.moderation import GateConfig, LayeredGate
 from bot.moderation.leak import CANARY, contains_canary, leaks, load_canary, repeats_prompt
 from bot.persona import DEFAULT_PERSONA, with_canary
 from bot.store import MemoryStore
-from tests.moderation import ROOM
+from tests.core.moderation import ROOM
 
 CANARY_VALUE = "hearth-canary-0123456789abcdef"
 PROMPT = with_canary(DEFAULT_PERSONA, CANARY_VALUE)

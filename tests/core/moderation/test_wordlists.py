@@ -6,7 +6,7 @@ import pytest
 
 from bot.moderation.normalise import views
 from bot.moderation.wordlists import Matcher, WordLists, builtin_entries, load_word_lists, make_entry
-from tests.moderation import categories_of, listed
+from tests.core.moderation import categories_of, listed
 
 
 @pytest.mark.parametrize("text", [
