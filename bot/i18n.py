@@ -46,6 +46,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "/{command} works only in group channels.",
         "zh": "/{command} 只能在群组频道中使用。",
     },
+    "interrupted": {
+        "en": " … [interrupted: I am restarting and will answer again when I am back]",
+        "zh": " ……【中断：我正在重启，恢复后会重新回答】",
+    },
     "refusal": {
         "en": "Sorry, I can't help with that.",
         "zh": "抱歉，这个我无法回答。",

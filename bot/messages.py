@@ -49,6 +49,43 @@ class IncomingMessage:
         return f"{self.key.platform}:{self.author_id}"
 
 
+# A user message is stored `pending` and ends `answered`, `refused` (the gate flagged it),
+# `failed` (an error reply was sent instead), `skipped` (too old to answer after a
+# restart) or stays `pending` (interrupted: answered after the next start). A reply is
+# `answered`, or `interrupted` when shutdown cut it. Only answered turns and the message
+# being answered enter prompts.
+MessageStatus = Literal["pending", "answered", "refused", "failed", "skipped", "interrupted"]
+PROMPT_STATUSES = frozenset({"pending", "answered"})
+
+
+def default_status(role: Role) -> MessageStatus:
+    """A user message waits to be answered; a stored reply is an answer."""
+    return "pending" if role == "user" else "answered"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A user message stored but not answered yet, with what it takes to answer it later."""
+
+    id: int
+    key: ConversationKey
+    author_id: str
+    author_name: str
+    text: str
+    platform_message_id: str | None
+    created_at: float
+    is_direct: bool
+    channel_name: str
+
+    def incoming(self) -> IncomingMessage:
+        """The message as its adapter first delivered it (admin rights are not kept)."""
+        return IncomingMessage(
+            key=self.key, author_id=self.author_id, author_name=self.author_name, text=self.text,
+            message_id=self.platform_message_id or f"stored-{self.id}", is_direct=self.is_direct,
+            channel_name=self.channel_name,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     """A message as kept in the store."""
@@ -64,6 +101,7 @@ class StoredMessage:
     cached_tokens: int = 0
     reply_tokens: int = 0
     reply_to: int | None = None
+    status: MessageStatus = "answered"
 
     @property
     def turn(self) -> int:

@@ -39,6 +39,8 @@ class FakeEngine:
         self._stats = EngineStats(model=spec.name, quantization=spec.quantization)
         self.prompts: list[list[ChatMessage]] = []
         self.available = True
+        self.dead = False
+        self.restarts = 0
 
     @property
     def spec(self) -> ModelSpec:
@@ -50,6 +52,21 @@ class FakeEngine:
 
     async def start(self) -> None:
         self._stats.state = "ready"
+        self.dead = False
+
+    def alive(self) -> bool:
+        return not self.dead
+
+    def crash(self) -> None:
+        """Die as vLLM's engine core does: every request fails until `restart()`."""
+        self.dead = True
+        self._stats.state = "failed"
+
+    async def restart(self) -> None:
+        self.restarts += 1
+        if self.spec.name in self._fail_models:
+            raise ModelLoadError(self.spec.name, "scripted failure")
+        await self.start()
 
     async def close(self) -> None:
         self._stats.state = "stopped"
@@ -60,7 +77,7 @@ class FakeEngine:
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
     ) -> AsyncGenerator[ReplyChunk, None]:
-        if not self.available:
+        if not self.available or self.dead:
             raise EngineUnavailableError("fake engine is down")
         prompt_tokens = await self.count_tokens(messages)
         if prompt_tokens > self.max_model_len:
@@ -72,6 +89,8 @@ class FakeEngine:
             for piece in pieces:
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if self.dead:
+                    raise EngineUnavailableError("fake engine died")
                 yield ReplyChunk(piece)
         finally:
             self._stats.running -= 1

@@ -59,6 +59,8 @@ class EngineStats:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     reply_tokens: int = 0
+    restarts: int = 0
+    last_error: str = ""
     started_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -158,6 +158,29 @@ class VllmEngine:
             await self._unload()
             self._stats.state = "stopped"
 
+    def alive(self) -> bool:
+        """Whether the model is loaded and vLLM's engine core is still running."""
+        loaded = self._loaded
+        return loaded is not None and not loaded.llm.errored
+
+    def pids(self) -> list[int]:
+        """vLLM's engine-core process ids (empty when nothing is loaded)."""
+        loaded = self._loaded
+        if loaded is None:
+            return []
+        manager = getattr(loaded.llm.engine_core.resources, "engine_manager", None)
+        return [p.pid for p in getattr(manager, "processes", []) if p.pid is not None]
+
+    async def restart(self) -> None:
+        """Load the current model again, after its engine died. Raises ModelLoadError."""
+        async with self._switch_lock:
+            self._ready.clear()
+            try:
+                await self._unload()
+                await self._load(self._spec)
+            finally:
+                self._ready.set()
+
     async def switch(self, spec: ModelSpec) -> None:
         async with self._switch_lock:
             self._ready.clear()

@@ -35,6 +35,7 @@ from bot.logs import vllm_log_level
 from bot.moderation import Gate, WordsAware
 from bot.moderation.leak import Canary
 from bot.persona import Personas
+from bot.recovery import Recovery
 from bot.pipeline import (
     Accept,
     Boundary,
@@ -51,6 +52,7 @@ from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import SqliteStore, Store
 from engine.base import Engine
 from engine.registry import ModelSpec, Registry
+from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
 from engine.types import Sampling
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,9 @@ def sampling_from(settings: Settings) -> Sampling:
     return Sampling(settings.temperature, settings.top_p, settings.repetition_penalty, settings.max_reply_tokens)
 
 
-def build_engine(settings: Settings, spec: ModelSpec) -> Engine:
-    """The in-process vLLM engine for `spec`, with the options the settings give (not started)."""
+def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | None = None) -> Supervisor:
+    """The in-process vLLM engine for `spec`, supervised (restarted when it dies), with
+    the options the settings give; not started."""
     from engine.models import ModelResolver
     from engine.vllm_engine import EngineOptions, VllmEngine
 
@@ -71,7 +74,25 @@ def build_engine(settings: Settings, spec: ModelSpec) -> Engine:
         gpu_memory_utilization=settings.gpu_memory_utilization,
         vllm_log_level=vllm_log_level(settings.log_level),
     )
-    return VllmEngine(spec, ModelResolver(settings.data_dir), options)
+    policy = SupervisionPolicy(
+        hold_s=settings.engine_hold_s, max_restarts=settings.engine_max_restarts,
+        window_s=settings.engine_restart_window_s,
+    )
+    return Supervisor(VllmEngine(spec, ModelResolver(settings.data_dir), options), policy, on_event)
+
+
+class EngineEvents:
+    """Fans the supervisor's state changes out to whoever listens (the runner tells admins)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[EngineEvent] = []
+
+    def listen(self, listener: EngineEvent) -> None:
+        self._listeners.append(listener)
+
+    def __call__(self, state: str, detail: str) -> None:
+        for listener in self._listeners:
+            listener(state, detail)
 
 
 @dataclass(slots=True)
@@ -141,6 +162,7 @@ class App:
         self._parts = parts
         self._stack = AsyncExitStack()
         self._wired: _Wired | None = None
+        self.engine_events = EngineEvents()
 
     async def __aenter__(self) -> Self:
         try:
@@ -188,6 +210,10 @@ class App:
     def queue(self) -> InOrder:
         return self._get().queue
 
+    @property
+    def recovery(self) -> Recovery:
+        return self._get().recovery
+
     def _get(self) -> _Wired:
         if self._wired is None:
             raise RuntimeError("enter the App (async with) before using it")
@@ -196,15 +222,23 @@ class App:
     async def _open(self) -> _Wired:
         settings, parts = self.settings, self._parts
         registry = parts.registry or Registry.load(settings.models_file)
-        store = parts.store or await self._stack.enter_async_context(SqliteStore(settings.database))
-        engine = parts.engine or await self._start_engine(store, registry)
-        gate = parts.gate or await self._stack.enter_async_context(build_gate(settings, store))
+        store: Store
+        if parts.store is not None:
+            store = parts.store
+        else:
+            store = await self._stack.enter_async_context(SqliteStore(settings.database))
+        engine = parts.engine if parts.engine is not None else await self._start_engine(store, registry)
+        gate: Gate
+        if parts.gate is not None:
+            gate = parts.gate
+        else:
+            gate = await self._stack.enter_async_context(build_gate(settings, store))
         return _wire(settings, parts, store, engine, registry, gate)
 
     async def _start_engine(self, store: Store, registry: Registry) -> Engine:
         spec = await initial_model(store, registry, self.settings.model)
         warn_if_demo(spec)
-        engine = build_engine(self.settings, spec)
+        engine = build_engine(self.settings, spec, self.engine_events)
         log.info("loading model %s …", spec.name)
         await engine.start()
         self._stack.push_async_callback(engine.close)
@@ -221,6 +255,7 @@ class _Wired:
     models: ModelService
     personas: Personas
     queue: InOrder
+    recovery: Recovery
 
 
 def _wire(
@@ -232,12 +267,14 @@ def _wire(
                         today=parts.today)
     queue = InOrder()
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
-    stages: Sequence[Stage] = (
-        Boundary(boundary), *parts.stages, Accept(store, settings.max_message_chars), queue,
-        InputGate(gate, store), BuildPrompt(store, personas, engine, limits),
-        Generate(engine, gate, parts.sampling or sampling_from(settings)),
+    outer = Boundary(boundary, store)
+    record = Record(store, store, settings.bot_name)
+    intake: Sequence[Stage] = (outer, *parts.stages, Accept(store, settings.max_message_chars))
+    answer: Sequence[Stage] = (
+        outer, queue, InputGate(gate, store, store), BuildPrompt(store, personas, engine, limits),
+        Generate(engine, gate, parts.sampling or sampling_from(settings), record),
     )
-    pipeline = Pipeline(stages, Record(store, store, settings.bot_name), locale)
+    pipeline = Pipeline(intake, answer, record, locale)
     models = ModelService(engine, registry, store, settings.model)
     modes = ChannelModes(store)
     words_changed = gate.words_changed if isinstance(gate, WordsAware) else _nothing
@@ -247,7 +284,8 @@ def _wire(
         modes.spec(),
     ]
     commands = Commands(table, Admins(settings.admin_ids), boundary, locale)
-    return _Wired(store, engine, pipeline, commands, modes, models, personas, queue)
+    recovery = Recovery(store, pipeline, settings.recover_window_s)
+    return _Wired(store, engine, pipeline, commands, modes, models, personas, queue, recovery)
 
 
 def _nothing() -> None:

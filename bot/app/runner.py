@@ -1,4 +1,11 @@
-"""`hearth run`: open the app, run the platforms, stop them cleanly on a signal."""
+"""`hearth run`: open the app, answer what a restart left, run the platforms, stop in bounds.
+
+Shutdown (SIGTERM, SIGINT, end of the terminal's input) is ordered so that
+nothing is lost and the process is gone within 10 s: replies in progress get
+HEARTH_SHUTDOWN_GRACE_S to finish and are then interrupted (marked on screen,
+answered after the next start) while the platforms can still edit them; then
+the platforms stop, then the engine and the store close.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, TextIO
 
-from bot.app.builder import HearthBuilder
+from bot.app.builder import App, HearthBuilder
 from bot.app.platforms import build_platforms
 from bot.app.settings import Settings
 from bot.tasks import TaskOwner
@@ -20,7 +27,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORCED_EXIT_CODE = 130
-STOP_GRACE_S = 8.0  # platforms finish replies in flight within this, then are cancelled
+STOP_GRACE_S = 2.0  # platforms close their connections within this, then are cancelled
+ENGINE_NOTICES = {
+    "restarting": "Hearth: the model engine died ({detail}); restarting it. Messages wait meanwhile.",
+    "ready": "Hearth: the model engine is back.",
+    "failed": "Hearth: the model engine keeps failing ({detail}); I stopped restarting it. "
+              "Run /model with the same name to try again.",
+}
 
 
 async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
@@ -29,28 +42,59 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     _install_signal_handlers(stop)
     try:
         async with HearthBuilder(settings).build() as app:
-            return await run_platforms(build_platforms(app, stdin, stdout), stop)
+            return await Runner(app, build_platforms(app, stdin, stdout)).run(stop)
     except ModelLoadError as exc:
         log.error("%s", exc)
         return 1
 
 
-async def run_platforms(platforms: list[Platform], stop: asyncio.Event) -> int:
-    """Run every platform until one ends or `stop` is set; then stop them all. The exit code."""
-    tasks = TaskOwner("platforms")
-    running = [tasks.spawn(p.run(), f"platform-{p.platform}") for p in platforms]
-    stopper = tasks.spawn(stop.wait(), "stop-signal")
-    try:
-        await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for platform in platforms:
+class Runner:
+    """Owns the platforms' tasks and the shutdown order."""
+
+    def __init__(self, app: App, platforms: list[Platform]) -> None:
+        self._app = app
+        self._platforms = platforms
+        self._tasks = TaskOwner("runner")
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Serve until `stop` is set or a platform ends; the exit code (1 if a platform failed)."""
+        await self._app.recovery.run({p.platform: p for p in self._platforms})
+        self._app.engine_events.listen(self._engine_event)
+        running = [self._tasks.spawn(p.run(), f"platform-{p.platform}") for p in self._platforms]
+        stopper = self._tasks.spawn(stop.wait(), "stop-signal")
+        try:
+            await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await self._shut_down(running)
+        failures = [e for t in running if not t.cancelled() and (e := t.exception()) is not None]
+        for failure in failures:
+            log.error("%s", failure, exc_info=failure if log.isEnabledFor(logging.DEBUG) else None)
+        return 1 if failures else 0
+
+    async def _shut_down(self, running: list[asyncio.Task[None]]) -> None:
+        await self._app.pipeline.drain(self._app.settings.shutdown_grace_s)
+        for platform in self._platforms:
             await platform.stop()
         await asyncio.wait(running, timeout=STOP_GRACE_S)
-        await tasks.close()
-    failures = [e for t in running if not t.cancelled() and (e := t.exception()) is not None]
-    for failure in failures:
-        log.error("%s", failure, exc_info=failure)
-    return 1 if failures else 0
+        await self._tasks.close()
+
+    def _engine_event(self, state: str, detail: str) -> None:
+        text = ENGINE_NOTICES.get(state)
+        if text is not None:
+            self._tasks.spawn(self._tell_operators(text.format(detail=detail)), f"notice-{state}")
+
+    async def _tell_operators(self, text: str) -> None:
+        """A direct message to every HEARTH_ADMIN_IDS entry on a running platform."""
+        by_platform = {p.platform: p for p in self._platforms}
+        for entry in sorted(self._app.settings.admin_ids):
+            platform_name, _, user_id = entry.partition(":")
+            platform = by_platform.get(platform_name)
+            if platform is None:
+                continue
+            try:
+                await platform.notify(user_id, text)
+            except Exception:  # a notice is a courtesy; the log already has the event
+                log.warning("could not tell %s about the engine", entry, exc_info=True)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

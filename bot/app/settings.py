@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=16000, ge=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # --- failure and recovery ---
+    recover_window_s: float = Field(default=300.0, ge=0.0)
+    engine_hold_s: float = Field(default=120.0, gt=0.0)
+    engine_max_restarts: int = Field(default=5, ge=1)
+    engine_restart_window_s: float = Field(default=600.0, gt=0.0)
+    shutdown_grace_s: float = Field(default=3.0, ge=0.0, le=6.0)
+    platform_down_s: float = Field(default=300.0, gt=0.0)
+
     # --- moderation ---
     moderation_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
     guard_model: str | None = None

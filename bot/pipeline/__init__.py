@@ -1,37 +1,97 @@
-"""The one place an `IncomingMessage` becomes a reply: a chain of small stages.
+"""The one place an `IncomingMessage` becomes a reply: two chains of small stages.
 
-    Boundary → Accept → InOrder → InputGate → BuildPrompt → Generate → Record
+    intake:  Boundary → Accept                       (stores it: awaited by the adapter)
+    answer:  Boundary → InOrder → InputGate → BuildPrompt → Generate → Record
+                                                      (in a task the pipeline owns)
 
-The composition root (`bot.app`) builds the stages and may add its own (quotas,
-metrics); each stage gets the turn and the next handler.
+Intake returns as soon as the message is stored, so an adapter can confirm it to
+the platform and take the next one; nothing waiting for its turn holds a
+platform library's handler slot. The composition root (`bot.app`) builds the
+stages and may add its own (quotas, metrics); each gets the turn and the next
+handler.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 
 from bot.i18n import Locale
-from bot.messages import IncomingMessage
-from bot.pipeline.answer import Answer, BuildPrompt, Generate, InputGate, PromptLimits, Record
+from bot.messages import IncomingMessage, PendingMessage
+from bot.pipeline.answer import BuildPrompt, Generate, InputGate, PromptLimits, Record
 from bot.pipeline.intake import Accept, Boundary, InOrder
-from bot.pipeline.turn import Handler, Stage, Turn, chain
+from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
 from bot.ports import ReplyChannel
 from bot.streaming import ReplyStream
+from bot.tasks import TaskOwner
 
 __all__ = [
     "Accept", "Answer", "Boundary", "BuildPrompt", "Generate", "Handler", "InOrder", "InputGate",
     "Pipeline", "PromptLimits", "Record", "Stage", "Turn", "chain",
 ]
 
+log = logging.getLogger(__name__)
+
 
 class Pipeline:
     """Answers messages: concurrently across conversations, in order within one (`Inbox`)."""
 
-    def __init__(self, stages: Sequence[Stage], last: Handler, locale: Locale) -> None:
-        self._handler = chain(stages, last)
+    def __init__(
+        self, intake: Sequence[Stage], answer: Sequence[Stage], last: Handler, locale: Locale,
+        tasks: TaskOwner | None = None,
+    ) -> None:
+        self._answer = chain(answer, last)
+        self._intake = chain(intake, self._start_answer)
         self._locale = locale
+        self._tasks = tasks or TaskOwner("answers")
+        self._draining = False
+
+    async def submit(self, msg: IncomingMessage, channel: ReplyChannel) -> asyncio.Task[None] | None:
+        """Store `msg` and start answering it through `channel`. Returns once it is stored,
+        with the task answering it (None for a duplicate, a refusal at intake, or while
+        shutting down: then it stays pending and is answered after the next start)."""
+        turn = self._turn(msg, channel)
+        await self._intake(turn)
+        return turn.task
 
     async def handle(self, msg: IncomingMessage, channel: ReplyChannel) -> None:
-        """Answer `msg` through `channel`; never raises for a bad message or a failing engine."""
-        stream = ReplyStream(channel, msg.key, reply_to=msg.message_id)
-        await self._handler(Turn(msg, stream, self._locale.of(msg.text)))
+        """Answer `msg` through `channel`, returning when the reply is complete; never
+        raises for a bad message or a failing engine."""
+        task = await self.submit(msg, channel)
+        if task is not None:
+            await asyncio.wait([task])
+
+    def resume(self, pending: PendingMessage, channel: ReplyChannel) -> asyncio.Task[None] | None:
+        """Answer a message stored earlier and never answered (after a restart)."""
+        turn = self._turn(pending.incoming(), channel)
+        turn.message_id = pending.id
+        self._spawn(turn)
+        return turn.task
+
+    def in_flight(self) -> int:
+        """Replies being generated or waiting for their turn."""
+        return len(self._tasks)
+
+    async def drain(self, grace_s: float) -> None:
+        """Shut down: answer nothing new; give replies in progress `grace_s` seconds to
+        finish, then interrupt the rest (marked on screen and in the store)."""
+        self._draining = True
+        if not await self._tasks.wait(grace_s):
+            log.info("interrupting %d replies still in progress", len(self._tasks))
+        await self._tasks.close()
+
+    def _turn(self, msg: IncomingMessage, channel: ReplyChannel) -> Turn:
+        return Turn(msg, ReplyStream(channel, msg.key, reply_to=msg.message_id), self._locale.of(msg.text))
+
+    async def _start_answer(self, turn: Turn) -> None:
+        self._spawn(turn)
+
+    def _spawn(self, turn: Turn) -> None:
+        if self._draining:
+            log.info("message %s in %s kept for after the restart", turn.message_id, turn.msg.key)
+            return
+        turn.task = self._tasks.spawn(self._run_answer(turn), f"answer-{turn.msg.key}-{turn.message_id}")
+
+    async def _run_answer(self, turn: Turn) -> None:
+        await self._answer(turn)

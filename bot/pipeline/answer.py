@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from bot import i18n
 from bot.context import Prompt, build_prompt
-from bot.messages import StoredMessage, Verdict
+from bot.messages import MessageStatus, StoredMessage, Verdict
 from bot.moderation import Gate
 from bot.persona import Personas
 from bot.pipeline.turn import Answer, Handler, Turn
@@ -15,19 +17,26 @@ from bot.store import Conversations, VerdictLog
 from engine.base import Engine
 from engine.types import ReplyChunk, Sampling
 
+log = logging.getLogger(__name__)
+
+INTERRUPT_BOUND_S = 2.0  # at shutdown, the most a cut reply may take to be marked and stored
+
 
 class InputGate:
     """The gate judges the user message before the model sees it; a flagged one is refused."""
 
-    def __init__(self, gate: Gate, verdicts: VerdictLog) -> None:
+    def __init__(self, gate: Gate, verdicts: VerdictLog, conversations: Conversations) -> None:
         self._gate = gate
         self._verdicts = verdicts
+        self._conversations = conversations
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
         verdict = await self._gate.check(msg.text, "input", msg.key)
         await self._verdicts.add_verdict(msg.key, turn.message_id, "input", verdict)
         if verdict.flagged:
+            assert turn.message_id is not None, "Accept runs first"
+            await self._conversations.set_status(turn.message_id, "refused")
             await turn.reply.finish(i18n.text("refusal", turn.lang))
             return
         await call_next(turn)
@@ -80,17 +89,23 @@ class Generate:
     The reply is stored as generated (not stripped): re-rendered next turn, it
     then tokenises as the model produced it, which keeps the prefix cache warm."""
 
-    def __init__(self, engine: Engine, gate: Gate, sampling: Sampling) -> None:
+    def __init__(self, engine: Engine, gate: Gate, sampling: Sampling, record: Record) -> None:
         self._engine = engine
         self._gate = gate
         self._sampling = sampling
+        self._record = record
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         assert turn.prompt is not None, "BuildPrompt runs first"
-        turn.answer = await self._generate(turn, turn.prompt)
+        shown: list[tuple[str, Verdict]] = []
+        try:
+            turn.answer = await self._generate(turn, turn.prompt, shown)
+        except asyncio.CancelledError:  # shutdown: say so on screen and in the store
+            await self._interrupted(turn, shown[-1] if shown else None)
+            raise
         await call_next(turn)
 
-    async def _generate(self, turn: Turn, prompt: Prompt) -> Answer:
+    async def _generate(self, turn: Turn, prompt: Prompt, shown: list[tuple[str, Verdict]]) -> Answer:
         text, final = "", None
         checked: tuple[str, Verdict] | None = None
         async with aclosing(self._engine.stream(prompt.messages, self._sampling)) as chunks:
@@ -105,6 +120,7 @@ class Generate:
                 if checked[1].flagged:
                     return await self._refuse(turn, checked[1])
                 await turn.reply.update(text.strip())
+                shown.append(checked)
         verdict = checked[1] if checked and checked[0] == text else await self._check(text, turn, prompt)
         if verdict.flagged:
             return await self._refuse(turn, verdict)
@@ -121,6 +137,20 @@ class Generate:
         await turn.reply.finish(refusal)
         return Answer(refusal, verdict, None)
 
+    async def _interrupted(self, turn: Turn, shown: tuple[str, Verdict] | None) -> None:
+        """End what is on screen with a short notice and keep it as `interrupted`; the user
+        message stays `pending`, so it is answered again after the next start."""
+        if shown is None:
+            return
+        text, verdict = shown
+        marked = f"{text.strip()}{i18n.text('interrupted', turn.lang)}"
+        try:
+            async with asyncio.timeout(INTERRUPT_BOUND_S):
+                await turn.reply.finish(marked)
+                await self._record.store_reply(turn, Answer(text, verdict, None), "interrupted")
+        except Exception:  # shutting down: the platform may be gone; the log says what was cut
+            log.warning("could not mark the interrupted reply in %s", turn.msg.key, exc_info=True)
+
 
 class Record:
     """Store the reply, in the turn it answers, with its verdict and token counts."""
@@ -131,18 +161,23 @@ class Record:
         self._bot_name = bot_name
 
     async def __call__(self, turn: Turn) -> None:
-        msg, answer = turn.msg, turn.answer
-        assert answer is not None, "Generate runs first"
+        answer = turn.answer
+        assert answer is not None and turn.message_id is not None, "Generate runs first"
+        reply_id = await self.store_reply(turn, answer, "answered")
+        await self._verdicts.add_verdict(turn.msg.key, reply_id, "output", answer.verdict)
+        await self._conversations.set_status(turn.message_id, "answered")
+
+    async def store_reply(self, turn: Turn, answer: Answer, status: MessageStatus) -> int | None:
+        """The reply as one stored message in the turn it answers, with its token counts."""
         final = answer.final or ReplyChunk("", True)
         ids = turn.reply.message_ids
-        reply_id = await self._conversations.add_message(
-            msg.key, "assistant", answer.text,
+        return await self._conversations.add_message(
+            turn.msg.key, "assistant", answer.text,
             author_id="bot", author_name=self._bot_name,
             platform_message_id=ids[0] if ids else None, reply_to=turn.message_id,
             prompt_tokens=final.prompt_tokens, cached_tokens=final.cached_tokens,
-            reply_tokens=final.reply_tokens,
+            reply_tokens=final.reply_tokens, status=status,
         )
-        await self._verdicts.add_verdict(msg.key, reply_id, "output", answer.verdict)
 
 
 def _answered_before(history: list[StoredMessage], message_id: int) -> list[StoredMessage]:

@@ -15,12 +15,16 @@ from bot.store import Conversations
 
 log = logging.getLogger(__name__)
 
+HARD_CAP_CHARS = 1_000_000  # the most of one message the store keeps
+
 
 class Boundary:
-    """Outermost: whatever fails inside becomes a short reply in the user's language."""
+    """Outermost: whatever fails inside becomes a short reply in the user's language,
+    and the message is marked `failed`, so it never enters a later prompt."""
 
-    def __init__(self, boundary: ErrorBoundary) -> None:
+    def __init__(self, boundary: ErrorBoundary, conversations: Conversations) -> None:
         self._boundary = boundary
+        self._conversations = conversations
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         try:
@@ -28,30 +32,36 @@ class Boundary:
         except Exception as exc:  # the outer boundary: every failure becomes a reply
             text = self._boundary.reply_for(exc, turn.msg)
             try:
+                if turn.message_id is not None:
+                    await self._conversations.set_status(turn.message_id, "failed")
                 await turn.reply.finish(text)
-            except Exception:  # the platform itself is failing; the log is all we have
+            except Exception:  # the platform or the store itself is failing; the log is all we have
                 log.exception("could not deliver an error reply in %s", turn.msg.key)
 
 
 class Accept:
-    """Store the user message at once, so a crash loses nothing; drop a duplicate delivery."""
+    """Store the user message at once, so a crash loses nothing; drop a duplicate delivery.
 
-    def __init__(self, conversations: Conversations, max_chars: int) -> None:
+    A message over `max_chars` (HEARTH_MAX_MESSAGE_CHARS) is stored too, up to
+    `hard_cap` characters, then refused with the "too long" reply."""
+
+    def __init__(self, conversations: Conversations, max_chars: int, hard_cap: int = HARD_CAP_CHARS) -> None:
         self._conversations = conversations
         self._max_chars = max_chars
+        self._hard_cap = max(hard_cap, max_chars)
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
-        if len(msg.text) > self._max_chars:
-            raise MessageTooLongError(len(msg.text), self._max_chars)
         turn.message_id = await self._conversations.add_message(
-            msg.key, "user", msg.text,
-            author_id=msg.author_id, author_name=msg.author_name,
-            platform_message_id=msg.message_id,
+            msg.key, "user", msg.text[: self._hard_cap],
+            author_id=msg.author_id, author_name=msg.author_name, platform_message_id=msg.message_id,
+            meta={"direct": msg.is_direct, "channel_name": msg.channel_name},
         )
         if turn.message_id is None:
             log.info("duplicate delivery of %s in %s ignored", msg.message_id, msg.key)
             return
+        if len(msg.text) > self._max_chars:
+            raise MessageTooLongError(len(msg.text), self._max_chars)
         await call_next(turn)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +34,7 @@ class Turn:
     message_id: int | None = None
     prompt: Prompt | None = None
     answer: Answer | None = None
+    task: asyncio.Task[None] | None = None
 
 
 Handler = Callable[[Turn], Awaitable[None]]

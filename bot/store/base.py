@@ -8,9 +8,11 @@ the model choice `GlobalSettings`. `Store` is all of them plus a lifecycle.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
-from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
+from bot.messages import ConversationKey, MessageStatus, PendingMessage, StoredMessage, Verdict, WordRule
+from engine.types import Role
 
 
 class Conversations(Protocol):
@@ -29,18 +31,35 @@ class Conversations(Protocol):
         cached_tokens: int = 0,
         reply_tokens: int = 0,
         reply_to: int | None = None,
+        status: MessageStatus | None = None,
+        meta: Mapping[str, object] | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
 
         `reply_to` names the user message an assistant reply answers: history
-        orders a reply right after it, even when other messages arrived between."""
+        orders a reply right after it, even when other messages arrived between.
+        `status` defaults to `pending` for a user message, `answered` for a reply;
+        `meta` (`direct`, `channel_name`) keeps what answering it after a restart needs."""
+        ...
+
+    async def set_status(self, message_id: int, status: MessageStatus) -> None:
+        """Record how a message ended (see `MessageStatus`)."""
+        ...
+
+    async def pending(self, since: float) -> list[PendingMessage]:
+        """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
+        ...
+
+    async def skip_pending(self, before: float) -> int:
+        """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
         ...
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
-        ordered by turn (see `StoredMessage.turn`), then id. User messages that the
-        moderation gate flagged are left out: the model never sees them."""
+        ordered by turn (see `StoredMessage.turn`), then id. Only `pending` and
+        `answered` messages: the model never sees a flagged, failed, skipped or
+        interrupted one."""
         ...
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self
 
-from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
+from bot.messages import (
+    PROMPT_STATUSES,
+    ConversationKey,
+    MessageStatus,
+    PendingMessage,
+    StoredMessage,
+    Verdict,
+    WordRule,
+    default_status,
+)
+from engine.types import Role
 
 STORED_ROLES = frozenset({"user", "assistant"})
 
@@ -42,6 +53,7 @@ class MemoryStore:
         self._settings: dict[str, str] = {}
         self._verdicts: list[_VerdictRow] = []
         self._last_message_id = 0
+        self._meta: dict[int, dict[str, object]] = {}
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -76,6 +88,8 @@ class MemoryStore:
         cached_tokens: int = 0,
         reply_tokens: int = 0,
         reply_to: int | None = None,
+        status: MessageStatus | None = None,
+        meta: Mapping[str, object] | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
@@ -90,8 +104,43 @@ class MemoryStore:
         conversation.messages.append(StoredMessage(
             self._last_message_id, role, author_id, author_name, text, time.time(),
             platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to,
+            status or default_status(role),
         ))
+        self._meta[self._last_message_id] = dict(meta or {})
         return self._last_message_id
+
+    async def set_status(self, message_id: int, status: MessageStatus) -> None:
+        """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
+        for conversation in self._conversations.values():
+            for index, message in enumerate(conversation.messages):
+                if message.id == message_id:
+                    conversation.messages[index] = replace(message, status=status)
+
+    async def pending(self, since: float) -> list[PendingMessage]:
+        """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
+        found = [
+            (key, m) for key, c in self._conversations.items() for m in c.messages
+            if m.role == "user" and m.status == "pending" and m.created_at >= since
+        ]
+        return [self._pending(key, m) for key, m in sorted(found, key=lambda pair: pair[1].id)]
+
+    async def skip_pending(self, before: float) -> int:
+        """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
+        stale = [
+            m.id for c in self._conversations.values() for m in c.messages
+            if m.status == "pending" and m.created_at < before
+        ]
+        for message_id in stale:
+            await self.set_status(message_id, "skipped")
+        return len(stale)
+
+    def _pending(self, key: ConversationKey, message: StoredMessage) -> PendingMessage:
+        meta = self._meta.get(message.id, {})
+        return PendingMessage(
+            message.id, key, message.author_id, message.author_name, message.text,
+            message.platform_message_id, message.created_at, bool(meta.get("direct", False)),
+            str(meta.get("channel_name", "")),
+        )
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
@@ -102,7 +151,10 @@ class MemoryStore:
             return []
         floor = conversation.context_floor
         flagged = {r.message_id for r in self._verdicts if r.direction == "input" and r.verdict.flagged}
-        kept = [m for m in conversation.messages if m.turn >= floor and m.id not in flagged]
+        kept = [
+            m for m in conversation.messages
+            if m.turn >= floor and m.id not in flagged and m.status in PROMPT_STATUSES
+        ]
         return sorted(kept, key=lambda m: (m.turn, m.id))[-limit:]
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:

@@ -7,7 +7,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +16,16 @@ from typing import Any, Self
 import aiosqlite
 
 from bot.errors import HearthError
-from bot.messages import ConversationKey, Role, StoredMessage, Verdict, WordRule
+from bot.messages import (
+    ConversationKey,
+    MessageStatus,
+    PendingMessage,
+    StoredMessage,
+    Verdict,
+    WordRule,
+    default_status,
+)
+from engine.types import Role
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +126,13 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE messages SET flagged = 1 WHERE id IN (
         SELECT message_id FROM verdicts WHERE direction = 'input' AND flagged);
     """,
+    # Whether each message was answered (see bot.messages.MessageStatus), and what it
+    # takes to answer a pending one after a restart. Earlier rows count as answered.
+    """
+    ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'answered';
+    ALTER TABLE messages ADD COLUMN meta TEXT NULL;
+    CREATE INDEX messages_pending ON messages (id) WHERE status = 'pending';
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -128,18 +144,18 @@ SELECT_CONVERSATION = """
 """
 INSERT_MESSAGE = """
     INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
-        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
     RETURNING id
 """
 SELECT_HISTORY = """
     SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
-        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to
+        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
         AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged
+        AND NOT m.flagged AND m.status IN ('pending', 'answered')
     ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
 """
 UPSERT_FLOOR = """
@@ -147,6 +163,15 @@ UPSERT_FLOOR = """
     VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
 """
+SET_STATUS = "UPDATE messages SET status = ? WHERE id = ?"
+SELECT_PENDING = """
+    SELECT m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
+        m.platform_message_id, m.created_at, m.meta
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE m.status = 'pending' AND m.role = 'user' AND m.created_at >= ?
+    ORDER BY m.id
+"""
+SKIP_PENDING = "UPDATE messages SET status = 'skipped' WHERE status = 'pending' AND created_at < ?"
 DELETE_MESSAGES = """
     DELETE FROM messages WHERE conversation_id IN (
         SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?)
@@ -278,18 +303,36 @@ class SqliteStore:
         cached_tokens: int = 0,
         reply_tokens: int = 0,
         reply_to: int | None = None,
+        status: MessageStatus | None = None,
+        meta: Mapping[str, object] | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
 
         `reply_to` names the user message an assistant reply answers: history
-        orders a reply right after it, even when other messages arrived between."""
+        orders a reply right after it, even when other messages arrived between.
+        `status` defaults to `pending` for a user message, `answered` for a reply;
+        `meta` (JSON) keeps what answering it after a restart needs."""
         _check_role(role)
         conversation_id = await self._conversation_id(key)
         values = (role, author_id, author_name, text, time.time(), platform_message_id)
         tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
-        new_id = await self._write_value(INSERT_MESSAGE, (conversation_id, *values, *tokens))
+        extra = (status or default_status(role), json.dumps(dict(meta)) if meta else None)
+        new_id = await self._write_value(INSERT_MESSAGE, (conversation_id, *values, *tokens, *extra))
         return None if new_id is None else int(new_id)
+
+    async def set_status(self, message_id: int, status: MessageStatus) -> None:
+        """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
+        await self._write_value(SET_STATUS, (status, message_id))
+
+    async def pending(self, since: float) -> list[PendingMessage]:
+        """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
+        return [_pending_from_row(row) for row in await self._fetch(SELECT_PENDING, (since,))]
+
+    async def skip_pending(self, before: float) -> int:
+        """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
+        async with self._transaction() as db, db.execute(SKIP_PENDING, (before,)) as cursor:
+            return cursor.rowcount
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
@@ -517,6 +560,15 @@ def _verdict_values(
     flagged = int(verdict.flagged)
     return (conversation_id, message_id, direction, verdict.layer, flagged,
             categories, scores, verdict.action, time.time())
+
+
+def _pending_from_row(row: Sequence[Any]) -> PendingMessage:
+    message_id, platform, channel, thread, author_id, author_name, text, platform_id, created, meta = row
+    extra = json.loads(meta) if meta else {}
+    return PendingMessage(
+        message_id, ConversationKey(platform, channel, thread), author_id, author_name, text, platform_id,
+        created, bool(extra.get("direct", False)), str(extra.get("channel_name", "")),
+    )
 
 
 def _verdict_from_row(row: Sequence[Any]) -> tuple[int | None, str, Verdict]:

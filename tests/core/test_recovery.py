@@ -1,0 +1,102 @@
+"""Nothing lost: messages stored before anything else, interrupted at shutdown, answered
+once after a restart; failed turns never poison a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.app.builder import App
+from bot.app.settings import Settings
+from bot.messages import ConversationKey
+from bot.recovery import Recovery
+from engine.fake import FakeEngine
+from tests.conftest import open_app
+from tests.fakes import RecordingAdapter, message
+
+ROOM = ConversationKey("telegram", "room")
+WORDS = " ".join(["word"] * 60)
+
+
+async def test_a_failed_turn_does_not_poison_the_conversation(app: App, adapter: RecordingAdapter) -> None:
+    """Issue example: "hello", ~8,000 characters over the prompt budget, then three short ones."""
+    await app.pipeline.handle(message("hello", "1"), adapter)
+    await app.pipeline.handle(message("word " * 1600, "2"), adapter)  # 1,600 tokens > the 1,536 budget
+    for n in range(3):
+        await app.pipeline.handle(message(f"short {n}", f"s{n}"), adapter)
+
+    texts = adapter.texts()
+    assert texts[0] == "echo: hello"
+    assert texts[1].startswith("Sorry, that message is too long for the model")
+    assert texts[2:] == ["echo: short 0", "echo: short 1", "echo: short 2"]
+    assert all("word word" not in m.text for m in await app.store.history(ROOM))
+
+
+async def test_an_oversized_message_is_stored_and_refused(app: App, adapter: RecordingAdapter) -> None:
+    limit = app.settings.max_message_chars
+    await app.pipeline.handle(message("x" * (limit + 5), "1"), adapter)
+
+    assert adapter.texts()[0].startswith("Sorry, that message is too long")
+    assert await app.store.message_count() == 1, "an over-limit message is stored, not dropped"
+
+
+async def test_shutdown_interrupts_a_reply_and_keeps_its_message_for_later(
+    app: App, engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    engine.delay = 0.05
+    task = await app.pipeline.submit(message(f"tell me {WORDS}", "1"), adapter)
+    assert task is not None
+    while not adapter.sent:  # bounded by the test timeout: the first words appear within ~0.1 s
+        await asyncio.sleep(0.01)
+
+    await app.pipeline.drain(grace_s=0.05)
+
+    shown = adapter.sent[0].text
+    assert shown.endswith("[interrupted: I am restarting and will answer again when I am back]")
+    [pending] = await app.store.pending(since=0)
+    assert pending.text.startswith("tell me")
+    assert [m.role for m in await app.store.history(ROOM)] == ["user"], "the cut reply never enters a prompt"
+
+
+async def test_a_message_arriving_during_shutdown_is_stored_and_left_pending(
+    app: App, adapter: RecordingAdapter
+) -> None:
+    await app.pipeline.drain(grace_s=0)
+
+    assert await app.pipeline.submit(message("late", "9"), adapter) is None
+    assert adapter.sent == []
+    assert [p.text for p in await app.store.pending(since=0)] == ["late"]
+
+
+async def test_after_a_restart_pending_messages_are_answered_once_in_order(
+    settings: Settings, engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    async with open_app(settings, engine) as first:  # a crash: stored, never answered
+        await first.pipeline.drain(grace_s=0)
+        for n in range(3):
+            await first.pipeline.submit(message(f"queued {n}", f"q{n}", direct=False), adapter)
+
+    async with open_app(settings, engine) as second:
+        recovered = await second.recovery.run({"telegram": adapter})
+        await second.pipeline.drain(grace_s=5)  # lets them finish
+        again = await Recovery(second.store, second.pipeline, 300).run({"telegram": adapter})
+        history = await second.store.history(ROOM)
+
+    assert (recovered.resumed, recovered.skipped) == (3, 0)
+    assert adapter.texts() == [f"echo: user-u1: queued {n}" for n in range(3)]
+    assert [m.text for m in history if m.role == "user"] == ["queued 0", "queued 1", "queued 2"]
+    assert again.resumed == 0, "answered once"
+
+
+async def test_old_pending_messages_are_skipped_and_never_enter_prompts(
+    settings: Settings, engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    async with open_app(settings, engine) as app:
+        await app.pipeline.drain(grace_s=0)
+        await app.pipeline.submit(message("from long ago", "old"), adapter)
+        later = Recovery(app.store, app.pipeline, 60, clock=lambda: time.time() + 3600)
+        recovered = await later.run({"telegram": adapter})
+
+        assert (recovered.resumed, recovered.skipped) == (0, 1)
+        assert await app.store.history(ROOM) == []
+        assert adapter.sent == []
