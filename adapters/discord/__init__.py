@@ -1,5 +1,6 @@
-"""The Discord adapter: `DiscordAdapter(core, settings)`."""
+"""The Discord adapter: `DiscordAdapter(DiscordConfig(token), inbox, commands, modes)`."""
 
-from adapters.discord.adapter import DeliveryError, DiscordAdapter
+from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.client import DiscordConfig
 
-__all__ = ["DeliveryError", "DiscordAdapter"]
+__all__ = ["DiscordAdapter", "DiscordConfig"]

@@ -1,27 +1,27 @@
-"""Hearth on Discord: messages in, streamed replies out, slash commands for admins.
+"""Hearth on Discord: messages in, streamed replies out, slash commands from the table.
 
 Every message is answered in its own task, owned here and cancelled on stop, so
 channels are answered concurrently (the core keeps each conversation in order).
 discord.py waits out 429s and retries 500/502/504/524 itself (five tries); a 503,
 which it does not retry, or a dropped connection is retried here, twice. A message
-Discord rejects (4xx) raises `DeliveryError`, which the core logs and turns into a
-short apology.
+Discord rejects (4xx) raises `bot.errors.DeliveryError`, which the core logs and
+turns into a short apology.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import discord
 
-from adapters.base import ReplyLimits
-from adapters.discord.client import MAX_CHARS, NO_MENTIONS, HearthClient, endpoints
-from adapters.discord.commands import ANSWER_ALL, SlashCommands
+from adapters.discord.client import MAX_CHARS, NO_MENTIONS, DiscordConfig, HearthClient, endpoints
+from adapters.discord.commands import HelpTranslator, render
 from adapters.discord.convert import (
+    PLATFORM,
     channel_id,
     conversation_key,
     from_message,
@@ -29,12 +29,16 @@ from adapters.discord.convert import (
     mentions_bot,
     replies_to_bot,
 )
-from bot.errors import ConfigError, HearthError
+from adapters.discord.interactions import SlashAnswers
+from bot.errors import DeliveryError
 from bot.messages import ConversationKey, IncomingMessage
+from bot.ports import ReplyLimits
+from bot.tasks import TaskOwner
 
 if TYPE_CHECKING:
-    from bot.core import Hearth
-    from bot.settings import Settings
+    from bot.commands import Commands
+    from bot.commands.builtin import ChannelModes
+    from bot.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -46,80 +50,55 @@ TYPING_REFRESH_S = 8.0  # Discord shows "typing…" for about 10 s per request
 # discord.py already retried 500/502/504/524 five times before raising them.
 RETRIED_HERE = frozenset({503})
 
-
-class DeliveryError(HearthError):
-    """Discord did not take a message: rejected it (4xx), or kept failing (5xx, network)."""
-
-    def __init__(self, status: int, code: int, reason: str) -> None:
-        super().__init__(f"Discord refused the message: HTTP {status} (code {code}): {reason}")
-        self.status = status
-        self.code = code
-        self.reason = reason
-
-
-class OwnedTasks:
-    """Background tasks with a reference kept until they finish; `cancel_all` on shutdown."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def cancel_all(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+T = TypeVar("T")
 
 
 class DiscordAdapter:
     """The Discord platform adapter. `run()` serves until `stop()`.
 
-    `edit_interval`, `guild_ready_timeout` and `retry_delay` exist for tests; the
-    defaults suit Discord."""
+    Messages go to `inbox`, slash commands to `commands`; `modes` says which
+    channels want every message answered. `edit_interval`, `guild_ready_timeout`
+    and `retry_delay` exist for tests; the defaults suit Discord."""
 
-    platform = "discord"
+    platform = PLATFORM
 
     def __init__(
         self,
-        core: Hearth,
-        settings: Settings,
+        config: DiscordConfig,
+        inbox: Inbox,
+        commands: Commands,
+        modes: ChannelModes,
         *,
         edit_interval: float = EDIT_INTERVAL_S,
         guild_ready_timeout: float = GUILD_READY_TIMEOUT_S,
         retry_delay: float = RETRY_DELAY_S,
     ) -> None:
-        if settings.discord_token is None:
-            raise ConfigError(["HEARTH_DISCORD_TOKEN: required for the Discord adapter"])
         self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=edit_interval)
-        self._core = core
-        self._settings = settings
-        self._token = settings.discord_token
+        self._config = config
+        self._inbox = inbox
+        self._modes = modes
         self._retry_delay = retry_delay
-        self._tasks = OwnedTasks()
+        self._tasks = TaskOwner("discord")
         self._stopping = False
         self._ready = asyncio.Event()
-        commands = SlashCommands(core, self._tasks.spawn)
+        slash = render(commands, SlashAnswers(commands, self._tasks))
         self._client = HearthClient(
-            self._on_message, commands.install, self._ready.set, guild_ready_timeout=guild_ready_timeout,
+            self._on_message, self._ready.set, slash, HelpTranslator(),
+            guild_ready_timeout=guild_ready_timeout,
         )
 
     async def run(self) -> None:
         """Log in, sync the slash commands and serve; reconnects are discord.py's."""
         if self._stopping:
             return
-        with endpoints(self._settings.discord_api_base, self._settings.discord_gateway_url):
+        with endpoints(self._config.api_base, self._config.gateway_url):
             async with self._client:
-                await self._client.start(self._token.get_secret_value())
+                await self._client.start(self._config.token.get_secret_value())
 
     async def stop(self) -> None:
         """Cancel the replies in progress, then disconnect. Idempotent."""
         self._stopping = True
-        await self._tasks.cancel_all()
+        await self._tasks.close()
         await self._client.close()
 
     async def wait_until_ready(self) -> None:
@@ -127,6 +106,7 @@ class DiscordAdapter:
         await self._ready.wait()
 
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
+        """Post `text` in the conversation, quoting `reply_to` when it is a Discord message id."""
         channel = self._client.get_partial_messageable(channel_id(key))
         if reply_to is not None and reply_to.isdigit():
             reference = discord.MessageReference(
@@ -140,14 +120,17 @@ class DiscordAdapter:
         return str(message.id)
 
     async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
-        channel = self._client.get_partial_messageable(channel_id(key))
-        message = channel.get_partial_message(int(message_id))
+        """Replace the text of a message the bot posted."""
+        message = self._client.get_partial_messageable(channel_id(key)).get_partial_message(int(message_id))
         await self._deliver(key, lambda: message.edit(content=text, allowed_mentions=NO_MENTIONS))
 
-    async def _deliver(
-        self, key: ConversationKey, call: Callable[[], Awaitable[discord.Message]]
-    ) -> discord.Message:
-        """One send or edit, retried a few times on server errors and dropped connections."""
+    async def delete(self, key: ConversationKey, message_id: str) -> None:
+        """Remove a message the bot posted."""
+        message = self._client.get_partial_messageable(channel_id(key)).get_partial_message(int(message_id))
+        await self._deliver(key, message.delete)
+
+    async def _deliver(self, key: ConversationKey, call: Callable[[], Awaitable[T]]) -> T:
+        """One send, edit or delete, retried a few times on server errors and dropped connections."""
         for attempt in range(SERVER_RETRIES + 1):
             try:
                 return await call()
@@ -173,7 +156,7 @@ class DiscordAdapter:
                 return
             typing = self._tasks.spawn(_keep_typing(message.channel), f"discord-typing-{message.id}")
             try:
-                await self._core.handle(msg, self)
+                await self._inbox.handle(msg, self)
             finally:
                 typing.cancel()
         except Exception:  # the outer boundary of a message's task
@@ -186,12 +169,9 @@ class DiscordAdapter:
             return None
         addressed = mentions_bot(message, me.id) or replies_to_bot(message, me.id)
         if not addressed and message.guild is not None:
-            addressed = await self._answers_all(conversation_key(message.channel))
+            addressed = await self._modes.answers_all(conversation_key(message.channel))
         msg = from_message(message, me.id, addresses_bot=addressed)
         return msg if msg.addresses_bot and msg.text else None
-
-    async def _answers_all(self, key: ConversationKey) -> bool:
-        return await self._core.store.get_channel_flag(key, ANSWER_ALL) is not None
 
 
 async def _keep_typing(channel: discord.abc.Messageable) -> None:
@@ -205,6 +185,8 @@ async def _keep_typing(channel: discord.abc.Messageable) -> None:
 
 
 def _delivery_error(exc: discord.HTTPException | aiohttp.ClientConnectionError) -> DeliveryError:
+    """The core's error for a failed call; Discord's own error code stays in the reason."""
     if isinstance(exc, discord.HTTPException):
-        return DeliveryError(exc.status, exc.code, exc.text or exc.response.reason or "")
-    return DeliveryError(0, 0, f"connection failed: {exc.__class__.__name__}")
+        text = exc.text or exc.response.reason or ""
+        return DeliveryError(PLATFORM, exc.status, f"{text} (code {exc.code})")
+    return DeliveryError(PLATFORM, 0, f"connection failed: {exc.__class__.__name__}")

@@ -8,19 +8,35 @@ values back afterwards. Reconnects use the `resume_gateway_url` Discord sends.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import discord
 import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
+from pydantic import SecretStr
 
+API_BASE = "https://discord.com/api/v10"
+GATEWAY_URL = "wss://gateway.discord.gg/"
 MAX_CHARS = 2000  # Discord's limit on a message's content
 NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping anyone
 
 OnMessage = Callable[[discord.Message], None]
+SlashCommand = app_commands.Command[Any, ..., None] | app_commands.Group
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    """What the adapter needs to connect: the bot token and Discord's endpoints
+    (an emulator, a proxy or a test fake may stand in for them)."""
+
+    token: SecretStr
+    api_base: str = API_BASE
+    gateway_url: str = GATEWAY_URL
 
 
 @contextmanager
@@ -43,13 +59,14 @@ def intents() -> discord.Intents:
 
 
 class HearthClient(discord.Client):
-    """Syncs the slash commands at start-up and hands every message to `on_message_cb`."""
+    """Publishes the slash commands at start-up and hands every message to `on_message_cb`."""
 
     def __init__(
         self,
         on_message_cb: OnMessage,
-        install_commands: Callable[[app_commands.CommandTree[discord.Client]], None],
         on_ready_cb: Callable[[], None],
+        commands: Sequence[SlashCommand],
+        translator: app_commands.Translator,
         *,
         guild_ready_timeout: float,
     ) -> None:
@@ -59,12 +76,15 @@ class HearthClient(discord.Client):
             intents=intents(), allowed_mentions=NO_MENTIONS, guild_ready_timeout=guild_ready_timeout,
         )
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self)
-        install_commands(self.tree)
+        for command in commands:
+            self.tree.add_command(command)
+        self._translator = translator
         self._on_message_cb = on_message_cb
         self._on_ready_cb = on_ready_cb
 
     async def setup_hook(self) -> None:
-        """Runs after login, before the gateway connects: publish the commands."""
+        """Runs after login, before the gateway connects: publish the commands, localised."""
+        await self.tree.set_translator(self._translator)
         await self.tree.sync()
 
     async def on_ready(self) -> None:
@@ -72,4 +92,3 @@ class HearthClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         self._on_message_cb(message)
-

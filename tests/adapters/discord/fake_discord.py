@@ -188,8 +188,9 @@ class FakeDiscord:
         self.requests: list[Request] = []
         self.unexpected: list[str] = []
         self.posted: dict[int, Posted] = {}
+        self.deleted: dict[int, Posted] = {}  # messages the bot removed, by id
         self.interactions: dict[str, Interaction] = {}
-        self.commands: list[Json] = []
+        self.commands: list[Json] = []  # the last synced tree: each payload as sent, plus its ids
         self.identify: Json | None = None
         self.resumes = 0
         self.allow_message_content = True  # as ticked in the developer portal
@@ -313,6 +314,7 @@ class FakeDiscord:
             ("POST", "/channels/{channel}/typing", self._typing, True),
             ("POST", "/channels/{channel}/messages", self._create_message, True),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit_message, True),
+            ("DELETE", "/channels/{channel}/messages/{message}", self._delete_message, True),
             ("POST", "/interactions/{id}/{token}/callback", self._interaction_callback, False),
             ("PATCH", "/webhooks/{app}/{token}/messages/@original", self._edit_original, False),
             ("POST", "/webhooks/{app}/{token}", self._followup, False),
@@ -389,6 +391,13 @@ class FakeDiscord:
             return 400, rejected
         posted.contents.append(body["content"])
         return 200, message(posted.id, posted.channel_id, BOT_ID, body["content"])
+
+    async def _delete_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        posted = self.posted.get(int(request.match_info["message"]))
+        if posted is None or posted.channel_id != int(request.match_info["channel"]):
+            return 404, {"message": "Unknown Message", "code": 10008}
+        self.deleted[posted.id] = self.posted.pop(posted.id)
+        return 204, None
 
     async def _interaction_callback(self, request: web.Request, body: Any) -> tuple[int, Any]:
         interaction = self._interaction(request)
