@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.ports import ReplyLimits
+from bot.ports import ReplyChannel, ReplyLimits
 
 __all__ = ["Platform", "ReplyLimits"]
 
 
-class Platform(Protocol):
-    """A chat platform Hearth serves."""
+class Platform(ReplyChannel, Protocol):
+    """A chat platform Hearth serves: it runs, stops, and carries replies (`ReplyChannel`)."""
 
     @property
     def platform(self) -> str: ...
@@ -26,4 +26,9 @@ class Platform(Protocol):
 
     async def stop(self) -> None:
         """Stop serving; idempotent."""
+        ...
+
+    async def notify(self, user_id: str, text: str) -> None:
+        """Send `text` to one person directly (an operator: HEARTH_ADMIN_IDS), e.g. that
+        the engine died. Raises `bot.errors.DeliveryError` when the platform refuses."""
         ...

@@ -68,6 +68,10 @@ class TerminalAdapter:
         self._write(text[len(shown):] if text.startswith(shown) else f"\n[edited] {text}")
         self._printed[message_id] = text
 
+    async def notify(self, user_id: str, text: str) -> None:
+        """The terminal's user is the only operator there is: print it on a line of its own."""
+        self._write(f"\n[notice] {text}\n")
+
     async def delete(self, key: ConversationKey, message_id: str) -> None:
         """Printed text cannot be taken back: say that the message is withdrawn."""
         if self._printed.pop(message_id, None):

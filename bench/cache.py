@@ -17,14 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.bench.harness import BenchAdapter, BenchHearth, bench_core, channel_message
-from bot.bench.workload import text_for
+from bench.harness import BenchChannel, bench_app, channel_message
+from bench.workload import text_for
+from bot.app.builder import App
+from bot.app.settings import Settings
 from bot.context import group_turns, render_turns
-from bot.messages import ChatMessage, ConversationKey, StoredMessage
+from bot.messages import ConversationKey, StoredMessage
 from bot.persona import DEFAULT_PERSONA
-from bot.settings import Settings
 from engine.base import Engine
 from engine.models import ModelResolver
+from engine.types import ChatMessage
 from engine.vllm_engine import VllmEngine, prefix_cache_counters
 
 DEFAULT_CHANNELS = 16
@@ -150,9 +152,9 @@ async def run_cache(settings: Settings, engine: Engine, plan: CachePlan) -> Cach
 async def _run_layout(
     settings: Settings, engine: Engine, plan: CachePlan, layout: str, renderer: Renderer
 ) -> LayoutResult:
-    adapter = BenchAdapter()
+    channel = BenchChannel()
     start = dt.datetime.now()
-    async with bench_core(settings, engine, plan.reply_tokens) as core:
+    async with bench_app(settings, engine, plan.reply_tokens) as app:
         systems: list[list[str]] = [[] for _ in range(plan.channels)]
         before = (0, 0)
         for turn in range(plan.turns):
@@ -160,22 +162,22 @@ async def _run_layout(
                 before = await settled_counters()
             now = start + dt.timedelta(seconds=turn * TURN_GAP_S)
             await asyncio.gather(*(
-                _one_turn(core, adapter, layout, c, turn, systems[c], now) for c in range(plan.channels)
+                _one_turn(app, channel, layout, c, turn, systems[c], now) for c in range(plan.channels)
             ))
         queries, hits = (a - b for a, b in zip(await settled_counters(), before, strict=True))
-        histories = [await core.store.history(_key(layout, c), 1000) for c in range(plan.channels)]
+        histories = [await app.store.history(_key(layout, c), 1000) for c in range(plan.channels)]
     return renderer.score(layout, queries, hits, systems, histories)
 
 
 async def _one_turn(
-    core: BenchHearth, adapter: BenchAdapter, layout: str, channel: int, turn: int, systems: list[str],
+    app: App, channel: BenchChannel, layout: str, number: int, turn: int, systems: list[str],
     now: dt.datetime,
 ) -> None:
-    msg = channel_message(_tag(layout), channel, text_for(channel, turn), turn)
+    msg = channel_message(_tag(layout), number, text_for(number, turn), turn)
     if layout == "clock":
-        await core.store.set_channel_persona(msg.key, clock_persona(core.settings.persona, now))
-    systems.append(await core.system_prompt(msg))
-    await core.handle(msg, adapter)
+        await app.store.set_channel_persona(msg.key, clock_persona(app.settings.persona, now))
+    systems.append(await app.personas.system_prompt(msg))
+    await app.pipeline.handle(msg, channel)
 
 
 def clock_persona(persona: str | None, now: dt.datetime) -> str:

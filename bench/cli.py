@@ -1,17 +1,19 @@
-"""The `hearth bench` command group."""
+"""The `hearth bench` command group (`bot.app.cli` loads it only when `hearth bench` runs)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from bot.bench import cache, overhead, store, switch, throughput
-from bot.bench.harness import PLATFORM_EDIT_INTERVAL_S, bench_settings, started_engine
-from bot.bench.report import (
+from bench import cache, overhead, store, switch, throughput
+from bench.harness import PLATFORM_EDIT_INTERVAL_S, bench_settings, started_engine
+from bench.moderation import bench_moderation
+from bench.report import (
     machine,
     plot_throughput,
     render_tables,
@@ -19,15 +21,19 @@ from bot.bench.report import (
     with_machine,
     write_results,
 )
-from bot.bench.suite import SuitePlan, run_suite
-from bot.cli_support import settings_or_exit
+from bench.suite import SuitePlan, run_suite
+from bot.app.cli_support import fail, settings_or_exit
+from bot.app.settings import Settings
 from bot.errors import HearthError
 from bot.logs import configure_logging
-from bot.moderation.cli import bench_moderation
-from bot.settings import Settings
+from engine.base import Engine
+from engine.errors import EngineError
 
 RESULTS_FILE = "results.json"
 CHART_FILE = "throughput.png"
+# What the bench extra adds to Hearth's dependencies (pyproject.toml).
+EXTRA_MODULES = ("matplotlib", "psutil")
+MISSING_EXTRA = "install the bench extra: scripts/setup.sh bench (missing: {modules})"
 F = TypeVar("F", bound=Callable[..., Any])
 Results = list[dict[str, Any]]
 
@@ -35,6 +41,14 @@ Results = list[dict[str, Any]]
 @click.group()
 def bench() -> None:
     """Benchmarks: each figure is a ratio of two things measured in the same run."""
+    require_extra()
+
+
+def require_extra() -> None:
+    """One line and exit 2, not a traceback halfway through a run, without the bench extra."""
+    missing = [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        fail([MISSING_EXTRA.format(modules=", ".join(missing))])
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -64,7 +78,7 @@ def _settings(model: str | None) -> Settings:
 def _run(work: Coroutine[Any, Any, Results]) -> Results:
     try:
         return asyncio.run(work)
-    except HearthError as exc:  # an unknown model, a model that fails to load
+    except (HearthError, EngineError) as exc:  # an unknown model, a model that fails to load
         raise click.ClickException(str(exc)) from None
 
 
@@ -82,7 +96,7 @@ def _throughput_plan(channels: tuple[int, ...], tokens: int, repeats: int, edit_
     return throughput.ThroughputPlan(channels, tokens, repeats, edit_interval, sequential)
 
 
-async def _on_engine(settings: Settings, work: Callable[[Any], Awaitable[Results]]) -> Results:
+async def _on_engine(settings: Settings, work: Callable[[Engine], Awaitable[Results]]) -> Results:
     async with started_engine(settings) as engine:
         return await work(engine)
 
@@ -102,7 +116,7 @@ def throughput_command(channels: tuple[int, ...], tokens: int, repeats: int, edi
     settings = _settings(model)
     plan = _throughput_plan(channels, tokens, repeats, edit_interval, sequential)
 
-    async def work(engine: Any) -> Results:
+    async def work(engine: Engine) -> Results:
         result = await throughput.run_throughput(settings, engine, plan)
         return [result.to_json(), result.memory_json()]
 
@@ -138,7 +152,7 @@ def cache_command(channels: int, turns: int, tokens: int, clock: bool, model: st
     settings = _settings(model)
     plan = cache.CachePlan(channels, turns, tokens, clock)
 
-    async def work(engine: Any) -> Results:
+    async def work(engine: Engine) -> Results:
         return [(await cache.run_cache(settings, engine, plan)).to_json()]
 
     _emit(_run(_on_engine(settings, work)), as_json)
@@ -171,7 +185,7 @@ def switch_command(target: str, during: int, tokens: int, model: str | None, as_
     settings = _settings(model)
     plan = switch.SwitchPlan(target, during, tokens)
 
-    async def work(engine: Any) -> Results:
+    async def work(engine: Engine) -> Results:
         return [(await switch.run_switch(settings, engine, plan)).to_json()]
 
     _emit(_run(_on_engine(settings, work)), as_json)
@@ -186,7 +200,7 @@ def memory_command(channels: int, tokens: int, model: str | None, as_json: bool)
     settings = _settings(model)
     plan = _throughput_plan((channels,), tokens, 1, PLATFORM_EDIT_INTERVAL_S, sequential=False)
 
-    async def work(engine: Any) -> Results:
+    async def work(engine: Engine) -> Results:
         return [(await throughput.run_throughput(settings, engine, plan)).memory_json()]
 
     _emit(_run(_on_engine(settings, work)), as_json)

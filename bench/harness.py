@@ -1,14 +1,15 @@
-"""An in-process Hearth built exactly as `hearth run` builds it, with a recording adapter.
+"""Hearth built exactly as `hearth run` builds it, with a recording reply channel.
 
-Benchmarks drive `Hearth.handle` through `BenchAdapter`, which plays a platform:
-it records every send and edit and when each reply first appeared. `BenchHearth`
-differs from `Hearth` in one thing only: every reply has a fixed length (EOS is
-ignored), so the designs being compared generate the same number of tokens.
+Benchmarks drive `App.pipeline` through `BenchChannel`, which plays a platform:
+it records every send and edit and when each reply first appeared. The app
+differs from the running bot in two things only, both handed to the builder:
+every reply has a fixed length (EOS is ignored), so the designs being compared
+generate the same number of tokens; and the database is a fresh file in a
+temporary directory, never the user's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import tempfile
 import time
@@ -17,16 +18,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.base import ReplyLimits
-from bot.core import Hearth
+from bot.app.builder import App, HearthBuilder, build_engine, sampling_from
+from bot.app.settings import Settings
 from bot.messages import ConversationKey, IncomingMessage
-from bot.moderation import Gate
-from bot.registry import Registry
-from bot.runner import build_engine, make_gate
-from bot.settings import Settings
-from bot.store import SqliteStore, Store
-from engine.base import Engine, Sampling
-from engine.vllm_engine import VllmEngine
+from bot.ports import ReplyLimits
+from engine.base import Engine
+from engine.registry import Registry
+from engine.types import Sampling
 
 PLATFORM = "bench"
 # Discord and Telegram both throttle edits of one message to about one a second,
@@ -37,33 +35,26 @@ MAX_CHARS = 2000
 
 @dataclass(slots=True)
 class Posted:
-    """One platform message the adapter was asked to post, and its edits."""
+    """One platform message the channel was asked to post, and its edits."""
 
     key: ConversationKey
     message_id: str
     text: str
     edits: int = 0
+    deleted: bool = False
 
 
 @dataclass(slots=True)
-class BenchAdapter:
+class BenchChannel:
     """A platform that answers instantly and remembers what it was asked to do."""
 
     edit_interval: float = PLATFORM_EDIT_INTERVAL_S
-    platform: str = PLATFORM
     posted: dict[str, Posted] = field(default_factory=dict)
     first_sent: dict[ConversationKey, float] = field(default_factory=dict)
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
     limits: ReplyLimits = field(init=False)
 
     def __post_init__(self) -> None:
         self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=self.edit_interval)
-
-    async def run(self) -> None:
-        await self.stopped.wait()
-
-    async def stop(self) -> None:
-        self.stopped.set()
 
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
         now = time.perf_counter()
@@ -77,6 +68,9 @@ class BenchAdapter:
         posted.text = text
         posted.edits += 1
 
+    async def delete(self, key: ConversationKey, message_id: str) -> None:
+        self.posted[message_id].deleted = True
+
     @property
     def sends(self) -> int:
         return len(self.posted)
@@ -86,54 +80,42 @@ class BenchAdapter:
         return sum(p.edits for p in self.posted.values())
 
     def texts(self, key: ConversationKey) -> list[str]:
-        return [p.text for p in self.posted.values() if p.key == key]
+        """What each message still shown in `key`'s conversation says."""
+        return [p.text for p in self.posted.values() if p.key == key and not p.deleted]
 
 
-class BenchHearth(Hearth):
-    """A Hearth whose replies all have `reply_tokens` tokens: same work in every design."""
-
-    def __init__(
-        self, settings: Settings, store: Store, engine: Engine, registry: Registry, gate: Gate,
-        reply_tokens: int,
-    ) -> None:
-        super().__init__(settings, store, engine, registry, gate)
-        self.reply_tokens = reply_tokens
-
-    def sampling(self) -> Sampling:
-        return fixed_length(super().sampling(), self.reply_tokens)
+def fixed_length(settings: Settings, tokens: int) -> Sampling:
+    """The settings' sampling, except that every reply is exactly `tokens` long."""
+    return dataclasses.replace(sampling_from(settings), max_tokens=tokens, ignore_eos=True)
 
 
-def fixed_length(sampling: Sampling, tokens: int) -> Sampling:
-    return dataclasses.replace(sampling, max_tokens=tokens, ignore_eos=True)
-
-
-def bench_settings(base: Settings, model: str | None = None, **overrides: object) -> Settings:
-    """The user's settings, with the benchmark's model; the database always lives elsewhere."""
-    update: dict[str, object] = dict(overrides)
-    if model:
-        update["model"] = model
-    return base.model_copy(update=update)
+def bench_settings(base: Settings, model: str | None = None) -> Settings:
+    """The user's settings, with the benchmark's model (the database never is the user's:
+    see `bench_app`)."""
+    return base.model_copy(update={"model": model}) if model else base
 
 
 @asynccontextmanager
-async def started_engine(settings: Settings) -> AsyncIterator[VllmEngine]:
-    """The engine `hearth run` would build for these settings, started."""
+async def started_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """The engine `hearth run` would build for these settings, started, closed on exit."""
     spec = Registry.load(settings.models_file).lookup(settings.model)
-    async with build_engine(settings, spec) as engine:
+    engine = build_engine(settings, spec)
+    await engine.start()
+    try:
         yield engine
+    finally:
+        await engine.close()
 
 
 @asynccontextmanager
-async def bench_core(
-    settings: Settings, engine: Engine, reply_tokens: int
-) -> AsyncIterator[BenchHearth]:
-    """A Hearth on a fresh SqliteStore in a temporary directory, on an already started engine."""
+async def bench_app(settings: Settings, engine: Engine, reply_tokens: int) -> AsyncIterator[App]:
+    """Hearth on `engine` (started by the caller) and a fresh SQLite file in a temporary
+    directory, every reply `reply_tokens` long; the builder opens the store and the gate."""
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp:
-        db_settings = settings.model_copy(update={"db_path": Path(tmp) / "bench.sqlite3"})
-        async with SqliteStore(db_settings.database) as store:
-            registry = Registry.load(settings.models_file)
-            gate = make_gate(db_settings, store)
-            yield BenchHearth(db_settings, store, engine, registry, gate, reply_tokens=reply_tokens)
+        fresh = settings.model_copy(update={"db_path": Path(tmp) / "bench.sqlite3"})
+        builder = HearthBuilder(fresh).engine(engine).sampling(fixed_length(settings, reply_tokens))
+        async with builder.build() as app:
+            yield app
 
 
 def channel_message(

@@ -1,10 +1,12 @@
-"""Resident memory of the bot process, apart from the engine's own process."""
+"""Resident memory of the bot process, apart from the engine's own process.
+
+psutil comes with the bench extra; it is imported when a sample is taken, so that
+`hearth bench` can say the extra is missing instead of failing to import.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import psutil
 
 MIB = 1 << 20
 
@@ -18,6 +20,8 @@ class MemorySample:
 
 
 def sample_memory() -> MemorySample:
+    import psutil
+
     me = psutil.Process()
     children = 0
     for child in me.children(recursive=True):

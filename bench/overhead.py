@@ -1,7 +1,7 @@
 """`hearth bench overhead`: the bot's own cost per message, with an engine that answers instantly.
 
 Everything but the model runs for real: SqliteStore, the moderation gate, prompt
-building, the streamed reply and the adapter's send/edit. The process is pinned
+building, the streamed reply and the reply channel's send/edit. The process is pinned
 to one core while it runs, so messages/s means messages per second of one core.
 """
 
@@ -12,30 +12,26 @@ import cProfile
 import os
 import pstats
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.bench.harness import (
-    PLATFORM_EDIT_INTERVAL_S,
-    BenchAdapter,
-    BenchHearth,
-    bench_core,
-    channel_message,
-)
-from bot.bench.stats import percentile
-from bot.bench.workload import text_for
-from bot.registry import Registry
-from bot.settings import Settings
+from bench.harness import PLATFORM_EDIT_INTERVAL_S, BenchChannel, bench_app, channel_message
+from bench.stats import percentile
+from bench.workload import text_for
+from bot.app.builder import App
+from bot.app.settings import Settings
 from engine.fake import FakeEngine
+from engine.registry import Registry
 
 DEFAULT_MESSAGES = 2000
 DEFAULT_CHANNELS = 50
 PROFILE_MESSAGES = 500
 PROFILE_TOP = 15
 WARMUP_MESSAGES = 20
-REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +101,8 @@ async def run_overhead(settings: Settings, plan: OverheadPlan) -> OverheadResult
         p99_ms=percentile(sequential.latencies, 99) * 1000,
         cpu_ms_per_message=sequential.cpu_seconds / plan.messages * 1000,
         concurrent_messages_per_s=plan.messages / concurrent.seconds,
-        sends=sequential.adapter.sends,
-        edits=sequential.adapter.edits,
+        sends=sequential.channel.sends,
+        edits=sequential.channel.edits,
         profile=profile,
     )
 
@@ -116,32 +112,32 @@ class _Run:
     latencies: list[float]
     seconds: float
     cpu_seconds: float  # every thread of the process: the pipeline and SQLite's worker
-    adapter: BenchAdapter
+    channel: BenchChannel
 
 
 async def _measured(settings: Settings, plan: OverheadPlan, *, concurrent: bool) -> _Run:
     """`plan.messages` messages on a fresh store, after a few untimed ones."""
-    async with bench_core(settings, instant_engine(settings), plan.reply_words) as core:
-        await _drive(core, BenchAdapter(plan.edit_interval), "warm", WARMUP_MESSAGES, plan.channels, False)
-        adapter = BenchAdapter(plan.edit_interval)
+    async with instant_app(settings, plan.reply_words) as app:
+        await _drive(app, BenchChannel(plan.edit_interval), "warm", WARMUP_MESSAGES, plan.channels, False)
+        channel = BenchChannel(plan.edit_interval)
         cpu, start = time.process_time(), time.perf_counter()
-        latencies = await _drive(core, adapter, "run", plan.messages, plan.channels, concurrent)
-        return _Run(latencies, time.perf_counter() - start, time.process_time() - cpu, adapter)
+        latencies = await _drive(app, channel, "run", plan.messages, plan.channels, concurrent)
+        return _Run(latencies, time.perf_counter() - start, time.process_time() - cpu, channel)
 
 
 async def _profiled(settings: Settings, plan: OverheadPlan) -> tuple[ProfileRow, ...]:
-    async with bench_core(settings, instant_engine(settings), plan.reply_words) as core:
-        adapter = BenchAdapter(plan.edit_interval)
-        await _drive(core, adapter, "warm", WARMUP_MESSAGES, plan.channels, False)
+    async with instant_app(settings, plan.reply_words) as app:
+        channel = BenchChannel(plan.edit_interval)
+        await _drive(app, channel, "warm", WARMUP_MESSAGES, plan.channels, False)
         profiler = cProfile.Profile()
         profiler.enable()
-        await _drive(core, adapter, "prof", plan.profile_messages, plan.channels, False)
+        await _drive(app, channel, "prof", plan.profile_messages, plan.channels, False)
         profiler.disable()
     return top_entries(pstats.Stats(profiler), plan.profile_messages)
 
 
 async def _drive(
-    core: BenchHearth, adapter: BenchAdapter, tag: str, messages: int, channels: int, concurrent: bool
+    app: App, channel: BenchChannel, tag: str, messages: int, channels: int, concurrent: bool
 ) -> list[float]:
     """Send `messages` messages round-robin over `channels`; each one's latency in seconds.
 
@@ -154,15 +150,15 @@ async def _drive(
     async def turn(c: int, n: int) -> None:
         msg = channel_message(tag, c, text_for(c, n), n)
         start = time.perf_counter()
-        await core.handle(msg, adapter)
+        await app.pipeline.handle(msg, channel)
         latencies.append(time.perf_counter() - start)
 
-    async def channel(c: int) -> None:
+    async def talk(c: int) -> None:
         for n in range(counts[c]):
             await turn(c, n)
 
     if concurrent:
-        await asyncio.gather(*(channel(c) for c in range(len(counts))))
+        await asyncio.gather(*(talk(c) for c in range(len(counts))))
         return latencies
     for n in range(max(counts, default=0)):
         for c in range(len(counts)):
@@ -174,6 +170,18 @@ async def _drive(
 def instant_engine(settings: Settings) -> FakeEngine:
     """An engine that echoes the message word by word, with no delay at all."""
     return FakeEngine(Registry.load(settings.models_file).lookup(settings.model))
+
+
+@asynccontextmanager
+async def instant_app(settings: Settings, reply_words: int) -> AsyncIterator[App]:
+    """The bench app on a started `instant_engine`."""
+    engine = instant_engine(settings)
+    await engine.start()
+    try:
+        async with bench_app(settings, engine, reply_words) as app:
+            yield app
+    finally:
+        await engine.close()
 
 
 def top_entries(stats: pstats.Stats, messages: int, top: int = PROFILE_TOP) -> tuple[ProfileRow, ...]:
@@ -190,7 +198,7 @@ def top_entries(stats: pstats.Stats, messages: int, top: int = PROFILE_TOP) -> t
 
 def _interesting(path: str, name: str) -> bool:
     """Hearth's code and its libraries, and the main thread's wait for the SQLite thread."""
-    if "bot/bench/" in path:
+    if path.startswith(f"{BENCH_DIR}{os.sep}"):
         return False
     return path.startswith(str(REPO_ROOT)) or "site-packages" in path or "epoll" in name
 

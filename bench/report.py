@@ -1,4 +1,8 @@
-"""Benchmark output: the machine description, readable tables, JSON and the throughput chart."""
+"""Benchmark output: the machine description, readable tables, JSON and the throughput chart.
+
+psutil and matplotlib come with the bench extra; they are imported where they are
+used, so that `hearth bench` can say the extra is missing instead of failing to import.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from bot.moderation.cli import format_report
+from bench.moderation import format_report
 
 GIB = 1 << 30
 Figures = Mapping[str, Any]
@@ -25,6 +27,8 @@ DESIGNS = (
 
 def machine() -> dict[str, object]:
     """What produced the numbers: cores, memory, CPU, software versions, accelerator."""
+    import psutil
+
     return {
         "cores": os.cpu_count(),
         "ram_gb": round(psutil.virtual_memory().total / GIB, 1),

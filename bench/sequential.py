@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from engine.base import Sampling
+from engine.types import Sampling
 
 CALIBRATION_TOKENS = 16
 

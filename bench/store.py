@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.bench.stats import percentile
-from bot.bench.workload import TEXTS
+from bench.stats import percentile
+from bench.workload import TEXTS
 from bot.messages import ConversationKey
 from bot.store import SqliteStore
 

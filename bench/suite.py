@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.bench.cache import CachePlan, run_cache
-from bot.bench.harness import started_engine
-from bot.bench.overhead import OverheadPlan, run_overhead
-from bot.bench.store import StorePlan, run_store
-from bot.bench.switch import SwitchPlan, run_switch
-from bot.bench.throughput import ThroughputPlan, run_throughput
-from bot.moderation.cli import moderation_report
-from bot.settings import Settings
+from bench.cache import CachePlan, run_cache
+from bench.harness import started_engine
+from bench.moderation import moderation_report
+from bench.overhead import OverheadPlan, run_overhead
+from bench.store import StorePlan, run_store
+from bench.switch import SwitchPlan, run_switch
+from bench.throughput import ThroughputPlan, run_throughput
+from bot.app.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """`hearth bench switch`: an admin switches the model while other channels keep talking.
 
-The clock starts when the admin's `/model NAME` command is handed to the core.
+The clock starts when the admin's `/model NAME` command is handed to the app's command table.
 Messages sent on other channels while the switch runs wait for the new model
 (the engine stops taking requests before it unloads the old one), so the first
 reply any of them gets comes from the new model; one more message is sent as
@@ -13,10 +13,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from bot.bench.harness import BenchAdapter, BenchHearth, bench_core, channel_message
-from bot.bench.workload import text_for
+from bench.harness import BenchChannel, bench_app, channel_message
+from bench.workload import text_for
+from bot.app.builder import App
+from bot.app.settings import Settings
 from bot.messages import IncomingMessage
-from bot.settings import Settings
 from engine.base import Engine
 
 DEFAULT_TARGET = "demo-awq"
@@ -63,46 +64,46 @@ class SwitchResult:
 async def run_switch(settings: Settings, engine: Engine, plan: SwitchPlan) -> SwitchResult:
     """Switch `engine` to `plan.target` through the admin command, with traffic on other channels."""
     original = engine.spec.name
-    async with bench_core(settings, engine, plan.reply_tokens) as core:
+    async with bench_app(settings, engine, plan.reply_tokens) as app:
         admin = channel_message(TAG, 0, "", admin=True)
-        adapter = BenchAdapter()
+        channel = BenchChannel()
         try:
-            return await _measure(core, admin, adapter, plan, original)
+            return await _measure(app, admin, channel, plan, original)
         finally:
-            if plan.restore and core.engine.spec.name != original:
-                await core.command(admin, "model", original)
+            if plan.restore and app.models.spec.name != original:
+                await app.commands.run(admin, "model", original)
 
 
 async def _measure(
-    core: BenchHearth, admin: IncomingMessage, adapter: BenchAdapter, plan: SwitchPlan, original: str
+    app: App, admin: IncomingMessage, channel: BenchChannel, plan: SwitchPlan, original: str
 ) -> SwitchResult:
     during = [channel_message(TAG, c + 1, text_for(c)) for c in range(plan.during)]
     after = channel_message(TAG, plan.during + 1, text_for(plan.during))
     start = time.perf_counter()
-    command = asyncio.create_task(core.command(admin, "model", plan.target))
+    command = asyncio.create_task(app.commands.run(admin, "model", plan.target))
     tasks: list[asyncio.Task[None]] = []
     try:
         await asyncio.sleep(SEND_AFTER_S)
-        tasks = [asyncio.create_task(core.handle(msg, adapter)) for msg in during]
+        tasks = [asyncio.create_task(app.pipeline.handle(msg, channel)) for msg in during]
         reply = await command
         command_s = time.perf_counter() - start
-        tasks.append(asyncio.create_task(core.handle(after, adapter)))
+        tasks.append(asyncio.create_task(app.pipeline.handle(after, channel)))
         await asyncio.gather(*tasks)
     finally:
         for task in [command, *tasks]:
             task.cancel()
         await asyncio.gather(command, *tasks, return_exceptions=True)
-    firsts = [adapter.first_sent[m.key] - start for m in [*during, after] if m.key in adapter.first_sent]
+    firsts = [channel.first_sent[m.key] - start for m in [*during, after] if m.key in channel.first_sent]
     return SwitchResult(
-        original, plan.target, core.engine.spec.name, reply, command_s,
-        min(firsts) if firsts else None, len(during), await _answered(core, during),
+        original, plan.target, app.models.spec.name, reply, command_s,
+        min(firsts) if firsts else None, len(during), await _answered(app, during),
     )
 
 
-async def _answered(core: BenchHearth, messages: list[IncomingMessage]) -> int:
+async def _answered(app: App, messages: list[IncomingMessage]) -> int:
     """Messages that got a generated reply (an apology for a failure is not one)."""
     answered = 0
     for msg in messages:
-        history = await core.store.history(msg.key)
+        history = await app.store.history(msg.key)
         answered += any(m.role == "assistant" and m.reply_tokens > 0 for m in history)
     return answered

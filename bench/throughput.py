@@ -2,11 +2,11 @@
 
 Three designs answer the same first messages with replies of the same fixed length:
 
-- pipeline: `Hearth.handle` for every channel at once (store, gate, prompt,
+- pipeline: `App.pipeline.handle` for every channel at once (store, gate, prompt,
   streamed reply with platform-paced edits) on the real engine;
 - raw: the same prompts sent to the same engine at once with no bot around them;
 - sequential: the same prompts answered one after another by transformers
-  `generate` (see `bot.bench.sequential`).
+  `generate` (see `bench.sequential`).
 
 Every run uses fresh channels whose persona names them, so no run can reuse
 another's cached prompt blocks: all designs prefill every prompt in full.
@@ -19,20 +19,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.bench.harness import (
+from bench.harness import (
     PLATFORM_EDIT_INTERVAL_S,
-    BenchAdapter,
-    BenchHearth,
-    bench_core,
+    BenchChannel,
+    bench_app,
     channel_message,
+    fixed_length,
 )
-from bot.bench.memory import MemorySample, sample_memory
-from bot.bench.sequential import GenerateJob, SequentialRun, run_sequential
-from bot.bench.workload import first_turn_prompt, text_for
-from bot.messages import ChatMessage, IncomingMessage
-from bot.settings import Settings
-from engine.base import Engine, EngineStats
+from bench.memory import MemorySample, sample_memory
+from bench.sequential import GenerateJob, SequentialRun, run_sequential
+from bench.workload import first_turn_prompt, text_for
+from bot.app.builder import App
+from bot.app.settings import Settings
+from bot.messages import IncomingMessage
+from engine.base import Engine
 from engine.models import ModelResolver
+from engine.types import ChatMessage, EngineStats
 
 DEFAULT_CHANNELS = (1, 8, 32, 64)
 DEFAULT_REPLY_TOKENS = 64
@@ -141,11 +143,11 @@ class ThroughputPlan:
 async def run_throughput(settings: Settings, engine: Engine, plan: ThroughputPlan) -> ThroughputResult:
     """Measure all three designs at each channel count, on an already started engine."""
     idle = sample_memory()
-    async with bench_core(settings, engine, plan.reply_tokens) as core:
-        await _warm_up(core)
-        runs = [await _measure_vllm(core, n, plan) for n in plan.channels]
+    async with bench_app(settings, engine, plan.reply_tokens) as app:
+        await _warm_up(app, plan)
+        runs = [await _measure_vllm(app, n, plan) for n in plan.channels]
         after = sample_memory()
-        sequential = await _sequential(core, max(plan.channels), plan)
+        sequential = await _sequential(app, max(plan.channels), plan)
     points = tuple(
         ThroughputPoint(n, pipeline, raw, _prefix_rate(sequential, n))
         for n, (pipeline, raw) in zip(plan.channels, runs, strict=True)
@@ -157,7 +159,7 @@ async def run_throughput(settings: Settings, engine: Engine, plan: ThroughputPla
     )
 
 
-async def _measure_vllm(core: BenchHearth, n: int, plan: ThroughputPlan) -> tuple[Rate, Rate]:
+async def _measure_vllm(app: App, n: int, plan: ThroughputPlan) -> tuple[Rate, Rate]:
     """Median of `repeats` runs per design, alternating which goes first."""
     pipeline: list[Rate] = []
     raw: list[Rate] = []
@@ -166,9 +168,9 @@ async def _measure_vllm(core: BenchHearth, n: int, plan: ThroughputPlan) -> tupl
         for design in ("raw", "pipeline") if first_raw else ("pipeline", "raw"):
             tag = f"{design[0]}{n:02d}{repeat}"
             if design == "raw":
-                raw.append(await raw_run(core, _messages(tag, n)))
+                raw.append(await raw_run(app, _messages(tag, n), plan.reply_tokens))
             else:
-                pipeline.append(await pipeline_run(core, _messages(tag, n), plan.edit_interval))
+                pipeline.append(await pipeline_run(app, _messages(tag, n), plan.edit_interval))
     return _median(pipeline), _median(raw)
 
 
@@ -176,45 +178,45 @@ def _messages(tag: str, n: int) -> list[IncomingMessage]:
     return [channel_message(tag, i, text_for(i)) for i in range(n)]
 
 
-async def pipeline_run(core: BenchHearth, messages: Sequence[IncomingMessage], edit_interval: float) -> Rate:
-    """Every message through `Hearth.handle` at once; returns when every reply is complete."""
-    adapter = BenchAdapter(edit_interval)
-    before = _counts(core.engine.stats())
+async def pipeline_run(app: App, messages: Sequence[IncomingMessage], edit_interval: float) -> Rate:
+    """Every message through the app's pipeline at once; returns when every reply is complete."""
+    channel = BenchChannel(edit_interval)
+    before = _counts(app.models.stats())
     start = time.perf_counter()
-    await asyncio.gather(*(core.handle(msg, adapter) for msg in messages))
-    return _rate(before, core.engine.stats(), time.perf_counter() - start)
+    await asyncio.gather(*(app.pipeline.handle(msg, channel) for msg in messages))
+    return _rate(before, app.models.stats(), time.perf_counter() - start)
 
 
-async def raw_run(core: BenchHearth, messages: Sequence[IncomingMessage]) -> Rate:
-    """The same prompts straight to the engine, concurrently, nothing else."""
-    prompts = [await first_turn_prompt(core, msg) for msg in messages]
-    sampling = core.sampling()
-    before = _counts(core.engine.stats())
+async def raw_run(app: App, messages: Sequence[IncomingMessage], reply_tokens: int) -> Rate:
+    """The same prompts straight to the app's engine, concurrently, nothing else."""
+    prompts = [await first_turn_prompt(app.personas, msg) for msg in messages]
+    sampling = fixed_length(app.settings, reply_tokens)
+    before = _counts(app.models.stats())
     start = time.perf_counter()
 
     async def one(prompt: list[ChatMessage]) -> None:
-        async for _ in core.engine.stream(prompt, sampling):
+        async for _ in app.engine.stream(prompt, sampling):
             pass
 
     await asyncio.gather(*(one(p) for p in prompts))
-    return _rate(before, core.engine.stats(), time.perf_counter() - start)
+    return _rate(before, app.models.stats(), time.perf_counter() - start)
 
 
-async def _warm_up(core: BenchHearth) -> None:
+async def _warm_up(app: App, plan: ThroughputPlan) -> None:
     """One untimed reply through each design, so no timed run pays for first-use costs."""
-    await raw_run(core, _messages("warm", 1))
-    await pipeline_run(core, _messages("wpip", 1), 0.0)
+    await raw_run(app, _messages("warm", 1), plan.reply_tokens)
+    await pipeline_run(app, _messages("wpip", 1), 0.0)
 
 
-async def _sequential(core: BenchHearth, n: int, plan: ThroughputPlan) -> SequentialRun | None:
+async def _sequential(app: App, n: int, plan: ThroughputPlan) -> SequentialRun | None:
     if not plan.sequential:
         return None
-    source = await asyncio.to_thread(ModelResolver(core.settings.data_dir), core.engine.spec)
-    prompts = [await first_turn_prompt(core, msg) for msg in _messages(f"s{n:02d}0", n)]
+    source = await asyncio.to_thread(ModelResolver(app.settings.data_dir), app.models.spec)
+    prompts = [await first_turn_prompt(app.personas, msg) for msg in _messages(f"s{n:02d}0", n)]
     job = GenerateJob(
         str(source),
         tuple(tuple((m.role, m.content) for m in prompt) for prompt in prompts),
-        core.sampling(),
+        fixed_length(app.settings, plan.reply_tokens),
     )
     return await asyncio.to_thread(run_sequential, job)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from bot.context import render_turns
-from bot.core import Hearth
-from bot.messages import ChatMessage, IncomingMessage, StoredMessage
+from bot.messages import IncomingMessage, StoredMessage
+from engine.types import ChatMessage
 
 TEXTS = (
     "Hi! Could you recommend a good book for a long train ride this weekend?",
@@ -26,13 +28,19 @@ TEXTS = (
 )
 
 
+class SystemPrompts(Protocol):
+    """Where the system prompt for a message comes from (`App.personas`)."""
+
+    async def system_prompt(self, msg: IncomingMessage) -> str: ...
+
+
 def text_for(channel: int, turn: int = 0) -> str:
     """The chat line a channel sends on a turn: every channel and turn gets a varied one."""
     return TEXTS[(channel * 7 + turn * 3) % len(TEXTS)]
 
 
-async def first_turn_prompt(core: Hearth, msg: IncomingMessage) -> list[ChatMessage]:
+async def first_turn_prompt(personas: SystemPrompts, msg: IncomingMessage) -> list[ChatMessage]:
     """The prompt the pipeline builds for `msg` as a conversation's first message."""
     stored = StoredMessage(0, "user", msg.author_id, msg.author_name, msg.text, 0.0)
     turns = render_turns([[stored]], named=not msg.is_direct)
-    return [ChatMessage("system", await core.system_prompt(msg)), *turns]
+    return [ChatMessage("system", await personas.system_prompt(msg)), *turns]

@@ -57,6 +57,10 @@ class FakeEngine:
     def alive(self) -> bool:
         return not self.dead
 
+    def pids(self) -> list[int]:
+        """The fake runs in this process: no engine processes of its own."""
+        return []
+
     def crash(self) -> None:
         """Die as vLLM's engine core does: every request fails until `restart()`."""
         self.dead = True

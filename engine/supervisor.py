@@ -40,6 +40,10 @@ class Restartable(Engine, Protocol):
         """Start the current model again after a death; raises ModelLoadError."""
         ...
 
+    def pids(self) -> list[int]:
+        """The engine's own processes (empty when it runs in this one)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SupervisionPolicy:
@@ -85,6 +89,10 @@ class Supervisor:
     @property
     def max_model_len(self) -> int:
         return self._engine.max_model_len
+
+    def pids(self) -> list[int]:
+        """The supervised engine's processes (vLLM's engine core)."""
+        return self._engine.pids()
 
     @property
     def inner(self) -> Restartable:

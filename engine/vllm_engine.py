@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
+from engine.lifeline import Lifeline
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
@@ -27,7 +28,7 @@ GIB = 1 << 30
 CPU_DEFAULT_KV_CACHE_GIB = 1.0  # on CPU vLLM cannot size the cache itself
 READY_TIMEOUT_S = 900.0
 DRAIN_TIMEOUT_S = 60.0
-SHUTDOWN_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 3.0  # vLLM terminates its engine core within this, then we kill it
 RENDER_CACHE_SIZE = 256
 # vLLM logs to stdout by default, which would mix with a terminal chat.
 VLLM_ENV_DEFAULTS = {
@@ -110,7 +111,10 @@ class _Loaded:
 class VllmEngine:
     """Serves one model at a time; `switch` replaces it."""
 
-    def __init__(self, spec: ModelSpec, resolve: Resolver, options: EngineOptions) -> None:
+    def __init__(
+        self, spec: ModelSpec, resolve: Resolver, options: EngineOptions, lifeline: Lifeline | None = None
+    ) -> None:
+        self._lifeline = lifeline or Lifeline()
         self._spec = spec
         self._resolve = resolve
         self._options = options
@@ -156,6 +160,7 @@ class VllmEngine:
         async with self._switch_lock:
             self._ready.clear()
             await self._unload()
+            self._lifeline.close()
             self._stats.state = "stopped"
 
     def alive(self) -> bool:
@@ -286,6 +291,7 @@ class VllmEngine:
             log.error("model %s failed to load: %s", spec.name, exc)
             raise ModelLoadError(spec.name, _first_line(exc)) from exc
         self._loaded = _Loaded(spec, llm, max_len)
+        self._lifeline.watch(self.pids())
         self._spec = spec
         # vLLM's own view of the quantization, not just what the registry claims.
         self._stats.model = spec.name
@@ -294,6 +300,7 @@ class VllmEngine:
         log.info("serving model %s (%s)", spec.name, spec.quantization)
 
     async def _unload(self) -> None:
+        pids = self.pids()
         loaded, self._loaded = self._loaded, None
         if loaded is None:
             return
@@ -302,6 +309,8 @@ class VllmEngine:
         if handler is not None:
             handler.cancel()
         await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
+        await asyncio.to_thread(self._lifeline.end, pids)
+        self._lifeline.release(pids)
         # AsyncLLM.__del__ calls shutdown() again, and at interpreter exit that
         # fails noisily on torn-down module globals. It is done: make it a no-op.
         loaded.llm.shutdown = _already_shut_down

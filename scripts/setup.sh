@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install Hearth into a local virtual environment (.venv), idempotently.
 #
-#   scripts/setup.sh        runtime only
-#   scripts/setup.sh dev    runtime + test tools
+#   scripts/setup.sh          runtime only
+#   scripts/setup.sh bench    runtime + what `hearth bench` needs (matplotlib, psutil)
+#   scripts/setup.sh dev      runtime + test tools + bench (the tests run the benchmarks)
 #
 # HEARTH_EXTRA=cpu|gpu picks the vLLM build; by default a visible NVIDIA GPU
 # (nvidia-smi -L) selects gpu, anything else cpu. PYTHON picks the interpreter.
@@ -18,8 +19,15 @@ if [ "$EXTRA" = auto ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then EXTRA=gpu; else EXTRA=cpu; fi
 fi
 case "$EXTRA" in cpu|gpu) ;; *) echo "setup: HEARTH_EXTRA must be cpu or gpu, not '$EXTRA'" >&2; exit 2;; esac
-extras=$EXTRA
-[ "${1:-}" = dev ] && extras="$extras,dev"
+for wanted in "$@"; do
+    case "$wanted" in bench|dev) ;; *) echo "setup: unknown argument '$wanted' (expected bench or dev)" >&2; exit 2;; esac
+done
+# dev includes bench: the tests run every benchmark at tiny sizes.
+case " $* " in
+    *" dev "*) extras="$EXTRA,bench,dev" ;;
+    *" bench "*) extras="$EXTRA,bench" ;;
+    *) extras=$EXTRA ;;
+esac
 
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $extras"
 stamp="$VENV/.hearth-installed"

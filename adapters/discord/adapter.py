@@ -129,6 +129,16 @@ class DiscordAdapter:
         message = self._client.get_partial_messageable(channel_id(key)).get_partial_message(int(message_id))
         await self._deliver(key, message.delete)
 
+    async def notify(self, user_id: str, text: str) -> None:
+        """A direct message to one user (an operator), e.g. that the engine died."""
+        key = ConversationKey(PLATFORM, f"dm-{user_id}")
+
+        async def send() -> discord.Message:
+            user = await self._client.fetch_user(int(user_id))
+            return await user.send(text[:MAX_CHARS], allowed_mentions=NO_MENTIONS)
+
+        await self._deliver(key, send)
+
     async def _deliver(self, key: ConversationKey, call: Callable[[], Awaitable[T]]) -> T:
         """One send, edit or delete, retried a few times on server errors and dropped connections."""
         for attempt in range(SERVER_RETRIES + 1):

@@ -214,6 +214,11 @@ class App:
     def recovery(self) -> Recovery:
         return self._get().recovery
 
+    def engine_pids(self) -> list[int]:
+        """vLLM's engine-core processes, when this app built the engine (else none)."""
+        engine = self._get().engine
+        return engine.pids() if isinstance(engine, Supervisor) else []
+
     def _get(self) -> _Wired:
         if self._wired is None:
             raise RuntimeError("enter the App (async with) before using it")

@@ -10,14 +10,16 @@ from pathlib import Path
 import click
 
 from bot.app.cli_support import fail, settings_or_exit
+from bot.errors import ConfigError
 from bot.logs import configure_logging
 from engine.errors import RegistryError, UnknownModelError
 from engine.registry import Registry
 
-# name → "module:attribute" of a click command, imported on first use.
+# name → ("module:attribute" of a click command, imported on first use; its short help,
+# so that `hearth --help` lists it without importing it).
 LAZY_COMMANDS = {
-    "bench": "bench.cli:bench",
-    "moderate": "bot.app.moderate:moderate",
+    "bench": ("bench.cli:bench", "Measure Hearth against a naive bot and vLLM alone (needs the bench extra)."),
+    "moderate": ("bot.app.moderate:moderate", "Check text from stdin with the bot's moderation gate."),
 }
 
 
@@ -28,13 +30,24 @@ class LazyGroup(click.Group):
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = LAZY_COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in LAZY_COMMANDS:
             return super().get_command(ctx, cmd_name)
-        module, _, attribute = target.partition(":")
+        module, _, attribute = LAZY_COMMANDS[cmd_name][0].partition(":")
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`hearth --help`: lazy commands are listed from their short help, not imported."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            elif (command := super().get_command(ctx, name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup)
@@ -51,7 +64,7 @@ def run() -> None:
     configure_logging(settings.log_level, settings.secrets())
     try:
         code = asyncio.run(serve(settings, sys.stdin, sys.stdout))
-    except RegistryError as exc:
+    except (RegistryError, ConfigError) as exc:
         fail(exc.problems)
     except UnknownModelError as exc:
         fail([f"HEARTH_MODEL: {exc}"])

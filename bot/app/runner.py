@@ -16,6 +16,7 @@ import signal
 from typing import TYPE_CHECKING, TextIO
 
 from bot.app.builder import App, HearthBuilder
+from bot.app.pidfile import PidFile
 from bot.app.platforms import build_platforms
 from bot.app.settings import Settings
 from bot.tasks import TaskOwner
@@ -37,15 +38,23 @@ ENGINE_NOTICES = {
 
 
 async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
-    """Run Hearth until a signal, or until the terminal's input ends. The exit code."""
+    """Run Hearth until a signal, or until the terminal's input ends. The exit code.
+
+    Raises ConfigError when another Hearth runs on the same database."""
     stop = asyncio.Event()
     _install_signal_handlers(stop)
+    pidfile = PidFile(settings.database)
+    pidfile.claim()
     try:
         async with HearthBuilder(settings).build() as app:
+            pidfile.engines(app.engine_pids())
+            app.engine_events.listen(lambda state, detail: pidfile.engines(app.engine_pids()))
             return await Runner(app, build_platforms(app, stdin, stdout)).run(stop)
     except ModelLoadError as exc:
         log.error("%s", exc)
         return 1
+    finally:
+        pidfile.release()
 
 
 class Runner:

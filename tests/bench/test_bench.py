@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.bench.cache import CachePlan, run_cache
-from bot.bench.switch import SwitchPlan, run_switch
-from bot.bench.throughput import ThroughputPlan, run_throughput
-from bot.settings import Settings
+from bench.cache import CachePlan, run_cache
+from bench.switch import SwitchPlan, run_switch
+from bench.throughput import ThroughputPlan, run_throughput
+from bot.app.settings import Settings
 from engine.vllm_engine import VllmEngine
 from tests.conftest import make_settings
 
@@ -26,8 +27,9 @@ async def test_throughput_measures_all_three_designs(
 ) -> None:
     plan = ThroughputPlan(channels=(1,), reply_tokens=4, repeats=1)
 
-    point = (await run_throughput(bench_settings, real_engine, plan)).to_json()["points"][0]  # type: ignore[index]
+    figures: dict[str, Any] = (await run_throughput(bench_settings, real_engine, plan)).to_json()
 
+    point = figures["points"][0]
     assert [point[d]["tokens"] for d in ("pipeline", "raw", "sequential")] == [4, 4, 4]
     assert point["speedup_vs_sequential"] > 0 and point["pipeline_vs_raw"] > 0
 
@@ -37,11 +39,11 @@ async def test_cache_hit_rate_comes_from_vllm_and_is_bounded(
 ) -> None:
     plan = CachePlan(channels=1, turns=2, reply_tokens=4)
 
-    figures = (await run_cache(bench_settings, real_engine, plan)).to_json()
+    figures: dict[str, Any] = (await run_cache(bench_settings, real_engine, plan)).to_json()
 
-    stable = figures["layouts"]["stable"]  # type: ignore[index]
+    stable = figures["layouts"]["stable"]
     assert stable["prompt_mismatches"] == 0, "the re-rendered prompts differ from what the engine got"
-    assert 0 < figures["hit_rate"] <= figures["best_possible_hit_rate"]  # type: ignore[operator]
+    assert 0 < figures["hit_rate"] <= figures["best_possible_hit_rate"]
     assert stable["prefix_cache_queries"] == stable["prompt_tokens"]
     assert figures["clock_hit_rate"] == 0
 
@@ -51,8 +53,8 @@ async def test_switch_answers_messages_sent_while_it_runs(
 ) -> None:
     plan = SwitchPlan("demo-awq", during=1, reply_tokens=4, restore=True)
 
-    figures = (await run_switch(bench_settings, real_engine, plan)).to_json()
+    figures: dict[str, Any] = (await run_switch(bench_settings, real_engine, plan)).to_json()
 
     assert figures["serving"] == "demo-awq" and figures["answered_during_switch"] == 1
-    assert figures["time_to_first_reply_s"] >= figures["command_s"] > 0  # type: ignore[operator]
+    assert figures["time_to_first_reply_s"] >= figures["command_s"] > 0
     assert real_engine.spec.name == "demo"

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from bot.bench import report
-from bot.bench.cache import cacheable_tokens, clock_persona
-from bot.bench.harness import BenchAdapter, bench_core, channel_message
-from bot.bench.overhead import OverheadPlan, run_overhead
-from bot.bench.stats import percentile
-from bot.bench.store import StorePlan, run_store
-from bot.bench.switch import SwitchPlan, run_switch
-from bot.bench.throughput import ThroughputPlan, run_throughput
-from bot.cli import main
-from bot.registry import Registry
-from bot.runner import make_gate
-from bot.settings import Settings
-from bot.store import SqliteStore
+from bench import report
+from bench.cache import cacheable_tokens, clock_persona
+from bench.harness import BenchChannel, bench_app, channel_message, fixed_length
+from bench.overhead import OverheadPlan, run_overhead
+from bench.stats import percentile
+from bench.store import StorePlan, run_store
+from bench.switch import SwitchPlan, run_switch
+from bench.throughput import ThroughputPlan, run_throughput
+from bot.app.cli import main
+from bot.app.settings import Settings
 from engine.fake import FakeEngine
+from engine.registry import Registry
 
 TINY_OVERHEAD = OverheadPlan(messages=12, channels=3, profile_messages=6)
 TINY_STORE = StorePlan(messages=200, conversations=10, loads=20, api_sample=10)
@@ -31,6 +30,7 @@ HOST = {"cores": 2, "device": "cpu"}
 
 
 def fake_engine() -> FakeEngine:
+    """Answers instantly; FakeEngine needs no start before it streams."""
     return FakeEngine(Registry.load().get("demo"))
 
 
@@ -65,42 +65,50 @@ def test_the_clock_persona_shows_seconds_where_the_date_was() -> None:
     assert persona == "Today is {date} 03:04:05."
 
 
-async def test_bench_gate_is_the_runners_gate(settings: Settings) -> None:
-    async with SqliteStore(settings.database) as store:
-        expected = make_gate(settings, store)
-    async with bench_core(settings, fake_engine(), reply_tokens=7) as core:
-        gate = core.gate
+def test_fixed_length_replies_ignore_eos_and_keep_the_settings_sampling(settings: Settings) -> None:
+    sampling = fixed_length(settings, 7)
 
-    assert type(gate) is type(expected)
+    assert (sampling.max_tokens, sampling.ignore_eos, sampling.temperature) == (7, True, settings.temperature)
 
 
-async def test_bench_core_replies_have_a_fixed_length(settings: Settings) -> None:
-    async with bench_core(settings, fake_engine(), reply_tokens=7) as core:
-        sampling = core.sampling()
+async def test_bench_app_replies_have_the_fixed_length(settings: Settings) -> None:
+    engine = fake_engine()
+    msg = channel_message("t", 0, "one two three four five")
+    async with bench_app(settings, engine, reply_tokens=3) as app:
+        await app.pipeline.handle(msg, BenchChannel(edit_interval=0.0))
+        history = await app.store.history(msg.key)
 
-    assert (sampling.max_tokens, sampling.ignore_eos) == (7, True)
+    assert [m.reply_tokens for m in history if m.role == "assistant"] == [3]
 
 
-async def test_bench_adapter_records_sends_and_edits(settings: Settings) -> None:
-    adapter = BenchAdapter(edit_interval=0.0)
+async def test_bench_app_never_writes_to_the_users_database(settings: Settings) -> None:
+    async with bench_app(settings, fake_engine(), reply_tokens=4) as app:
+        await app.pipeline.handle(channel_message("t", 0, "hello"), BenchChannel(edit_interval=0.0))
+
+    assert not settings.database.exists()
+
+
+async def test_bench_channel_records_sends_and_edits(settings: Settings) -> None:
+    channel = BenchChannel(edit_interval=0.0)
     msg = channel_message("t", 0, "one two three")
-    async with bench_core(settings, fake_engine(), reply_tokens=8) as core:
-        await core.handle(msg, adapter)
+    async with bench_app(settings, fake_engine(), reply_tokens=8) as app:
+        await app.pipeline.handle(msg, channel)
 
-    assert adapter.texts(msg.key) == ["echo: user0: one two three"]
-    assert adapter.sends == 1 and adapter.edits >= 1 and msg.key in adapter.first_sent
+    assert channel.texts(msg.key) == ["echo: user0: one two three"]
+    assert channel.sends == 1 and channel.edits >= 1 and msg.key in channel.first_sent
 
 
 async def test_overhead_reports_rate_latency_and_profile(settings: Settings) -> None:
-    figures = (await run_overhead(settings, TINY_OVERHEAD)).to_json()
+    figures: dict[str, Any] = (await run_overhead(settings, TINY_OVERHEAD)).to_json()
 
     assert figures["messages_per_s"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
     assert figures["sends"] == TINY_OVERHEAD.messages
-    assert any("bot/pipeline.py" in row["function"] for row in figures["profile"])
+    assert any("bot/pipeline/" in row["function"] for row in figures["profile"])
+    assert not any(row["function"].startswith("bench/") for row in figures["profile"])
 
 
 async def test_store_bench_builds_the_set_and_loads_contexts(tmp_path: Path) -> None:
-    figures = (await run_store(TINY_STORE, tmp_path)).to_json()
+    figures: dict[str, Any] = (await run_store(TINY_STORE, tmp_path)).to_json()
 
     assert figures["messages"] == 200 and figures["context_messages_mean"] == 20
     assert figures["insert_rate"] > 0 and figures["bulk_insert_rate"] > 0
@@ -112,11 +120,13 @@ async def test_throughput_compares_pipeline_and_raw_on_the_same_work(settings: S
 
     result = await run_throughput(settings, fake_engine(), plan)
 
-    points = result.to_json()["points"]
-    assert [p["channels"] for p in points] == [1, 3]  # type: ignore[index]
-    assert [p["pipeline"]["replies"] for p in points] == [p["raw"]["replies"] for p in points] == [1, 3]  # type: ignore[index]
-    assert all(p["pipeline_vs_raw"] > 0 and p["speedup_vs_sequential"] is None for p in points)  # type: ignore[index]
-    assert result.memory_json()["bot_rss_after_throughput_mb"] > 0
+    figures: dict[str, Any] = result.to_json()
+    memory: dict[str, Any] = result.memory_json()
+    points = figures["points"]
+    assert [p["channels"] for p in points] == [1, 3]
+    assert [p["pipeline"]["replies"] for p in points] == [p["raw"]["replies"] for p in points] == [1, 3]
+    assert all(p["pipeline_vs_raw"] > 0 and p["speedup_vs_sequential"] is None for p in points)
+    assert memory["bot_rss_after_throughput_mb"] > 0
 
 
 async def test_switch_counts_messages_answered_during_it(settings: Settings) -> None:
@@ -182,3 +192,16 @@ def test_hearth_bench_store_prints_json() -> None:
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.splitlines()[0])
     assert figures["benchmark"] == "store" and "p99_ms" in figures and "cores" in figures["machine"]
+
+
+@pytest.mark.parametrize("module", ["matplotlib", "psutil"])
+def test_hearth_bench_without_the_extra_says_how_to_install_it(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # what `import` sees when it is not installed
+
+    result = CliRunner().invoke(main, ["bench", "store", "--messages", "40"])
+
+    assert result.exit_code == 2
+    expected = f"hearth: install the bench extra: scripts/setup.sh bench (missing: {module})"
+    assert result.output.strip() == expected

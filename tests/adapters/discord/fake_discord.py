@@ -309,6 +309,8 @@ class FakeDiscord:
         api = API_PREFIX
         routes: list[tuple[str, str, Handler, bool]] = [
             ("GET", "/users/@me", self._me, True),
+            ("POST", "/users/@me/channels", self._open_dm, True),
+            ("GET", "/users/{user}", self._user, True),
             ("GET", "/oauth2/applications/@me", self._application, True),
             ("PUT", "/applications/{app}/commands", self._sync_commands, True),
             ("POST", "/channels/{channel}/typing", self._typing, True),
@@ -358,6 +360,17 @@ class FakeDiscord:
 
     async def _me(self, request: web.Request, body: Any) -> tuple[int, Any]:
         return 200, user(BOT_ID) | {"verified": True, "mfa_enabled": False, "flags": 0}
+
+    async def _user(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        user_id = int(request.match_info["user"])
+        if user_id not in NAMES:
+            return 404, {"message": "Unknown User", "code": 10013}
+        return 200, user(user_id)
+
+    async def _open_dm(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        """A DM channel with the user: its id is the user's id plus one (a fake's shortcut)."""
+        recipient = int(body["recipient_id"])
+        return 200, {"id": str(recipient + 1), "type": 1, "recipients": [user(recipient)], "last_message_id": None}
 
     async def _application(self, request: web.Request, body: Any) -> tuple[int, Any]:
         return 200, {"id": str(BOT_ID), "name": "Hearth", "description": "", "icon": None, "bot_public": True,

@@ -6,6 +6,7 @@ import pytest
 
 from bot import i18n
 from bot.errors import DeliveryError
+from tests.adapters.discord.fake_discord import ADMIN_ID
 from tests.adapters.discord.harness import CHANNEL, Running, reply_to
 
 
@@ -32,6 +33,13 @@ async def test_deleting_an_unknown_message_raises_a_delivery_error(hearth: Runni
 
     assert caught.value.status == 404
     assert "code 10008" in caught.value.reason
+
+
+async def test_notify_sends_an_operator_a_direct_message(hearth: Running) -> None:
+    await hearth.adapter.notify(str(ADMIN_ID), "the engine is back")
+
+    [dm] = [p for p in hearth.fake.posted.values() if p.channel_id == ADMIN_ID + 1]
+    assert dm.text == "the engine is back"
 
 
 async def test_a_rate_limited_send_is_waited_out_and_arrives_once(hearth: Running) -> None:

@@ -1,0 +1,124 @@
+"""No orphans: a watchdog process that ends vLLM's engine processes if Hearth dies first.
+
+vLLM's engine core runs in a child process and does not notice its parent's
+death: after a `kill -9` of Hearth it kept running (and holding memory) for as
+long as the machine did. `Lifeline` starts `python -m engine.lifeline` with a pipe
+on its stdin and tells it which processes to watch. Whatever ends Hearth, the
+pipe closes; the watchdog then terminates every watched process that is still
+the same process (pid and start time), and exits. It runs in its own session,
+so a Ctrl-C meant for Hearth does not take it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+
+import psutil
+
+TERMINATE_WAIT_S = 3.0  # SIGTERM, then SIGKILL after this
+
+
+class Lifeline:
+    """Hearth's end of the watchdog: `watch` pids as they start, `release` them as they stop."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self._watched: dict[int, float] = {}
+
+    def watch(self, pids: list[int]) -> None:
+        """End these processes if Hearth dies before `release`."""
+        started = {pid: _started(pid) for pid in pids}
+        self._watched.update(started)
+        self._send([f"watch {pid} {at}" for pid, at in started.items()])
+
+    def release(self, pids: list[int]) -> None:
+        """Hearth stopped these itself (or `end` did); forget them."""
+        for pid in pids:
+            self._watched.pop(pid, None)
+        self._send([f"release {pid}" for pid in pids])
+
+    def end(self, pids: list[int]) -> int:
+        """End these watched processes now if they still run (blocking, up to
+        TERMINATE_WAIT_S); how many were still running."""
+        return end_processes({pid: self._watched.get(pid, 0.0) for pid in pids})
+
+    def close(self) -> None:
+        """Stop the watchdog (everything watched should be released by now)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(TERMINATE_WAIT_S + 1)
+
+    def _send(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        process = self._ensure()
+        assert process.stdin is not None
+        process.stdin.write("".join(f"{line}\n" for line in lines))
+        process.stdin.flush()
+
+    def _ensure(self) -> subprocess.Popen[str]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "engine.lifeline"], stdin=subprocess.PIPE, text=True,
+                start_new_session=True, close_fds=True,
+            )
+        return self._process
+
+
+def _started(pid: int) -> float:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
+
+
+def watchdog(lines: list[str] | None = None) -> int:
+    """The watchdog: read `watch PID STARTED` / `release PID` lines until end of input,
+    then end whatever is still watched. Returns how many processes it ended."""
+    watched: dict[int, float] = {}
+    for line in lines if lines is not None else sys.stdin:
+        verb, _, rest = line.strip().partition(" ")
+        pid_text, _, started = rest.partition(" ")
+        if not pid_text.isdigit():
+            continue
+        if verb == "watch":
+            watched[int(pid_text)] = float(started or 0)
+        elif verb == "release":
+            watched.pop(int(pid_text), None)
+    return end_processes(watched)
+
+
+def end_processes(watched: dict[int, float]) -> int:
+    """Terminate (then kill) each pid still running as the process started at its time;
+    how many there were."""
+    alive = [p for pid, started in watched.items() if (p := _same_process(pid, started)) is not None]
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, still = psutil.wait_procs(alive, timeout=TERMINATE_WAIT_S)
+    for process in still:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    return len(alive)
+
+
+def _same_process(pid: int, started: float) -> psutil.Process | None:
+    """The process, unless it is gone or its pid now belongs to another one."""
+    try:
+        process = psutil.Process(pid)
+        if started and abs(process.create_time() - started) > 0.01:
+            return None
+        return process
+    except psutil.Error:
+        return None
+
+
+if __name__ == "__main__":
+    watchdog()

@@ -1,0 +1,71 @@
+"""No orphans: whatever kills the process that started them, watched processes go too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+
+from engine.lifeline import watchdog
+
+PARENT = """
+import subprocess, sys, time
+from engine.lifeline import Lifeline
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+lifeline = Lifeline()
+lifeline.watch([child.pid])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+GONE_WITHIN_S = 10.0
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_watched_process_dies_with_a_parent_killed_by_sigkill() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        assert psutil.pid_exists(child)
+        parent.kill()
+        parent.wait(5)
+
+        assert gone(child, GONE_WITHIN_S), "the watched child outlived its parent"
+    finally:
+        if psutil.pid_exists(child) and not gone(child, 0):
+            psutil.Process(child).kill()
+
+
+def test_the_watchdog_ends_only_what_is_still_watched() -> None:
+    kept = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ended = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = psutil.Process(ended.pid).create_time()
+        lines = [f"watch {ended.pid} {started}", f"watch {kept.pid} 0", f"release {kept.pid}"]
+
+        assert watchdog(lines) == 1
+        assert ended.wait(5) is not None
+        assert kept.poll() is None
+    finally:
+        kept.kill()
+        kept.wait()
+
+
+def test_a_reused_pid_is_never_killed() -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert watchdog([f"watch {other.pid} 12345.0"]) == 0, "a different start time means another process"
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
