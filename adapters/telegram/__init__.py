@@ -1,7 +1,8 @@
-"""The Telegram adapter: `TelegramAdapter(core, settings)`; `run()` serves until `stop()`."""
+"""The Telegram adapter: `TelegramAdapter(config, inbox, commands, modes)`; `run()` serves until `stop()`."""
 
 from adapters.telegram.adapter import TelegramAdapter
+from adapters.telegram.config import TelegramConfig
 from adapters.telegram.outgoing import TelegramApiError
 from adapters.telegram.pacing import Pacing
 
-__all__ = ["Pacing", "TelegramAdapter", "TelegramApiError"]
+__all__ = ["Pacing", "TelegramAdapter", "TelegramApiError", "TelegramConfig"]

@@ -1,4 +1,8 @@
-"""Who may steer Hearth in a Telegram group: the chat's administrators and creator."""
+"""Who may steer Hearth in a Telegram group: the chat's administrators and creator.
+
+The command table decides what each command needs (`bot.commands`); this only
+says whether a message's author is an admin of the group it was sent in.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from telegram import Bot
+from telegram import Bot, Message
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
+
+from adapters.telegram.incoming import PLATFORM, is_anonymous_admin, is_private
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +48,26 @@ class AdminCache:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self._ttl}
         self._entries[key] = (now, admin)
+
+
+class GroupAdmins:
+    """Whether a message's author administers its group (never so in a private chat).
+
+    An anonymous admin posting as the group is one; someone posting as a channel
+    is not; an operator (HEARTH_ADMIN_IDS, `telegram:ID`) is, without asking Telegram."""
+
+    def __init__(self, operators: frozenset[str], cache: AdminCache) -> None:
+        self._operators = operators
+        self._cache = cache
+
+    async def author_of(self, bot: Bot, message: Message) -> bool:
+        if is_private(message):
+            return False
+        if is_anonymous_admin(message):
+            return True
+        user = message.from_user
+        if user is None or message.sender_chat is not None:  # someone posting as a channel
+            return False
+        if f"{PLATFORM}:{user.id}" in self._operators:
+            return True  # the command table would say yes anyway: spare the API call
+        return await self._cache.is_admin(bot, message.chat.id, user.id)

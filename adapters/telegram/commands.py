@@ -1,56 +1,78 @@
-"""Hearth's commands on Telegram: the menu registered with setMyCommands, parsing, help."""
+"""Hearth's command table, rendered for Telegram: the setMyCommands menu, parsing, the welcome.
+
+Telegram command names allow only a-z, 0-9 and `_`, so `/hearth-channel` is
+shown, registered and typed as `/hearth_channel`, and parsed back. Table names
+never contain `_` (`bot.commands.spec.NAME`), so the renaming is reversible.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from telegram import BotCommand
 
-# name → (English, Chinese) menu descriptions
-COMMANDS: dict[str, tuple[str, str]] = {
-    "start": ("what I am and how to talk to me", "介绍与使用方法"),
-    "help": ("what I am and how to talk to me", "介绍与使用方法"),
-    "model": ("list models; /model NAME switches (admins)", "查看模型；/model 名称 切换（管理员）"),
-    "persona": ("show the persona; set or reset it (admins)", "查看人设；设置或重置（管理员）"),
-    "reset": ("forget this conversation", "清除本会话的记忆"),
-    "status": ("model, queue, uptime, usage", "模型、队列、运行时间、用量"),
-}
-HELP_COMMANDS = frozenset({"start", "help"})
-CORE_COMMANDS = frozenset(COMMANDS) - HELP_COMMANDS
+from bot.commands import Command, Commands, Text
+
+START = "start"  # what Telegram sends when a user opens the bot: the welcome, like /help
+WELCOME_COMMANDS = frozenset({START, "help"})
+START_HELP = Text("what I am and how to talk to me", "介绍与使用方法")
+LANGUAGES = ("en", "zh")
 CHINESE = "zh"
 
 COMMAND = re.compile(r"^/(?P<name>\w+)(?:@\w+)?(?:\s+(?P<args>.*))?$", re.DOTALL)
 
-HELP = """\
-Hi, I'm {bot_name}, a chat bot answered by a language model that runs on my owner's machine.
-In a private chat I answer every message. In a group, mention @{username} or reply to one of my
-messages; each forum topic is its own conversation.
-/model — list models; /model NAME — switch (admins)
-/persona — show the persona; /persona set TEXT, /persona reset (admins)
-/reset — forget this conversation (admins, in groups)
-/status — model, queue, uptime, usage
+INTRO = Text(
+    "Hi, I'm {bot_name}, a chat bot answered by a language model that runs on my owner's machine.\n"
+    "In a private chat I answer every message. In a group, mention @{username} or reply to one of my\n"
+    "messages; each forum topic is its own conversation.",
+    "你好，我是 {bot_name}，由运行在主人机器上的语言模型来回答。\n"
+    "私聊时我会回复每一条消息；在群组里请 @{username} 或回复我的消息，每个论坛话题都是独立的对话。",
+)
 
-你好，我是 {bot_name}，由运行在主人机器上的语言模型来回答。
-私聊时我会回复每一条消息；在群组里请 @{username} 或回复我的消息，每个论坛话题都是独立的对话。
-/model — 查看模型；/model 名称 — 切换（管理员）
-/persona — 查看人设；/persona set 文本、/persona reset（管理员）
-/reset — 清除本会话的记忆（群组中仅管理员）
-/status — 模型、队列、运行时间、用量"""
+
+def telegram_name(name: str) -> str:
+    """A table name as Telegram allows it: `hearth-channel` → `hearth_channel`."""
+    return name.replace("-", "_")
+
+
+def table_name(name: str) -> str:
+    """A Telegram command name back as the table spells it: `hearth_channel` → `hearth-channel`."""
+    return name.lower().replace("_", "-")
+
+
+def handled_names(commands: Iterable[Command]) -> list[str]:
+    """Every command the bot answers on Telegram: the table's, and /start."""
+    return [START, *(telegram_name(c.name) for c in commands)]
+
+
+def menu(commands: Iterable[Command], language: str = "en") -> list[BotCommand]:
+    """The command menu, in English or Chinese: /start, then every command of the table."""
+    entries = [BotCommand(START, START_HELP.get(language))]
+    return entries + [BotCommand(telegram_name(c.name), c.help.get(language)) for c in commands]
 
 
 def parse_command(text: str) -> tuple[str, str]:
-    """`/name@bot args…` → (name, args), args keeping their line breaks."""
+    """`/name@bot args…` → (the table's name, args), args keeping their line breaks."""
     match = COMMAND.match(text.strip())
     if match is None:
         return "", ""
-    return match["name"].lower(), (match["args"] or "").strip()
+    return table_name(match["name"]), (match["args"] or "").strip()
 
 
-def help_text(bot_name: str, username: str) -> str:
-    return HELP.format(bot_name=bot_name, username=username)
+def for_telegram(text: str, commands: Iterable[Command]) -> str:
+    """`text` with every `/hearth-channel` written as Telegram users type it."""
+    for command in commands:
+        if "-" in command.name:
+            pattern = rf"(?<![\w/-])/{re.escape(command.name)}(?![\w-])"
+            text = re.sub(pattern, "/" + telegram_name(command.name), text)
+    return text
 
 
-def menu(language: str = "en") -> list[BotCommand]:
-    """The command menu, in English or Chinese."""
-    column = 1 if language == CHINESE else 0
-    return [BotCommand(name, texts[column]) for name, texts in COMMANDS.items()]
+def welcome(commands: Commands, bot_name: str, username: str) -> str:
+    """/start and /help: what the bot is, then every command, in English and in Chinese."""
+    parts = [
+        INTRO.get(lang).format(bot_name=bot_name, username=username) + "\n" + commands.help(lang)
+        for lang in LANGUAGES
+    ]
+    return for_telegram("\n\n".join(parts), commands)

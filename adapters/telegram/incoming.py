@@ -3,7 +3,8 @@
 A private chat, a group and each forum topic are separate conversations. In a
 private chat every message is for Hearth; in a group only a message that mentions
 the bot by @username (the mention is removed), or that replies to one of its
-messages.
+messages, unless an admin has set the group to answer everything
+(`/hearth_channel on`, which the adapter looks up).
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def is_from_other_bot(message: Message) -> bool:
     return user is not None and user.is_bot and not is_anonymous_admin(message)
 
 
-def to_incoming(message: Message, text: str, *, admin: bool = False) -> IncomingMessage:
+def to_incoming(
+    message: Message, text: str, *, admin: bool = False, addressed: bool = True
+) -> IncomingMessage:
+    """The message as the core sees it; `addressed` is False for a group message answered
+    only because the channel answers every message (`/hearth_channel on`)."""
     author_id, author_name = _author(message)
     return IncomingMessage(
         key=conversation_key(message),
@@ -93,7 +98,7 @@ def to_incoming(message: Message, text: str, *, admin: bool = False) -> Incoming
         author_name=author_name,
         text=text,
         message_id=str(message.message_id),
-        addresses_bot=True,
+        addresses_bot=addressed,
         author_is_admin=admin,
         is_direct=is_private(message),
         # Stable for the whole chat, so the persona prompt (and vLLM's prefix cache) stays put.

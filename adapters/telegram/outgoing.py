@@ -1,27 +1,42 @@
-"""The sending side: where a conversation key points, what each sent message shows, typing."""
+"""The sending side: where a conversation key points, what each sent message shows, typing,
+and Telegram's errors as the core's `DeliveryError`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from telegram import Bot
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
-from bot.errors import HearthError
+from adapters.telegram.incoming import PLATFORM
+from bot.errors import DeliveryError, HearthError
 from bot.messages import ConversationKey
 
 log = logging.getLogger(__name__)
 
 REMEMBERED_TEXTS = 4096
+# PTB's exception for each HTTP status it maps (BadRequest is a NetworkError: it comes first).
+# A plain NetworkError is a dropped connection or a 5xx that PTB does not tell apart: 0.
+STATUSES: tuple[tuple[type[TelegramError], int], ...] = (
+    (RetryAfter, 429), (ChatMigrated, 400), (BadRequest, 400), (InvalidToken, 401),
+    (Forbidden, 403), (Conflict, 409), (NetworkError, 0),
+)
 
 
 class TelegramApiError(HearthError):
-    """A Bot API call failed for good, after the retries; `reason` is Telegram's word."""
+    """Telegram would not let the bot start (getMe, setWebhook); `reason` is Telegram's word."""
 
     def __init__(self, method: str, reason: str) -> None:
         super().__init__(f"Telegram {method} failed: {reason}")
@@ -45,6 +60,15 @@ class ShownTexts:
         while len(self._texts) > self._size:
             self._texts.popitem(last=False)
 
+    def forget(self, chat: str, message_id: str) -> None:
+        self._texts.pop((chat, message_id), None)
+
+
+def delivery_error(exc: TelegramError, reason: str) -> DeliveryError:
+    """A failed send, edit or delete (after the retries) as the core's error; `reason` is scrubbed."""
+    status = next((code for kind, code in STATUSES if isinstance(exc, kind)), 0)
+    return DeliveryError(PLATFORM, status, reason)
+
 
 def target(key: ConversationKey) -> tuple[int, int | None]:
     """The chat id and forum topic (message_thread_id) a conversation key names."""
@@ -57,23 +81,8 @@ def file_url(base_url: str) -> str:
     return f"{head}/file/bot{tail}" if sep else base_url
 
 
-@asynccontextmanager
-async def typing(bot: Bot, key: ConversationKey, every: float) -> AsyncIterator[None]:
-    """Show "typing…" until the block ends; Telegram clears it after about 5 s, so repeat.
-
-    Entering does not suspend: a handler that enters it still reaches the core in
-    arrival order."""
-    task = asyncio.create_task(_keep_typing(bot, key, every), name=f"telegram-typing-{key}")
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("typing indicator in %s stopped: %r", key, task.exception())
-
-
-async def _keep_typing(bot: Bot, key: ConversationKey, every: float) -> None:
+async def keep_typing(bot: Bot, key: ConversationKey, every: float) -> None:
+    """Show "typing…" until cancelled; Telegram clears it after about 5 s, so repeat."""
     chat_id, thread = target(key)
     while True:
         try:

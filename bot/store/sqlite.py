@@ -314,11 +314,14 @@ class SqliteStore:
         `status` defaults to `pending` for a user message, `answered` for a reply;
         `meta` (JSON) keeps what answering it after a restart needs."""
         _check_role(role)
-        conversation_id = await self._conversation_id(key)
-        values = (role, author_id, author_name, text, time.time(), platform_message_id)
         tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
         extra = (status or default_status(role), json.dumps(dict(meta)) if meta else None)
-        new_id = await self._write_value(INSERT_MESSAGE, (conversation_id, *values, *tokens, *extra))
+        # One hold of the lock for the conversation's id and the insert: messages are
+        # stored in the order their tasks called, even a new conversation's first ones.
+        async with self._lock:
+            conversation_id = await self._conversation_id_locked(key)
+            values = (role, author_id, author_name, text, time.time(), platform_message_id)
+            new_id = await _value(self._connection(), INSERT_MESSAGE, (conversation_id, *values, *tokens, *extra))
         return None if new_id is None else int(new_id)
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
@@ -475,8 +478,13 @@ class SqliteStore:
 
     async def _conversation_id(self, key: ConversationKey) -> int:
         """The conversation's row id, inserting the row the first time."""
+        async with self._lock:
+            return await self._conversation_id_locked(key)
+
+    async def _conversation_id_locked(self, key: ConversationKey) -> int:
+        """`_conversation_id` for a caller that holds `_lock`."""
         if key not in self._conversation_ids:
-            async with self._transaction() as db:
+            async with _atomic(self._connection()) as db:
                 await db.execute_fetchall(INSERT_CONVERSATION, (*_key(key), time.time()))
                 self._conversation_ids[key] = int(await _value(db, SELECT_CONVERSATION, _key(key)))
         return self._conversation_ids[key]

@@ -435,3 +435,12 @@ async def test_history_leaves_out_flagged_user_messages(store: Store) -> None:
 
     assert [m.text for m in await store.history(ROOM)] == ["hello"]
     assert await store.message_count() == 2, "the flagged message stays stored, for the record"
+
+
+async def test_a_new_conversations_first_messages_keep_their_order(store: Store) -> None:
+    """Three tasks store in turn into a conversation not seen before: ids follow the calls."""
+    key = ConversationKey("telegram", "brand-new")
+    ids = await asyncio.gather(*(store.add_message(key, "user", text) for text in "abc"))
+
+    assert [m.text for m in await store.history(key)] == ["a", "b", "c"]
+    assert ids == sorted(ids)

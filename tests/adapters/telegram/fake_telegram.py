@@ -3,8 +3,9 @@
 It answers `POST /bot<TOKEN>/<method>` for the methods Hearth uses, records every
 call, and rejects what Telegram rejects: texts over 4,096 UTF-16 code units, an
 edit that changes nothing ("message is not modified"), an empty text, a message
-or chat it never saw. Such rejections, and any unknown method, land in `errors`,
-which a test expects to stay empty. Tests script failures (`fail`) such as a 429
+or chat it never saw, a command name with anything but a-z, 0-9 and `_`. Such
+rejections, and any unknown method, land in `errors`, which a test expects to stay
+empty. Tests script failures (`fail`) such as a 429
 with `retry_after`, and play users (`user_says`).
 
 PTB posts form-encoded bodies and JSON-encodes only non-string values, so only
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -35,6 +37,7 @@ JSON_KEYS = frozenset({
     "reply_markup", "disable_notification", "protect_content", "drop_pending_updates",
     "allow_sending_without_reply", "allow_paid_broadcast",
 })
+COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_document"})
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
@@ -134,7 +137,8 @@ class FakeTelegram:
         self.bot = bot
         self.calls: list[Call] = []
         self.errors: list[Call] = []
-        self.commands: dict[str, list[dict[str, str]]] = {}
+        self.commands: dict[str, list[dict[str, str]]] = {}  # setMyCommands, by language_code
+        self.deleted: list[Posted] = []
         self.webhook: dict[str, Any] | None = None
         self._chats: dict[int, Chat] = {}
         self._messages: dict[tuple[int, int], Posted] = {}
@@ -150,7 +154,8 @@ class FakeTelegram:
         self._methods: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "getMe": self._get_me, "getUpdates": self._get_updates, "deleteWebhook": self._delete_webhook,
             "setWebhook": self._set_webhook, "sendMessage": self._send_message,
-            "editMessageText": self._edit_message_text, "sendChatAction": self._send_chat_action,
+            "editMessageText": self._edit_message_text, "deleteMessage": self._delete_message,
+            "sendChatAction": self._send_chat_action,
             "setMyCommands": self._set_my_commands, "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
         }
@@ -342,6 +347,16 @@ class FakeTelegram:
         posted.json = posted.json | {"text": text, "edit_date": int(time.time())}
         return posted.json
 
+    async def _delete_message(self, params: dict[str, Any]) -> bool:
+        chat = self._chat("deleteMessage", params)
+        posted = self._messages.get((chat.id, params.get("message_id", -1)))
+        if posted is None:
+            raise self._bad("deleteMessage", params, "Bad Request: message to delete not found")
+        if posted.sender != self.bot and chat.type == "private":
+            raise self._bad("deleteMessage", params, "Bad Request: message can't be deleted")
+        self.deleted.append(self._messages.pop((chat.id, posted.message_id)))
+        return True
+
     async def _send_chat_action(self, params: dict[str, Any]) -> bool:
         self._chat("sendChatAction", params)
         if params.get("action") not in CHAT_ACTIONS:
@@ -414,7 +429,7 @@ def entities(text: str) -> list[dict[str, Any]]:
 
 def _valid_command(command: dict[str, str]) -> bool:
     name, description = command.get("command", ""), command.get("description", "")
-    return 1 <= len(name) <= 32 and name == name.lower() and 1 <= len(description) <= 256
+    return bool(COMMAND_NAME.match(name)) and 1 <= len(description) <= 256
 
 
 def _member_json(user: User, status: str) -> dict[str, Any]:

@@ -1,15 +1,18 @@
 """The Telegram adapter end to end: the real python-telegram-bot client against a fake
-Bot API on 127.0.0.1, the core on the fake engine."""
+Bot API on 127.0.0.1, Hearth wired by its composition root on the fake engine."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
 import itertools
 import logging
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,15 +20,22 @@ from pydantic import SecretStr
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from adapters.telegram import Pacing, TelegramAdapter, TelegramApiError
+from adapters.telegram import Pacing, TelegramAdapter, TelegramApiError, TelegramConfig
+from adapters.telegram.commands import for_telegram, telegram_name
 from adapters.telegram.pacing import PacedRequests
-from bot.core import Hearth
-from bot.messages import ChatMessage, ConversationKey
-from bot.settings import Settings
+from bot import i18n
+from bot.app.builder import App
+from bot.app.platforms import build_platforms, telegram_config
+from bot.app.settings import Settings
+from bot.errors import DeliveryError
+from bot.messages import ConversationKey
+from bot.moderation.gate import scope_of
 from bot.splitting import utf16_len
-from engine.base import ReplyChunk, Sampling
-from engine.fake import FakeEngine, Script, echo_script
-from tests.adapters_tg.fake_telegram import ANONYMOUS_ADMIN, Chat, FakeTelegram, User
+from bot.store import Store
+from engine.fake import FakeEngine
+from engine.registry import ModelSpec, Registry
+from engine.types import ChatMessage, ReplyChunk, Sampling
+from tests.adapters.telegram.fake_telegram import ANONYMOUS_ADMIN, Chat, FakeTelegram, Posted, User
 from tests.conftest import make_settings
 
 FAST = Pacing(
@@ -41,12 +51,34 @@ DM_LISTED = Chat(LISTED.id, "private")
 GROUP = Chat(-1001, "supergroup", "Tea Room")
 FORUM = Chat(-1002, "supergroup", "Pets", is_forum=True)
 MENTION = "@HearthTestBot"
+BLOCKED = "zorblax"  # on no shipped list: blocked only once an admin says so
 WAIT_S = 5.0
 POLL_S = 0.01
 
 
 def key(chat: Chat, thread: int | None = None) -> ConversationKey:
     return ConversationKey("telegram", str(chat.id), str(thread) if thread else "")
+
+
+class HeldEngine(FakeEngine):
+    """The fake engine, able to hold back the reply to a message containing a word."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self._holds: dict[str, Callable[[], Awaitable[object]]] = {}
+
+    def hold(self, word: str, until: Callable[[], Awaitable[object]]) -> None:
+        """Answer a message containing `word` only once `until()` returns."""
+        self._holds[word] = until
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        for word, until in self._holds.items():
+            if word in messages[-1].content:
+                await until()
+        async for chunk in super().stream(messages, sampling):
+            yield chunk
 
 
 # --- fixtures ------------------------------------------------------------------
@@ -65,9 +97,25 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
-    """Overrides the shared fixture, so the `core` fixture sees the same settings."""
+    """Overrides the shared fixture, so the shared `app` fixture is built on these settings."""
     return make_settings(tmp_path, admin_ids=f"telegram:{LISTED.id}", telegram_token=fake.token,
                          telegram_base_url=fake.base_url)
+
+
+@pytest.fixture
+def engine(registry: Registry) -> HeldEngine:
+    """Overrides the shared fixture: the engine the shared `app` fixture is built on."""
+    return HeldEngine(registry.get("demo"))
+
+
+@pytest.fixture
+def config(settings: Settings) -> TelegramConfig:
+    """The adapter's config, made from the settings as `hearth run` makes it."""
+    return telegram_config(settings)
+
+
+def adapter_for(app: App, config: TelegramConfig) -> TelegramAdapter:
+    return TelegramAdapter(config, app.pipeline, app.commands, app.modes, FAST)
 
 
 @asynccontextmanager
@@ -87,38 +135,16 @@ async def serving(
 
 
 @pytest.fixture
-async def telegram(core: Hearth, settings: Settings, fake: FakeTelegram) -> AsyncIterator[TelegramAdapter]:
-    async with serving(TelegramAdapter(core, settings, FAST), fake) as adapter:
+async def telegram(app: App, config: TelegramConfig, fake: FakeTelegram) -> AsyncIterator[TelegramAdapter]:
+    async with serving(adapter_for(app, config), fake) as adapter:
         yield adapter
 
 
-def use_engine(core: Hearth, script: Script = echo_script, delay: float = 0.0) -> FakeEngine:
-    engine = FakeEngine(core.engine.spec, script, delay=delay)
-    core.engine = engine
-    return engine
-
-
-class WaitingEngine(FakeEngine):
-    """Holds back the reply to any message containing `word` until `until()` returns."""
-
-    def __init__(self, core: Hearth, word: str, until: Callable[[], Awaitable[object]]) -> None:
-        super().__init__(core.engine.spec)
-        self._word, self._until = word, until
-
-    async def stream(
-        self, messages: Sequence[ChatMessage], sampling: Sampling
-    ) -> AsyncGenerator[ReplyChunk, None]:
-        if self._word in messages[-1].content:
-            await self._until()
-        async for chunk in super().stream(messages, sampling):
-            yield chunk
-
-
-async def history(core: Hearth, conversation: ConversationKey, count: int = 0) -> list[str]:
+async def history(store: Store, conversation: ConversationKey, count: int = 0) -> list[str]:
     """The stored texts, once there are at least `count` (the core stores a reply after
     its last edit, so the fake sees the reply a moment before the store has it)."""
     async def texts() -> list[str]:
-        return [m.text for m in await core.store.history(conversation)]
+        return [m.text for m in await store.history(conversation)]
 
     for _ in range(int(WAIT_S / POLL_S)):
         if len(found := await texts()) >= count:
@@ -127,13 +153,22 @@ async def history(core: Hearth, conversation: ConversationKey, count: int = 0) -
     raise TimeoutError(f"fewer than {count} messages stored in {conversation}")
 
 
+async def answer_to(fake: FakeTelegram, chat: Chat, message_id: int) -> Posted:
+    """The bot's message quoting `message_id` (in a group, an answer quotes its question)."""
+    def quoting() -> list[Posted]:
+        return [m for m in fake.bot_messages(chat) if m.reply_to == message_id]
+
+    await fake.wait_for(lambda: bool(quoting()), WAIT_S)
+    return quoting()[0]
+
+
 # --- private chats and streaming --------------------------------------------------
 
 
 async def test_a_private_message_gets_a_streamed_reply(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    use_engine(core, delay=0.01)
+    engine.delay = 0.01
     fake.user_says(DM, ALICE, "hello there my friend")
 
     reply = await fake.wait_for_reply(DM, "echo: hello there my friend")
@@ -144,9 +179,9 @@ async def test_a_private_message_gets_a_streamed_reply(
 
 
 async def test_typing_shows_while_the_reply_is_generated(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    use_engine(core, delay=0.2)  # four words: 0.8 s; typing repeats every 0.2 s
+    engine.delay = 0.2  # four words: 0.8 s; typing repeats every 0.2 s
     fake.user_says(DM, ALICE, "one two three")
 
     await fake.wait_for_reply(DM, "echo: one two three")
@@ -157,15 +192,15 @@ async def test_typing_shows_while_the_reply_is_generated(
 
 
 async def test_messages_in_one_chat_are_answered_in_arrival_order(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    use_engine(core, delay=0.02)
+    engine.delay = 0.02
     for text in ("first", "second", "third"):
         fake.user_says(DM, ALICE, text)
 
     await fake.wait_for_reply(DM, "echo: third")
 
-    assert await history(core, key(DM), 6) == [
+    assert await history(app.store, key(DM), 6) == [
         "first", "echo: first", "second", "echo: second", "third", "echo: third",
     ]
     assert [m.text for m in fake.bot_messages(DM)] == ["echo: first", "echo: second", "echo: third"]
@@ -175,7 +210,7 @@ async def test_messages_in_one_chat_are_answered_in_arrival_order(
 
 
 async def test_a_group_message_that_does_not_address_the_bot_gets_no_reply(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.user_says(GROUP, ALICE, "just chatting among ourselves")
     fake.user_says(GROUP, BOB, f"{MENTION} hi")  # answered: everything before it was seen
@@ -183,17 +218,17 @@ async def test_a_group_message_that_does_not_address_the_bot_gets_no_reply(
     await fake.wait_for_reply(GROUP, "echo: Bob: hi")
 
     assert [m.text for m in fake.bot_messages(GROUP)] == ["echo: Bob: hi"]
-    assert await history(core, key(GROUP), 2) == ["hi", "echo: Bob: hi"]
+    assert await history(app.store, key(GROUP), 2) == ["hi", "echo: Bob: hi"]
 
 
 async def test_a_mention_in_a_group_is_answered_without_the_mention(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.user_says(GROUP, ALICE, f"hey {MENTION}, what is oolong?")
 
     await fake.wait_for_reply(GROUP, "oolong?")
 
-    assert (await history(core, key(GROUP), 2))[0] == "hey what is oolong?"
+    assert (await history(app.store, key(GROUP), 2))[0] == "hey what is oolong?"
 
 
 async def test_a_reply_in_a_group_quotes_the_message_it_answers(
@@ -207,7 +242,7 @@ async def test_a_reply_in_a_group_quotes_the_message_it_answers(
 
 
 async def test_a_reply_to_the_bots_message_in_a_group_is_answered(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.user_says(GROUP, ALICE, f"{MENTION} hello")
     first = await fake.wait_for_reply(GROUP, "hello")
@@ -218,7 +253,7 @@ async def test_a_reply_to_the_bots_message_in_a_group_is_answered(
 
 
 async def test_forum_topics_keep_separate_histories(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     cats = fake.open_topic(FORUM, ALICE, "Cats")
     dogs = fake.open_topic(FORUM, BOB, "Dogs")
@@ -228,14 +263,14 @@ async def test_forum_topics_keep_separate_histories(
     await fake.wait_for_reply(FORUM, "meow")
     await fake.wait_for_reply(FORUM, "woof")
 
-    assert await history(core, key(FORUM, cats), 2) == ["meow", "echo: Alice: meow"]
-    assert await history(core, key(FORUM, dogs), 2) == ["woof", "echo: Bob: woof"]
+    assert await history(app.store, key(FORUM, cats), 2) == ["meow", "echo: Alice: meow"]
+    assert await history(app.store, key(FORUM, dogs), 2) == ["woof", "echo: Bob: woof"]
     assert [m.text for m in fake.bot_messages(FORUM, thread=cats)] == ["echo: Alice: meow"]
     assert [m.text for m in fake.bot_messages(FORUM, thread=dogs)] == ["echo: Bob: woof"]
 
 
 async def test_a_topic_the_bot_opened_does_not_count_as_a_reply_to_it(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     topic = fake.open_topic(FORUM, fake.bot, "Announcements")
     fake.user_says(FORUM, ALICE, "talking to people here", thread=topic)
@@ -250,11 +285,11 @@ async def test_a_topic_the_bot_opened_does_not_count_as_a_reply_to_it(
 
 
 async def test_a_reply_over_4096_utf16_units_arrives_in_several_messages(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     paragraph = "你好世界😀" * 100  # 500 characters, 600 UTF-16 code units
     paragraphs = [f"{i} {paragraph}" for i in range(20)]
-    use_engine(core, lambda _: [p + "\n\n" for p in paragraphs])
+    engine.script = lambda _: [p + "\n\n" for p in paragraphs]
     fake.user_says(DM, ALICE, "tell me everything")
 
     await fake.wait_for_reply(DM, "19 ")
@@ -265,50 +300,151 @@ async def test_a_reply_over_4096_utf16_units_arrives_in_several_messages(
     assert "".join(parts).replace("\n", "") == "".join(paragraphs)
 
 
-# --- commands ------------------------------------------------------------------------
+# --- commands: the table, rendered for Telegram ----------------------------------------
 
 
-async def test_commands_are_registered_in_english_and_chinese(
-    fake: FakeTelegram, telegram: TelegramAdapter
+async def test_the_menu_lists_every_command_of_the_table_in_english_and_chinese(
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    names = ["start", "help", "model", "persona", "reset", "status"]
+    for language_code, lang in (("", "en"), ("zh", "zh")):
+        menu = {c["command"]: c["description"] for c in fake.commands[language_code]}
 
-    assert [c["command"] for c in fake.commands[""]] == names
-    assert [c["command"] for c in fake.commands["zh"]] == names
+        assert list(menu) == ["start", *(telegram_name(c.name) for c in app.commands)]
+        assert all(menu[telegram_name(c.name)] == c.help.get(lang) for c in app.commands)
+    assert {"moderation", "hearth_channel", "help"} <= set(menu)
 
 
-async def test_start_answers_with_bilingual_help(fake: FakeTelegram, telegram: TelegramAdapter) -> None:
+async def test_every_command_of_the_table_is_parsed_and_answered(
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "administrator")
+    listing = for_telegram(app.commands.help("en"), app.commands)  # what an unknown name would get
+
+    for command in app.commands:
+        asked = fake.user_says(GROUP, ALICE, f"/{telegram_name(command.name)}")
+        reply = await answer_to(fake, GROUP, asked)
+
+        assert reply.text != listing, f"/{command.name} was not recognised"
+        assert ("Hi, I'm" in reply.text) == (command.name == "help"), command.name
+        assert "/hearth-channel" not in reply.text  # Telegram users type /hearth_channel
+
+
+async def test_start_answers_with_bilingual_help(
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
     fake.user_says(DM, ALICE, "/start")
 
     reply = await fake.wait_for_reply(DM, "/model")
 
     assert MENTION in reply.text and "私聊" in reply.text and "private chat" in reply.text
+    for lang in ("en", "zh"):
+        assert for_telegram(app.commands.help(lang), app.commands) in reply.text
+
+
+async def test_hearth_channel_on_answers_every_group_message_and_off_stops_it(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "administrator")
+    fake.user_says(GROUP, ALICE, "/hearth_channel on")
+    await fake.wait_for_reply(GROUP, "answer every message")
+    fake.user_says(GROUP, BOB, "no mention here")
+    await fake.wait_for_reply(GROUP, "echo: Bob: no mention here")
+
+    fake.user_says(GROUP, ALICE, "/hearth_channel@HearthTestBot off")
+    await fake.wait_for_reply(GROUP, "only when mentioned")
+    fake.user_says(GROUP, BOB, "quiet again")
+    fake.user_says(GROUP, BOB, f"{MENTION} still there?")  # answered after "quiet again" was seen
+
+    await fake.wait_for_reply(GROUP, "still there?")
+    assert not any("quiet again" in m.text for m in fake.bot_messages(GROUP))
+
+
+async def test_a_group_that_answers_everything_is_answered_in_arrival_order(
+    app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "administrator")
+    # A conversation the store knows already: SqliteStore can still reorder the very
+    # first messages of a new conversation (its conversation row is created on the side).
+    fake.user_says(GROUP, ALICE, f"{MENTION} hello")
+    await fake.wait_for_reply(GROUP, "echo: Alice: hello")
+    fake.user_says(GROUP, ALICE, "/hearth_channel on")
+    await fake.wait_for_reply(GROUP, "answer every message")
+    engine.delay = 0.02
+
+    for text in ("first", f"{MENTION} second", "third"):  # only the mention needs no look at the mode
+        fake.user_says(GROUP, BOB, text)
+
+    await fake.wait_for_reply(GROUP, "echo: Bob: third")
+    assert (await history(app.store, key(GROUP), 8))[2:] == [
+        "first", "echo: Bob: first", "second", "echo: Bob: second", "third", "echo: Bob: third",
+    ]
+
+
+async def test_hearth_channel_by_a_member_is_refused(fake: FakeTelegram, telegram: TelegramAdapter) -> None:
+    fake.user_says(GROUP, BOB, "/hearth_channel on")
+    await fake.wait_for_reply(GROUP, "only admins can do that (/hearth_channel)")
+    fake.user_says(GROUP, BOB, "nobody called you")
+    fake.user_says(GROUP, BOB, f"{MENTION} but now")
+
+    await fake.wait_for_reply(GROUP, "but now")
+    assert not any("nobody called you" in m.text for m in fake.bot_messages(GROUP))
+
+
+async def test_moderation_block_by_a_group_admin_stores_the_word_and_refuses_it(
+    app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "administrator")
+    fake.user_says(GROUP, ALICE, f"/moderation block {BLOCKED}")
+    await fake.wait_for_reply(GROUP, f"Blocking {BLOCKED!r}")
+
+    assert [(w.scope, w.word, w.action) for w in await app.store.words()] == [
+        (scope_of(key(GROUP)), BLOCKED, "block"),
+    ]
+
+    fake.user_says(GROUP, BOB, f"{MENTION} please say {BLOCKED}")
+    await fake.wait_for_reply(GROUP, i18n.text("refusal", "en"))
+
+    assert engine.prompts == [], "a refused message never reaches the model"
+    assert not any(BLOCKED in m.text for m in fake.bot_messages(GROUP) if m.text.startswith("echo"))
+
+
+@pytest.mark.parametrize(("word", "lang"), [(BLOCKED, "en"), ("坏话", "zh")])
+async def test_moderation_block_by_a_plain_member_is_refused_and_stores_nothing(
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter, word: str, lang: str
+) -> None:
+    fake.set_member(GROUP, BOB, "member")
+    asked = fake.user_says(GROUP, BOB, f"/moderation block {word}")
+
+    reply = await answer_to(fake, GROUP, asked)
+
+    assert reply.text == i18n.text("not_admin", lang, action="/moderation")
+    assert await app.store.words() == []
 
 
 async def test_model_by_a_chat_admin_switches_the_model(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.set_member(GROUP, ALICE, "administrator")
     fake.user_says(GROUP, ALICE, "/model demo-awq")
 
     await fake.wait_for_reply(GROUP, "Now serving demo-awq")
 
-    assert core.engine.spec.name == "demo-awq"
+    assert engine.spec.name == "demo-awq"
 
 
 async def test_model_by_a_member_is_refused_and_switches_nothing(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.set_member(GROUP, BOB, "member")
     fake.user_says(GROUP, BOB, "/model@HearthTestBot demo-awq")
 
     await fake.wait_for_reply(GROUP, "only admins")
 
-    assert core.engine.spec.name == "demo"
+    assert engine.spec.name == "demo"
 
 
 async def test_the_chat_creator_is_an_admin(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.set_member(GROUP, BOB, "creator")
     fake.user_says(GROUP, BOB, "/model demo-awq")
@@ -317,7 +453,7 @@ async def test_the_chat_creator_is_an_admin(
 
 
 async def test_an_anonymous_admin_posting_as_the_group_is_an_admin(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.user_says(GROUP, ANONYMOUS_ADMIN, "/model demo-awq", sender_chat=GROUP)
 
@@ -340,7 +476,7 @@ async def test_admin_status_is_asked_of_telegram_once_per_minute(
 
 
 async def test_a_listed_admin_may_switch_models_in_a_private_chat(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.user_says(DM_LISTED, LISTED, "/model demo-awq")
 
@@ -348,7 +484,7 @@ async def test_a_listed_admin_may_switch_models_in_a_private_chat(
 
 
 async def test_anyone_may_reset_their_own_private_chat(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.user_says(DM, ALICE, "remember me")
     await fake.wait_for_reply(DM, "echo: remember me")
@@ -356,7 +492,7 @@ async def test_anyone_may_reset_their_own_private_chat(
 
     await fake.wait_for_reply(DM, "Conversation forgotten (2 messages)")
 
-    assert await history(core, key(DM)) == []
+    assert await history(app.store, key(DM)) == []
 
 
 # --- failures --------------------------------------------------------------------------
@@ -389,14 +525,15 @@ async def test_a_network_error_is_retried_and_the_reply_arrives_once(
 
 
 async def test_a_reply_telegram_refuses_becomes_a_short_error_and_the_message_is_kept(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.fail("sendMessage", 400, "Bad Request: chat is being migrated")
     fake.user_says(DM, ALICE, "hello?")
 
     await fake.wait_for_reply(DM, "Sorry, something went wrong on my side.")
 
-    assert await history(core, key(DM)) == ["hello?"]
+    assert await app.store.message_count() == 1, "the message is kept"
+    assert await history(app.store, key(DM)) == [], "a failed turn never enters a later prompt"
 
 
 async def test_an_edit_that_changes_nothing_is_never_sent(
@@ -425,17 +562,70 @@ async def test_the_fake_rejects_identical_edits_and_overlong_texts(fake: FakeTel
     fake.errors.clear()
 
 
+# --- deleting, and notices to operators ---------------------------------------------------
+
+
+async def test_delete_removes_a_sent_message(fake: FakeTelegram, telegram: TelegramAdapter) -> None:
+    fake.user_says(DM, ALICE, "hi")  # lets the fake know the chat
+    await fake.wait_for_reply(DM, "echo: hi")
+    message_id = await telegram.send(key(DM), "to be taken back")
+
+    await telegram.delete(key(DM), message_id)
+
+    assert [m.text for m in fake.bot_messages(DM)] == ["echo: hi"]
+    assert [(m.message_id, m.text) for m in fake.deleted] == [(int(message_id), "to be taken back")]
+
+
+async def test_a_delete_telegram_refuses_raises_a_delivery_error(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(DM, ALICE, "hi")
+    await fake.wait_for_reply(DM, "echo: hi")
+    message_id = await telegram.send(key(DM), "once")
+    await telegram.delete(key(DM), message_id)
+
+    with pytest.raises(DeliveryError) as caught:
+        await telegram.delete(key(DM), message_id)
+
+    assert (caught.value.platform, caught.value.status) == ("telegram", 400)
+    assert "not found" in caught.value.reason
+    assert [e.method for e in fake.errors] == ["deleteMessage"]
+    fake.errors.clear()
+
+
+async def test_notify_writes_to_an_operator_who_has_a_private_chat_with_the_bot(
+    fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.user_says(DM_LISTED, LISTED, "/status")  # Telegram lets a bot write only to who wrote first
+    await fake.wait_for_reply(DM_LISTED, "model:")
+
+    await telegram.notify(str(LISTED.id), "the engine stopped")
+
+    assert fake.bot_messages(DM_LISTED)[-1].text == "the engine stopped"
+
+
+@pytest.mark.parametrize("user_id", ["999", "@owner"])
+async def test_notify_to_someone_telegram_cannot_reach_raises_a_delivery_error(
+    fake: FakeTelegram, telegram: TelegramAdapter, user_id: str
+) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        await telegram.notify(user_id, "hello?")
+
+    assert (caught.value.platform, caught.value.status) == ("telegram", 400)
+    fake.errors.clear()
+
+
 # --- concurrency and shutdown -------------------------------------------------------------
 
 
 async def test_a_slow_reply_in_one_chat_does_not_delay_another_chat(
-    core: Hearth, fake: FakeTelegram, telegram: TelegramAdapter
+    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     async def bobs_reply_sent() -> None:
         await fake.wait_for_reply(DM_BOB, "echo: fast please", within=WAIT_S)
 
     # Handled one at a time, Alice's reply would wait for Bob's, which would wait for hers.
-    core.engine = WaitingEngine(core, "slow", bobs_reply_sent)
+    engine.hold("slow", bobs_reply_sent)
     fake.user_says(DM, ALICE, "slow please")
     fake.user_says(DM_BOB, BOB, "fast please")
 
@@ -443,23 +633,22 @@ async def test_a_slow_reply_in_one_chat_does_not_delay_another_chat(
 
 
 async def test_stop_ends_serving_while_a_reply_is_still_generating(
-    core: Hearth, settings: Settings, fake: FakeTelegram
+    app: App, engine: HeldEngine, config: TelegramConfig, fake: FakeTelegram
 ) -> None:
     never = asyncio.Event()
-    core.engine = WaitingEngine(core, "forever", never.wait)
-    adapter = TelegramAdapter(core, settings, FAST)
-    async with serving(adapter, fake):
+    engine.hold("forever", never.wait)
+    async with serving(adapter_for(app, config), fake):
         fake.user_says(DM, ALICE, "take forever")
         await fake.wait_for(lambda: bool(fake.calls_to("sendChatAction", DM)))
     # Leaving `serving` waited (bounded) for run() to return.
 
-    assert await history(core, key(DM)) == ["take forever"]
+    assert await history(app.store, key(DM)) == ["take forever"]
 
 
 async def test_stopped_and_cancelled_as_the_runner_does_it_still_winds_down(
-    core: Hearth, settings: Settings, fake: FakeTelegram
+    app: App, config: TelegramConfig, fake: FakeTelegram
 ) -> None:
-    adapter = TelegramAdapter(core, settings, FAST)
+    adapter = adapter_for(app, config)
     task = asyncio.create_task(adapter.run())
     await fake.wait_for(lambda: bool(fake.calls_to("getUpdates")))
 
@@ -469,6 +658,15 @@ async def test_stopped_and_cancelled_as_the_runner_does_it_still_winds_down(
 
     # The updater's last getUpdates (timeout 0) confirms the offset: it did stop cleanly.
     assert fake.calls_to("getUpdates")[-1].params["timeout"] == 0
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+async def test_the_composition_root_builds_the_telegram_adapter_from_the_settings(app: App) -> None:
+    platforms = build_platforms(app, io.StringIO(), io.StringIO())
+
+    assert len(platforms) == 1 and isinstance(platforms[0], TelegramAdapter)
 
 
 # --- webhook mode ---------------------------------------------------------------------------
@@ -495,56 +693,55 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def webhook_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={
-        "telegram_webhook_url": "https://hearth.example/tg/hook",
-        "telegram_webhook_port": free_port(),
-        "telegram_webhook_secret": SecretStr("hook-secret"),
-    })
+def webhook_config(config: TelegramConfig) -> TelegramConfig:
+    return dataclasses.replace(
+        config, webhook_url="https://hearth.example/tg/hook", webhook_port=free_port(),
+        webhook_secret=SecretStr("hook-secret"),
+    )
 
 
-async def post_update(settings: Settings, update: dict[str, object], secret: str) -> int:
-    await until_listening(settings.telegram_webhook_port)
-    url = f"http://127.0.0.1:{settings.telegram_webhook_port}/tg/hook"
+async def post_update(config: TelegramConfig, update: dict[str, object], secret: str) -> int:
+    await until_listening(config.webhook_port)
+    url = f"http://127.0.0.1:{config.webhook_port}/tg/hook"
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
     async with aiohttp.ClientSession() as session, session.post(url, json=update, headers=headers) as reply:
         return reply.status
 
 
 async def test_webhook_mode_answers_an_update_posted_with_the_secret(
-    core: Hearth, webhook_settings: Settings, fake: FakeTelegram
+    app: App, webhook_config: TelegramConfig, fake: FakeTelegram
 ) -> None:
-    async with serving(TelegramAdapter(core, webhook_settings, FAST), fake, ready="setWebhook"):
+    async with serving(adapter_for(app, webhook_config), fake, ready="setWebhook"):
         assert fake.webhook is not None
         assert (fake.webhook["url"], fake.webhook["secret_token"]) == ("https://hearth.example/tg/hook",
                                                                        "hook-secret")
         update = fake.make_update(DM, ALICE, "via webhook")
 
-        assert await post_update(webhook_settings, update, "hook-secret") == 200
+        assert await post_update(webhook_config, update, "hook-secret") == 200
         await fake.wait_for_reply(DM, "echo: via webhook")
 
     assert fake.calls_to("getUpdates") == []
 
 
 async def test_webhook_mode_refuses_a_post_without_the_secret(
-    core: Hearth, webhook_settings: Settings, fake: FakeTelegram
+    app: App, webhook_config: TelegramConfig, fake: FakeTelegram
 ) -> None:
-    async with serving(TelegramAdapter(core, webhook_settings, FAST), fake, ready="setWebhook"):
+    async with serving(adapter_for(app, webhook_config), fake, ready="setWebhook"):
         update = fake.make_update(DM, ALICE, "forged")
 
-        assert await post_update(webhook_settings, update, "guess") == 403
+        assert await post_update(webhook_config, update, "guess") == 403
 
-    assert await history(core, key(DM)) == []
+    assert await history(app.store, key(DM)) == []
 
 
 # --- secrets ------------------------------------------------------------------------------------
 
 
 async def test_the_token_never_reaches_the_logs_even_at_debug(
-    core: Hearth, settings: Settings, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+    app: App, config: TelegramConfig, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with serving(TelegramAdapter(core, settings, FAST), fake):
+    async with serving(adapter_for(app, config), fake):
         fake.user_says(DM, ALICE, "psst")
         await fake.wait_for_reply(DM, "echo: psst")
 
@@ -554,12 +751,12 @@ async def test_the_token_never_reaches_the_logs_even_at_debug(
 
 
 async def test_a_rejected_token_stops_run_with_an_error_that_does_not_quote_it(
-    core: Hearth, tmp_path: Path, fake: FakeTelegram
+    app: App, config: TelegramConfig, fake: FakeTelegram
 ) -> None:
-    wrong = make_settings(tmp_path, telegram_token="4242:WRONG-secret-xyz", telegram_base_url=fake.base_url)
+    wrong = dataclasses.replace(config, token=SecretStr("4242:WRONG-secret-xyz"))
 
     with pytest.raises(TelegramApiError) as caught:
-        await asyncio.wait_for(TelegramAdapter(core, wrong, FAST).run(), WAIT_S)
+        await asyncio.wait_for(adapter_for(app, wrong).run(), WAIT_S)
 
     assert "WRONG-secret-xyz" not in str(caught.value)
     assert caught.value.__suppress_context__
@@ -568,11 +765,11 @@ async def test_a_rejected_token_stops_run_with_an_error_that_does_not_quote_it(
 # --- pacing (the rate limiter on its own) -----------------------------------------------------
 
 
-def recorder(results: list[object]) -> tuple[list[float], Callable[[], Awaitable[object]]]:
+def recorder(results: list[Any]) -> tuple[list[float], Callable[[], Coroutine[Any, Any, Any]]]:
     """A Bot API call stand-in: raises or returns `results` in turn, noting when it ran."""
     times: list[float] = []
 
-    async def call() -> object:
+    async def call() -> Any:
         times.append(asyncio.get_running_loop().time())
         result = results.pop(0)
         if isinstance(result, Exception):
@@ -609,9 +806,9 @@ async def test_retry_after_is_waited_as_telegram_asked() -> None:
         waits.append(seconds)
 
     pacer = PacedRequests(Pacing(), sleep=sleep)
-    _, call = recorder([RetryAfter(7), "sent"])
+    _, call = recorder([RetryAfter(7), {"sent": True}])
 
-    assert await pacer.process_request(call, (), {}, "sendMessage", {}, None) == "sent"
+    assert await pacer.process_request(call, (), {}, "sendMessage", {}, None) == {"sent": True}
     assert waits == [pytest.approx(7.1)]
 
 
