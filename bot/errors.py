@@ -46,3 +46,22 @@ class DeliveryError(HearthError):
         self.platform = platform
         self.status = status
         self.reason = reason
+
+
+class PlatformAuthError(HearthError):
+    """A platform rejected the bot's token (at start-up or while running): `reason` says how."""
+
+    def __init__(self, platform: str, reason: str) -> None:
+        super().__init__(f"{platform} rejected the bot token: {reason}")
+        self.platform = platform
+        self.reason = reason
+
+
+class PlatformDownError(HearthError):
+    """A platform could not be reached for `seconds` (HEARTH_PLATFORM_DOWN_S)."""
+
+    def __init__(self, platform: str, seconds: float, reason: str) -> None:
+        super().__init__(f"{platform} unreachable for {seconds:.0f} s: {reason}")
+        self.platform = platform
+        self.seconds = seconds
+        self.reason = reason

@@ -7,6 +7,7 @@ never imports an adapter: it is handed objects that fit these shapes.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +51,13 @@ class ReplyChannel(Protocol):
 class Inbox(Protocol):
     """What an adapter hands every message addressed to the bot."""
 
+    async def submit(self, msg: IncomingMessage, channel: ReplyChannel) -> asyncio.Task[None] | None:
+        """Store `msg` and start answering it through `channel`; returns once it is stored
+        (so the platform may be told it was received), with the task answering it, or
+        None when nothing more will happen now (a duplicate, a refusal, shutting down)."""
+        ...
+
     async def handle(self, msg: IncomingMessage, channel: ReplyChannel) -> None:
-        """Answer `msg` through `channel`; never raises for a bad message or a failing engine."""
+        """Answer `msg` through `channel`, returning when the reply is complete; never
+        raises for a bad message or a failing engine."""
         ...

@@ -1,12 +1,11 @@
-"""Hearth on Telegram: python-telegram-bot's Application, driven by Hearth's runner.
+"""Hearth on Telegram: updates in (long polling or a webhook), replies out, the command table.
 
-`run()` drives PTB's lifecycle by hand (initialize, start, long polling or a
-webhook, then stop) because `run_polling` would own the event loop and the
-signals, which belong to Hearth's runner. Updates from different chats are
-processed concurrently; each answer runs in a task the adapter owns, so `stop()`
-can bound them. Within one conversation the core answers in arrival order, so a
-message is handed to the core with no await between arriving (or being decided
-on, `ArrivalOrder`) and the hand-over.
+Each update is handed over in arrival order and the message stored before
+Telegram is told it arrived (`Poller`, `WebhookReceiver`); answering then runs in
+a task the pipeline owns, so nothing waiting for its turn holds up the next
+update. Commands run in tasks the adapter owns. A rejected token or Telegram
+unreachable for HEARTH_PLATFORM_DOWN_S ends `run()` with an error: the process
+exits instead of running deaf.
 """
 
 from __future__ import annotations
@@ -14,30 +13,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from pydantic import SecretStr
-from telegram import Bot, Message, ReplyParameters, Update
+from telegram import Message, ReplyParameters, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import CommandHandler, ContextTypes, MessageHandler
-from telegram.ext import filters as tg_filters
 from telegram.request import HTTPXRequest
 
 from adapters.telegram.admins import AdminCache, GroupAdmins
-from adapters.telegram.application import App, build_application, start_updates
-from adapters.telegram.arrivals import ArrivalOrder
 from adapters.telegram.commands import (
     CHINESE,
     WELCOME_COMMANDS,
+    command_in,
     for_telegram,
     handled_names,
     menu,
-    parse_command,
     welcome,
 )
 from adapters.telegram.config import TelegramConfig
+from adapters.telegram.connection import Bot, build_bot, start
 from adapters.telegram.incoming import (
     PLATFORM,
     BotIdentity,
@@ -46,9 +41,11 @@ from adapters.telegram.incoming import (
     is_from_other_bot,
     to_incoming,
 )
-from adapters.telegram.outgoing import ShownTexts, TelegramApiError, delivery_error, keep_typing, target
+from adapters.telegram.outgoing import ShownTexts, delivery_error, keep_typing, target
 from adapters.telegram.pacing import Pacing
+from adapters.telegram.polling import Poller
 from adapters.telegram.redact import guarded_logs
+from adapters.telegram.webhook import WebhookReceiver
 from bot.commands import Commands
 from bot.commands.builtin import ChannelModes
 from bot.errors import DeliveryError
@@ -62,8 +59,7 @@ log = logging.getLogger(__name__)
 
 MAX_CHARS = 4096  # Telegram's limit, in UTF-16 code units
 NOT_MODIFIED = "message is not modified"
-NEW_MESSAGES = tg_filters.UpdateType.MESSAGE  # not edits, not channel posts
-TEXT_MESSAGES = NEW_MESSAGES & tg_filters.TEXT & ~tg_filters.COMMAND
+READY_WAIT_S = 60.0  # a reply resumed at start-up waits this long for the connection
 
 
 class TelegramAdapter:
@@ -85,82 +81,84 @@ class TelegramAdapter:
         self.limits = ReplyLimits(MAX_CHARS, self._pacing.edit_interval, utf16_len)
         self._admins = GroupAdmins(config.operators, AdminCache(self._pacing.admin_cache_ttl))
         self._shown = ShownTexts()
-        self._arrivals = ArrivalOrder()
         self._tasks = TaskOwner("telegram")
         self._stopping = asyncio.Event()
-        self._closing = False
-        self._app: App | None = None
+        self._ready = asyncio.Event()
+        self._typing: dict[ConversationKey, tuple[asyncio.Task[None], set[asyncio.Task[None]]]] = {}
+        self._bot_client: Bot | None = None
         self._me = BotIdentity(0, "")
+        self._names = frozenset(handled_names(commands))
 
     # --- lifecycle -------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until `stop()`: long polling, or a webhook when `config.webhook_url` is set."""
+        """Serve until `stop()`: long polling, or a webhook when `config.webhook_url` is set.
+
+        Raises PlatformAuthError (token rejected) or PlatformDownError (unreachable too long)."""
         if self._stopping.is_set():
             return
         requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))  # API calls, getUpdates
         with guarded_logs(self._secrets):
-            app = self._app = self._build(*requests)
+            bot = self._bot_client = build_bot(self._config, self._pacing, *requests)
             try:
-                async with app:
-                    await self._serve(app)
-            except TelegramError as exc:  # PTB quotes the token when getMe rejects it
-                raise TelegramApiError("start-up", self._scrub(str(exc))) from None
-            finally:  # PTB leaves its HTTP clients open when getMe fails
-                for request in requests:
+                await start(bot, self._config)
+                await self._serve(bot)
+            finally:
+                self._ready.clear()
+                await self._tasks.close()
+                for request in requests:  # also when getMe failed: PTB would leave them open
                     await request.shutdown()
 
     async def stop(self) -> None:
-        """Stop serving; replies in flight get `Pacing.shutdown_grace` seconds to finish."""
+        """Stop taking updates (the last ones are confirmed); `run()` then returns. Idempotent."""
         self._stopping.set()
 
-    async def _serve(self, app: App) -> None:
-        self._me = BotIdentity(app.bot.id, app.bot.username)
-        await self._register_commands(app.bot)
-        await app.start()
-        try:
-            mode = await start_updates(app, self._config, self._pacing, self._webhook_secret)
-            log.info("Telegram: serving @%s by %s", self._me.username, mode)
-            await self._stopping.wait()
-        finally:
-            await self._wind_down(app)
+    async def wait_until_ready(self) -> None:
+        """Until the bot is connected and may send."""
+        await self._ready.wait()
 
-    async def _wind_down(self, app: App) -> None:
-        """Stop fetching, let replies in flight finish within the grace period, cancel the rest."""
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if not await self._tasks.wait(self._pacing.shutdown_grace):
-            log.info("Telegram: cancelling %d replies still in flight", len(self._tasks))
-        self._closing = True
-        await self._tasks.close()
-        if app.running:
-            await app.stop()
-
-    def _build(self, request: HTTPXRequest, updates_request: HTTPXRequest) -> App:
-        app = build_application(self._config, self._pacing, request, updates_request)
-        names = handled_names(self._commands)
-        app.add_handler(CommandHandler(names, self._on_command, filters=NEW_MESSAGES))
-        app.add_handler(MessageHandler(TEXT_MESSAGES, self._on_text))
-        app.add_error_handler(self._on_error)
-        return app
+    async def _serve(self, bot: Bot) -> None:
+        self._me = BotIdentity(bot.id, bot.username)
+        await self._register_commands(bot)
+        self._ready.set()
+        if self._config.webhook_url:
+            receiver = WebhookReceiver(
+                bot, self._on_update, self._config.webhook_url, self._config.webhook_listen,
+                self._config.webhook_port, self._webhook_secret,
+            )
+            log.info("Telegram: serving @%s by webhook", self._me.username)
+            await receiver.run(self._stopping)
+            return
+        poller = Poller(bot, self._on_update, poll_timeout=self._pacing.poll_timeout,
+                        down_s=self._config.down_s, scrub=self._scrub)
+        log.info("Telegram: serving @%s by long polling", self._me.username)
+        await poller.run(self._stopping)
 
     async def _register_commands(self, bot: Bot) -> None:
         try:
             await bot.set_my_commands(menu(self._commands))
             await bot.set_my_commands(menu(self._commands, CHINESE), language_code=CHINESE)
         except TelegramError as exc:  # the bot works without its menu
-            log.warning("could not register the command menu: %s", exc)
+            log.warning("could not register the command menu: %s", self._scrub(str(exc)))
 
-    # --- messages ----------------------------------------------------------
+    # --- updates -------------------------------------------------------------
 
-    async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _on_update(self, update: Update) -> None:
+        """One update, in arrival order: a message is stored before this returns."""
         message = update.message
-        if message is None or self._closing or is_from_other_bot(message):
+        if message is None or is_from_other_bot(message):
             return
-        async with self._arrivals.turn(conversation_key(message)):
-            msg = await self._to_answer(message)
-        if msg is not None:  # no await since the turn ended: the inbox gets it in arrival order
-            await self._owned(self._answer(msg), f"telegram-message-{msg.key}-{msg.message_id}")
+        command = command_in(message, self._me.username, self._names)
+        if command is not None:
+            name = f"telegram-command-{message.chat.id}-{message.message_id}"
+            self._tasks.spawn(self._answer_command(message, *command), name)
+            return
+        msg = await self._to_answer(message)
+        if msg is None:
+            return
+        answering = await self._inbox.submit(msg, self)
+        if answering is not None:
+            self._typing_while(answering, msg.key)
 
     async def _to_answer(self, message: Message) -> IncomingMessage | None:
         """The message for the core, or None: not addressed (and the chat is not set to
@@ -172,25 +170,32 @@ class TelegramAdapter:
             return to_incoming(message, message.text, addressed=False)
         return None
 
-    async def _answer(self, msg: IncomingMessage) -> None:
-        # The first await hands `msg` over: the typing task only starts after it.
-        with self._typing(msg.key):
-            await self._inbox.handle(msg, self)
+    def _typing_while(self, task: asyncio.Task[None], key: ConversationKey) -> None:
+        """Show "typing…" in `key` while any of its messages is being answered: one
+        indicator per conversation, however many messages wait in it."""
+        if key not in self._typing:
+            every = self._pacing.typing_every
+            self._typing[key] = (self._tasks.spawn(keep_typing(self._bot, key, every), f"typing-{key}"), set())
+        indicator, answering = self._typing[key]
+        answering.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            answering.discard(finished)
+            if not answering and self._typing.get(key, (None, None))[0] is indicator:
+                indicator.cancel()
+                del self._typing[key]
+
+        task.add_done_callback(done)
 
     # --- commands ----------------------------------------------------------
 
-    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.message
-        if message is None or self._closing or is_from_other_bot(message):
-            return
-        name = f"telegram-command-{message.chat.id}-{message.message_id}"
-        await self._owned(self._answer_command(message), name)
-
-    async def _answer_command(self, message: Message) -> None:
+    async def _answer_command(self, message: Message, name: str, args: str) -> None:
         key = conversation_key(message)
-        name, args = parse_command(message.text or "")
-        with self._typing(key):
+        typing = self._tasks.spawn(keep_typing(self._bot, key, self._pacing.typing_every), f"typing-{key}")
+        try:
             reply = await self._command_reply(message, name, args)
+        finally:
+            typing.cancel()
         await self._post(key, for_telegram(reply, self._commands), reply_to=str(message.message_id))
 
     async def _command_reply(self, message: Message, name: str, args: str) -> str:
@@ -203,29 +208,6 @@ class TelegramAdapter:
             msg = to_incoming(message, message.text or "", admin=admin)
         return await self._commands.run(msg, name, args)
 
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        error = context.error
-        log.error("a Telegram update failed: %s", error, exc_info=error)
-
-    # --- owned tasks ---------------------------------------------------------
-
-    async def _owned(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run `work` in a task `stop()` can bound and cancel; the update's handler waits for it."""
-        if self._closing:
-            work.close()
-            return
-        await asyncio.wait([self._tasks.spawn(work, name)])
-
-    @contextmanager
-    def _typing(self, key: ConversationKey) -> Iterator[None]:
-        """Show "typing…" in `key` while the block runs (entering does not suspend)."""
-        every = self._pacing.typing_every
-        task = self._tasks.spawn(keep_typing(self._bot, key, every), f"telegram-typing-{key}")
-        try:
-            yield
-        finally:
-            task.cancel()
-
     # --- replies -----------------------------------------------------------
 
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
@@ -236,8 +218,9 @@ class TelegramAdapter:
         quote = None
         if reply_to is not None and reply_to.isdigit() and chat_id < 0:
             quote = ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+        bot = await self._connected()
         with self._delivering():
-            sent = await self._bot.send_message(
+            sent = await bot.send_message(
                 chat_id, text, message_thread_id=thread, reply_parameters=quote
             )
         self._shown.put(key.channel, str(sent.message_id), text)
@@ -248,9 +231,10 @@ class TelegramAdapter:
         if self._shown.get(key.channel, message_id) == text:
             return  # Telegram rejects an edit that changes nothing
         chat_id, _ = target(key)
+        bot = await self._connected()
         with self._delivering():
             try:
-                await self._bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
+                await bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
             except BadRequest as exc:
                 if NOT_MODIFIED not in exc.message.lower():
                     raise
@@ -259,8 +243,9 @@ class TelegramAdapter:
     async def delete(self, key: ConversationKey, message_id: str) -> None:
         """Remove a message the bot sent (Bot API deleteMessage)."""
         chat_id, _ = target(key)
+        bot = await self._connected()
         with self._delivering():
-            await self._bot.delete_message(chat_id, int(message_id))
+            await bot.delete_message(chat_id, int(message_id))
         self._shown.forget(key.channel, message_id)
 
     async def notify(self, user_id: str, text: str) -> None:
@@ -289,10 +274,17 @@ class TelegramAdapter:
 
     @property
     def _bot(self) -> Bot:
-        if self._app is None:
+        if self._bot_client is None:
             raise RuntimeError("the Telegram adapter is not running")
-        bot: Bot = self._app.bot
-        return bot
+        return self._bot_client
+
+    async def _connected(self) -> Bot:
+        """The bot once connected: a reply resumed at start-up may come before the connection."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), READY_WAIT_S)
+        except TimeoutError:
+            raise DeliveryError(PLATFORM, 0, "not connected to Telegram") from None
+        return self._bot
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._secrets)

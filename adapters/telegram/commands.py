@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from telegram import BotCommand
+from telegram import BotCommand, Message, MessageEntity
 
 from bot.commands import Command, Commands, Text
 
@@ -58,6 +58,24 @@ def parse_command(text: str) -> tuple[str, str]:
     if match is None:
         return "", ""
     return table_name(match["name"]), (match["args"] or "").strip()
+
+
+def command_in(message: Message, username: str, names: frozenset[str]) -> tuple[str, str] | None:
+    """(the table's name, args) when `message` is one of our commands, else None.
+
+    A command is what Telegram marks as one at the start of the text; `/name@other_bot`
+    is for another bot in the group and not ours."""
+    text = message.text or ""
+    head = next((e for e in message.entities if e.type == MessageEntity.BOT_COMMAND and e.offset == 0), None)
+    if head is None:
+        return None
+    word = text[1 : head.length]
+    name, _, addressee = word.partition("@")
+    if addressee and addressee.lower() != username.lower():
+        return None
+    if name.lower() not in names:
+        return None
+    return parse_command(text)
 
 
 def for_telegram(text: str, commands: Iterable[Command]) -> str:

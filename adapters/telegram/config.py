@@ -17,7 +17,7 @@ class TelegramConfig:
     updates arrive by webhook on `webhook_listen:webhook_port` (a fresh secret
     each start when `webhook_secret` is None), else by long polling. `operators`
     are HEARTH_ADMIN_IDS entries (`telegram:123`): admins everywhere, so the
-    adapter need not ask Telegram about them."""
+    adapter need not ask Telegram about them. `down_s` is HEARTH_PLATFORM_DOWN_S."""
 
     token: SecretStr
     base_url: str = DEFAULT_BASE_URL
@@ -27,3 +27,4 @@ class TelegramConfig:
     webhook_secret: SecretStr | None = None
     operators: frozenset[str] = frozenset()
     bot_name: str = "Hearth"
+    down_s: float = 300.0  # Telegram unreachable this long (seconds) ends run() with an error

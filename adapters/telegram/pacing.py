@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_ENDPOINTS = frozenset({"sendMessage", "editMessageText"})
 NO_RETRY_ENDPOINTS = frozenset({"sendChatAction"})  # the next tick sends another
+COSMETIC_ENDPOINTS = frozenset({"sendChatAction"})  # skipped, never queued, when the budget is spent
 MAX_LIMITERS = 1024
 RETRY_SLACK_S = 0.1
 
@@ -78,6 +79,8 @@ class PacedRequests(BaseRateLimiter[int]):
         rate_limit_args: int | None,
     ) -> Result:
         retries = 0 if endpoint in NO_RETRY_ENDPOINTS else self._pacing.max_retries
+        if endpoint in COSMETIC_ENDPOINTS and not self._has_room():
+            return True  # "typing…" never spends the budget replies need: skip it this time
         for attempt in range(retries + 1):
             try:
                 for limiter in self._limiters(endpoint, data.get("chat_id")):
@@ -89,6 +92,9 @@ class PacedRequests(BaseRateLimiter[int]):
                     raise
                 await self._sleep(self._backoff(exc, endpoint, attempt, retries))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _has_room(self) -> bool:
+        return self._overall is None or self._overall.has_capacity()
 
     def _backoff(self, exc: RetryAfter | NetworkError, endpoint: str, attempt: int, retries: int) -> float:
         """Seconds to wait before the next attempt: what Telegram asked for, or exponential."""

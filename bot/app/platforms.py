@@ -37,6 +37,7 @@ def telegram_config(settings: Settings) -> TelegramConfig:
         webhook_secret=settings.telegram_webhook_secret,
         operators=settings.admin_ids,
         bot_name=settings.bot_name,
+        down_s=settings.platform_down_s,
     )
 
 

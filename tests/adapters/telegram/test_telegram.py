@@ -9,9 +9,7 @@ import io
 import itertools
 import logging
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -20,147 +18,36 @@ from pydantic import SecretStr
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from adapters.telegram import Pacing, TelegramAdapter, TelegramApiError, TelegramConfig
+from adapters.telegram import Pacing, TelegramAdapter, TelegramConfig
 from adapters.telegram.commands import for_telegram, telegram_name
 from adapters.telegram.pacing import PacedRequests
 from bot import i18n
 from bot.app.builder import App
-from bot.app.platforms import build_platforms, telegram_config
-from bot.app.settings import Settings
-from bot.errors import DeliveryError
-from bot.messages import ConversationKey
+from bot.app.platforms import build_platforms
+from bot.errors import DeliveryError, PlatformAuthError
 from bot.moderation.gate import scope_of
 from bot.splitting import utf16_len
-from bot.store import Store
-from engine.fake import FakeEngine
-from engine.registry import ModelSpec, Registry
-from engine.types import ChatMessage, ReplyChunk, Sampling
-from tests.adapters.telegram.fake_telegram import ANONYMOUS_ADMIN, Chat, FakeTelegram, Posted, User
-from tests.conftest import make_settings
-
-FAST = Pacing(
-    edit_interval=0.05, chat_interval=0.02, group_window=1.0, typing_every=0.2, retry_backoff=0.05,
-    poll_timeout=1.0, shutdown_grace=0.5,
+from tests.adapters.telegram.fake_telegram import ANONYMOUS_ADMIN, FakeTelegram
+from tests.adapters.telegram.harness import (
+    ALICE,
+    BLOCKED,
+    BOB,
+    DM,
+    DM_BOB,
+    DM_LISTED,
+    FORUM,
+    GROUP,
+    LISTED,
+    MENTION,
+    POLL_S,
+    WAIT_S,
+    HeldEngine,
+    adapter_for,
+    answer_to,
+    history,
+    key,
+    serving,
 )
-ALICE = User(101, "Alice", "alice")
-BOB = User(102, "Bob", "bob")
-LISTED = User(777, "Owner", "owner")  # in HEARTH_ADMIN_IDS
-DM = Chat(ALICE.id, "private")
-DM_BOB = Chat(BOB.id, "private")
-DM_LISTED = Chat(LISTED.id, "private")
-GROUP = Chat(-1001, "supergroup", "Tea Room")
-FORUM = Chat(-1002, "supergroup", "Pets", is_forum=True)
-MENTION = "@HearthTestBot"
-BLOCKED = "zorblax"  # on no shipped list: blocked only once an admin says so
-WAIT_S = 5.0
-POLL_S = 0.01
-
-
-def key(chat: Chat, thread: int | None = None) -> ConversationKey:
-    return ConversationKey("telegram", str(chat.id), str(thread) if thread else "")
-
-
-class HeldEngine(FakeEngine):
-    """The fake engine, able to hold back the reply to a message containing a word."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self._holds: dict[str, Callable[[], Awaitable[object]]] = {}
-
-    def hold(self, word: str, until: Callable[[], Awaitable[object]]) -> None:
-        """Answer a message containing `word` only once `until()` returns."""
-        self._holds[word] = until
-
-    async def stream(
-        self, messages: Sequence[ChatMessage], sampling: Sampling
-    ) -> AsyncGenerator[ReplyChunk, None]:
-        for word, until in self._holds.items():
-            if word in messages[-1].content:
-                await until()
-        async for chunk in super().stream(messages, sampling):
-            yield chunk
-
-
-# --- fixtures ------------------------------------------------------------------
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-        assert fake.errors == [], "the adapter made calls Telegram would reject"
-    finally:
-        await fake.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
-    """Overrides the shared fixture, so the shared `app` fixture is built on these settings."""
-    return make_settings(tmp_path, admin_ids=f"telegram:{LISTED.id}", telegram_token=fake.token,
-                         telegram_base_url=fake.base_url)
-
-
-@pytest.fixture
-def engine(registry: Registry) -> HeldEngine:
-    """Overrides the shared fixture: the engine the shared `app` fixture is built on."""
-    return HeldEngine(registry.get("demo"))
-
-
-@pytest.fixture
-def config(settings: Settings) -> TelegramConfig:
-    """The adapter's config, made from the settings as `hearth run` makes it."""
-    return telegram_config(settings)
-
-
-def adapter_for(app: App, config: TelegramConfig) -> TelegramAdapter:
-    return TelegramAdapter(config, app.pipeline, app.commands, app.modes, FAST)
-
-
-@asynccontextmanager
-async def serving(
-    adapter: TelegramAdapter, fake: FakeTelegram, ready: str = "getUpdates"
-) -> AsyncIterator[TelegramAdapter]:
-    """Run the adapter until the block ends; `ready` names the call that shows it is serving."""
-    task = asyncio.create_task(adapter.run())
-    await fake.wait_for(lambda: bool(fake.calls_to(ready)) or task.done(), WAIT_S)
-    if task.done():
-        await task  # a start-up failure surfaces here
-    try:
-        yield adapter
-    finally:
-        await adapter.stop()
-        await asyncio.wait_for(task, WAIT_S)
-
-
-@pytest.fixture
-async def telegram(app: App, config: TelegramConfig, fake: FakeTelegram) -> AsyncIterator[TelegramAdapter]:
-    async with serving(adapter_for(app, config), fake) as adapter:
-        yield adapter
-
-
-async def history(store: Store, conversation: ConversationKey, count: int = 0) -> list[str]:
-    """The stored texts, once there are at least `count` (the core stores a reply after
-    its last edit, so the fake sees the reply a moment before the store has it)."""
-    async def texts() -> list[str]:
-        return [m.text for m in await store.history(conversation)]
-
-    for _ in range(int(WAIT_S / POLL_S)):
-        if len(found := await texts()) >= count:
-            return found
-        await asyncio.sleep(POLL_S)
-    raise TimeoutError(f"fewer than {count} messages stored in {conversation}")
-
-
-async def answer_to(fake: FakeTelegram, chat: Chat, message_id: int) -> Posted:
-    """The bot's message quoting `message_id` (in a group, an answer quotes its question)."""
-    def quoting() -> list[Posted]:
-        return [m for m in fake.bot_messages(chat) if m.reply_to == message_id]
-
-    await fake.wait_for(lambda: bool(quoting()), WAIT_S)
-    return quoting()[0]
-
 
 # --- private chats and streaming --------------------------------------------------
 
@@ -645,19 +532,20 @@ async def test_stop_ends_serving_while_a_reply_is_still_generating(
     assert await history(app.store, key(DM)) == ["take forever"]
 
 
-async def test_stopped_and_cancelled_as_the_runner_does_it_still_winds_down(
+async def test_stop_confirms_what_was_taken_and_ends_run(
     app: App, config: TelegramConfig, fake: FakeTelegram
 ) -> None:
     adapter = adapter_for(app, config)
     task = asyncio.create_task(adapter.run())
-    await fake.wait_for(lambda: bool(fake.calls_to("getUpdates")))
+    fake.user_says(DM, ALICE, "hello")
+    await fake.wait_for_reply(DM, "echo: hello", WAIT_S)
 
-    await adapter.stop()  # the runner calls stop(), then cancels the task at once
-    task.cancel()
-    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), WAIT_S)
+    await adapter.stop()  # the runner calls stop(), then waits for run() to end
+    await asyncio.wait_for(task, WAIT_S)
 
-    # The updater's last getUpdates (timeout 0) confirms the offset: it did stop cleanly.
-    assert fake.calls_to("getUpdates")[-1].params["timeout"] == 0
+    # The last getUpdates (timeout 0) confirms the offset past the message it took.
+    last = fake.calls_to("getUpdates")[-1]
+    assert last.params["timeout"] == 0 and int(last.params["offset"]) > 1
 
 
 # --- wiring ----------------------------------------------------------------------------------
@@ -755,7 +643,7 @@ async def test_a_rejected_token_stops_run_with_an_error_that_does_not_quote_it(
 ) -> None:
     wrong = dataclasses.replace(config, token=SecretStr("4242:WRONG-secret-xyz"))
 
-    with pytest.raises(TelegramApiError) as caught:
+    with pytest.raises(PlatformAuthError) as caught:
         await asyncio.wait_for(adapter_for(app, wrong).run(), WAIT_S)
 
     assert "WRONG-secret-xyz" not in str(caught.value)
