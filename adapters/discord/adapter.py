@@ -1,7 +1,11 @@
 """Hearth on Discord: messages in, streamed replies out, slash commands from the table.
 
-Every message is answered in its own task, owned here and cancelled on stop, so
-channels are answered concurrently (the core keeps each conversation in order).
+Messages are taken one at a time, in the order the gateway delivered them, and
+stored (`Inbox.submit`); answering runs in tasks the pipeline owns, so channels
+are answered concurrently and each conversation in order. A rejected token, at
+start-up or on a reconnect, ends `run()` with `PlatformAuthError`; a gateway
+that stays disconnected longer than `down_s` seconds with `PlatformDownError`:
+the process exits rather than running deaf.
 discord.py waits out 429s and retries 500/502/504/524 itself (five tries); a 503,
 which it does not retry, or a dropped connection is retried here, twice. A message
 Discord rejects (4xx) raises `bot.errors.DeliveryError`, which the core logs and
@@ -30,7 +34,7 @@ from adapters.discord.convert import (
     replies_to_bot,
 )
 from adapters.discord.interactions import SlashAnswers
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, PlatformAuthError, PlatformDownError
 from bot.messages import ConversationKey, IncomingMessage
 from bot.ports import ReplyLimits
 from bot.tasks import TaskOwner
@@ -49,6 +53,8 @@ SERVER_RETRIES = 2
 TYPING_REFRESH_S = 8.0  # Discord shows "typing…" for about 10 s per request
 # discord.py already retried 500/502/504/524 five times before raising them.
 RETRIED_HERE = frozenset({503})
+AUTH_CLOSE_CODES = frozenset({4004})  # authentication failed
+INTENTS_HINT = "the Message Content intent is not enabled for this bot (developer portal → Bot)"
 
 T = TypeVar("T")
 
@@ -81,25 +87,62 @@ class DiscordAdapter:
         self._tasks = TaskOwner("discord")
         self._stopping = False
         self._ready = asyncio.Event()
+        self._arrivals: asyncio.Queue[discord.Message] = asyncio.Queue()
+        self._typing: dict[ConversationKey, tuple[asyncio.Task[None], set[asyncio.Task[None]]]] = {}
         slash = render(commands, SlashAnswers(commands, self._tasks))
+        self._down_since: float | None = None
         self._client = HearthClient(
-            self._on_message, self._ready.set, slash, HelpTranslator(),
+            self._on_message, self._connected, slash, self._disconnected, HelpTranslator(),
             guild_ready_timeout=guild_ready_timeout,
         )
 
     async def run(self) -> None:
-        """Log in, sync the slash commands and serve; reconnects are discord.py's."""
+        """Log in, sync the slash commands and serve; reconnects are discord.py's.
+
+        Raises PlatformAuthError (token rejected) or PlatformDownError (gone too long)."""
         if self._stopping:
             return
+        self._tasks.spawn(self._take_arrivals(), "discord-intake")
         with endpoints(self._config.api_base, self._config.gateway_url):
             async with self._client:
-                await self._client.start(self._config.token.get_secret_value())
+                watch = self._tasks.spawn(self._watch_connection(), "discord-liveness")
+                try:
+                    await self._client.start(self._config.token.get_secret_value())
+                except discord.LoginFailure as exc:
+                    raise PlatformAuthError(PLATFORM, str(exc)) from None
+                except discord.PrivilegedIntentsRequired:
+                    raise PlatformAuthError(PLATFORM, INTENTS_HINT) from None
+                except discord.ConnectionClosed as exc:
+                    if exc.code in AUTH_CLOSE_CODES:
+                        raise PlatformAuthError(PLATFORM, f"gateway closed with {exc.code}") from None
+                    raise
+                if watch.done() and not watch.cancelled() and (error := watch.exception()) is not None:
+                    raise error
 
     async def stop(self) -> None:
-        """Cancel the replies in progress, then disconnect. Idempotent."""
+        """Stop the background work, then disconnect. Idempotent."""
         self._stopping = True
         await self._tasks.close()
         await self._client.close()
+
+    def _connected(self) -> None:
+        self._down_since = None
+        self._ready.set()
+
+    def _disconnected(self) -> None:
+        if self._down_since is None:
+            self._down_since = asyncio.get_running_loop().time()
+
+    async def _watch_connection(self) -> None:
+        """End the client when the gateway stays down longer than `down_s` seconds."""
+        while True:
+            await asyncio.sleep(min(1.0, self._config.down_s / 4))
+            if self._down_since is None or self._stopping:
+                continue
+            down = asyncio.get_running_loop().time() - self._down_since
+            if down > self._config.down_s:
+                await self._client.close()
+                raise PlatformDownError(PLATFORM, down, "the gateway did not come back")
 
     async def wait_until_ready(self) -> None:
         """Until the gateway session is up and the servers are loaded."""
@@ -157,20 +200,42 @@ class DiscordAdapter:
     def _on_message(self, message: discord.Message) -> None:
         if self._stopping or not is_chat(message):
             return
-        self._tasks.spawn(self._answer(message), f"discord-message-{message.id}")
+        self._arrivals.put_nowait(message)
 
-    async def _answer(self, message: discord.Message) -> None:
-        try:
-            msg = await self._normalise(message)
-            if msg is None:
-                return
-            typing = self._tasks.spawn(_keep_typing(message.channel), f"discord-typing-{message.id}")
+    async def _take_arrivals(self) -> None:
+        """One message at a time, in gateway order: each is stored before the next is looked at."""
+        while True:
+            message = await self._arrivals.get()
             try:
-                await self._inbox.handle(msg, self)
-            finally:
-                typing.cancel()
-        except Exception:  # the outer boundary of a message's task
-            log.exception("message %s in channel %s failed", message.id, message.channel.id)
+                await self._take(message)
+            except Exception:  # the outer boundary of one message's intake
+                log.exception("message %s in channel %s failed", message.id, message.channel.id)
+
+    async def _take(self, message: discord.Message) -> None:
+        msg = await self._normalise(message)
+        if msg is None:
+            return
+        answering = await self._inbox.submit(msg, self)
+        if answering is not None:
+            self._typing_while(answering, msg.key, message.channel)
+
+    def _typing_while(
+        self, task: asyncio.Task[None], key: ConversationKey, channel: discord.abc.Messageable
+    ) -> None:
+        """Show "typing…" while any of the conversation's messages is being answered: one
+        indicator per conversation, however many messages wait in it."""
+        if key not in self._typing:
+            self._typing[key] = (self._tasks.spawn(_keep_typing(channel), f"discord-typing-{key}"), set())
+        indicator, answering = self._typing[key]
+        answering.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            answering.discard(finished)
+            if not answering and self._typing.get(key, (None, None))[0] is indicator:
+                indicator.cancel()
+                del self._typing[key]
+
+        task.add_done_callback(done)
 
     async def _normalise(self, message: discord.Message) -> IncomingMessage | None:
         """The message as Hearth sees it, or None when it is not for the bot (or empty)."""

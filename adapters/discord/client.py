@@ -13,15 +13,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
+
+from bot.errors import DeliveryError, PlatformAuthError
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 from pydantic import SecretStr
 
 API_BASE = "https://discord.com/api/v10"
 GATEWAY_URL = "wss://gateway.discord.gg/"
+PLATFORM = "discord"
 MAX_CHARS = 2000  # Discord's limit on a message's content
 NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping anyone
 
@@ -37,6 +41,7 @@ class DiscordConfig:
     token: SecretStr
     api_base: str = API_BASE
     gateway_url: str = GATEWAY_URL
+    down_s: float = 300.0  # the gateway down this long (seconds) ends run() with an error
 
 
 @contextmanager
@@ -66,6 +71,7 @@ class HearthClient(discord.Client):
         on_message_cb: OnMessage,
         on_ready_cb: Callable[[], None],
         commands: Sequence[SlashCommand],
+        on_disconnect_cb: Callable[[], None],
         translator: app_commands.Translator,
         *,
         guild_ready_timeout: float,
@@ -81,6 +87,7 @@ class HearthClient(discord.Client):
         self._translator = translator
         self._on_message_cb = on_message_cb
         self._on_ready_cb = on_ready_cb
+        self._on_disconnect_cb = on_disconnect_cb
 
     async def setup_hook(self) -> None:
         """Runs after login, before the gateway connects: publish the commands, localised."""
@@ -90,5 +97,29 @@ class HearthClient(discord.Client):
     async def on_ready(self) -> None:
         self._on_ready_cb()
 
+    async def on_resumed(self) -> None:
+        self._on_ready_cb()
+
+    async def on_disconnect(self) -> None:
+        self._on_disconnect_cb()
+
     async def on_message(self, message: discord.Message) -> None:
         self._on_message_cb(message)
+
+
+async def check_token(config: DiscordConfig) -> str:
+    """Ask Discord who the token belongs to (before the model loads); the bot's name.
+
+    Raises PlatformAuthError when Discord rejects the token, DeliveryError when it
+    cannot be asked now."""
+    client = discord.Client(intents=intents())
+    with endpoints(config.api_base, config.gateway_url):
+        try:
+            await client.login(config.token.get_secret_value())
+            return str(client.user)
+        except discord.LoginFailure as exc:
+            raise PlatformAuthError(PLATFORM, str(exc)) from None
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError(PLATFORM, 0, f"{type(exc).__name__}: {exc}") from None
+        finally:
+            await client.close()

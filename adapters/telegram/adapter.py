@@ -175,7 +175,8 @@ class TelegramAdapter:
         indicator per conversation, however many messages wait in it."""
         if key not in self._typing:
             every = self._pacing.typing_every
-            self._typing[key] = (self._tasks.spawn(keep_typing(self._bot, key, every), f"typing-{key}"), set())
+            indicator = self._tasks.spawn(keep_typing(self._bot, key, every), f"typing-{key}")
+            self._typing[key] = (indicator, set())
         indicator, answering = self._typing[key]
         answering.add(task)
 

@@ -16,7 +16,7 @@ from adapters.telegram.config import TelegramConfig
 from adapters.telegram.outgoing import TelegramApiError, file_url
 from adapters.telegram.pacing import PacedRequests, Pacing
 from adapters.telegram.redact import guarded_logs
-from bot.errors import PlatformAuthError
+from bot.errors import DeliveryError, PlatformAuthError
 from bot.logs import redact
 
 PLATFORM = "telegram"
@@ -45,12 +45,15 @@ async def start(bot: Bot, config: TelegramConfig) -> None:
 async def check_token(config: TelegramConfig) -> str:
     """Ask Telegram who the token belongs to (before the model loads); the bot's @username.
 
-    Raises PlatformAuthError when Telegram rejects the token."""
+    Raises PlatformAuthError when Telegram rejects the token, DeliveryError when it
+    cannot be asked now."""
     request = HTTPXRequest(connection_pool_size=1)
     bot = build_bot(config, Pacing(max_retries=1), request, request)
     with guarded_logs([config.token]):
         try:
             await start(bot, config)
             return str(bot.username)
+        except TelegramApiError as exc:
+            raise DeliveryError(PLATFORM, 0, exc.reason) from None
         finally:
             await request.shutdown()

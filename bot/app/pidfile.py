@@ -39,7 +39,8 @@ class PidFile:
         owner = earlier.get("pid")
         if isinstance(owner, list) and owner[0] != self._pid and _alive(owner[0], owner[1]):
             raise ConfigError([f"another Hearth (pid {owner[0]}) is running on {self._path.with_suffix('')}"])
-        leftovers = {int(pid): float(at) for pid, at in dict(earlier.get("engine", {})).items()}
+        engine = earlier.get("engine")
+        leftovers = {int(pid): float(at) for pid, at in engine.items()} if isinstance(engine, dict) else {}
         alive = {pid: at for pid, at in leftovers.items() if _alive(pid, at)}
         if alive:
             log.error("engine processes %s were left running by an earlier Hearth: ending them", sorted(alive))
@@ -79,6 +80,6 @@ def _alive(pid: object, started: object) -> bool:
         return False
     try:
         process = psutil.Process(pid)
-        return abs(process.create_time() - started) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
+        return bool(abs(process.create_time() - started) < 0.01 and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False

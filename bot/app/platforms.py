@@ -6,9 +6,11 @@ python-telegram-bot.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, TextIO
 
 from bot.app.settings import Settings
+from bot.errors import DeliveryError
 
 if TYPE_CHECKING:
     from adapters.base import Platform
@@ -16,12 +18,16 @@ if TYPE_CHECKING:
     from adapters.telegram import TelegramConfig
     from bot.app.builder import App
 
+log = logging.getLogger(__name__)
+
 
 def discord_config(settings: Settings) -> DiscordConfig:
     from adapters.discord import DiscordConfig
 
     assert settings.discord_token is not None
-    return DiscordConfig(settings.discord_token, settings.discord_api_base, settings.discord_gateway_url)
+    return DiscordConfig(
+        settings.discord_token, settings.discord_api_base, settings.discord_gateway_url, settings.platform_down_s
+    )
 
 
 def telegram_config(settings: Settings) -> TelegramConfig:
@@ -58,3 +64,24 @@ def build_platforms(app: App, stdin: TextIO, stdout: TextIO) -> list[Platform]:
     from adapters.terminal import TerminalAdapter
 
     return [TerminalAdapter(app.pipeline, app.commands, stdin, stdout)]
+
+
+async def check_tokens(settings: Settings) -> None:
+    """Ask each configured platform whether it accepts its token, before the model loads
+    (seconds, not minutes). Raises PlatformAuthError for a rejected token; a platform
+    that cannot be reached now is left to the adapter (it retries, within
+    HEARTH_PLATFORM_DOWN_S)."""
+    checks = []
+    if settings.discord_token is not None:
+        from adapters.discord import check_token as check_discord
+
+        checks.append(("Discord", check_discord(discord_config(settings))))
+    if settings.telegram_token is not None:
+        from adapters.telegram import check_token as check_telegram
+
+        checks.append(("Telegram", check_telegram(telegram_config(settings))))
+    for platform, check in checks:
+        try:
+            log.info("%s accepts the token of %s", platform, await check)
+        except DeliveryError as exc:
+            log.warning("could not check the %s token now (%s); connecting anyway", platform, exc.reason)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.app.builder import App, HearthBuilder
 from bot.app.pidfile import PidFile
-from bot.app.platforms import build_platforms
+from bot.app.platforms import build_platforms, check_tokens
 from bot.app.settings import Settings
+from bot.errors import PlatformAuthError
 from bot.tasks import TaskOwner
 from engine.errors import ModelLoadError
 
@@ -45,6 +46,12 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     _install_signal_handlers(stop)
     pidfile = PidFile(settings.database)
     pidfile.claim()
+    try:
+        await check_tokens(settings)  # seconds, before a model load of minutes
+    except PlatformAuthError as exc:
+        pidfile.release()
+        log.error("%s", exc)
+        return 1
     try:
         async with HearthBuilder(settings).build() as app:
             pidfile.engines(app.engine_pids())

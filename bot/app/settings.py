@@ -16,6 +16,7 @@ from bot.errors import ConfigError
 
 ENV_PREFIX = "HEARTH_"
 ADMIN_PLATFORMS = frozenset({"discord", "telegram", "terminal"})
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     models_file: Path | None = None
     data_dir: Path = Path("data")
     db_path: Path | None = None
+    # postgresql://user:password@host/db: PostgreSQL instead of the SQLite file (a secret: the password).
+    database_url: SecretStr | None = None
     admin_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     bot_name: str = Field(default="Hearth", min_length=1, max_length=64)
     persona: str | None = None
@@ -93,6 +96,15 @@ class Settings(BaseSettings):
             if platform not in ADMIN_PLATFORMS or not ident:
                 # Never quote the entry: a pasted token would end up in the log.
                 raise ValueError("entries must be platform:id, platform one of discord, telegram, terminal")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():  # HEARTH_DATABASE_URL= means SQLite
+            return None
+        if not value.get_secret_value().startswith(DATABASE_URL_SCHEMES):
+            raise ValueError("must start with postgresql:// (SQLite needs none: see HEARTH_DB_PATH)")
         return value
 
     @property

@@ -2,6 +2,9 @@
 
     leak (replies) → normalise → word lists (admin words first) → classifier → guard
 
+Every layer reads the text without its invisible characters (`invisible.strip_invisible`,
+called inside the leak and normalise steps, and here for the guard model's input).
+
 The first layer that flags decides (`Verdict.layer`); an allowed verdict names
 the last layer consulted. Layers 1–3 together take well under a millisecond for
 a 4,096-character message (`hearth bench moderation`), so they run on the event
@@ -21,6 +24,7 @@ from bot.messages import ConversationKey, Verdict, WordRule
 from bot.moderation.base import Direction
 from bot.moderation.classifier import ProfanityModel, load_model
 from bot.moderation.guard import FailMode, GuardLayer
+from bot.moderation.invisible import strip_invisible
 from bot.moderation.leak import leaks
 from bot.moderation.normalise import has_latin, views
 from bot.moderation.wordlists import Entry, ListMatch, WordLists, load_word_lists, make_entry
@@ -147,7 +151,7 @@ class LayeredGate:
 
     async def _ask_guard(self, text: str, direction: Direction, scores: dict[str, float]) -> Verdict:
         assert self._guard is not None
-        result = await self._guard.judge(text, direction)
+        result = await self._guard.judge(strip_invisible(text), direction)
         merged = {**scores}
         for name, value in _with_parents(result.categories, result.score).items():
             merged[name] = max(merged.get(name, 0.0), value)

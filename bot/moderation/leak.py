@@ -2,8 +2,15 @@
 
 The canary is generated once, stored as a global setting and appended to every
 system prompt in the same bytes, so vLLM's prefix cache is unaffected. A reply
-that contains it (or its fixed prefix, so a half-printed canary counts too), or
-that shares a run of LEAK_MIN_CHARS characters with the system prompt, is blocked.
+that contains it, its fixed prefix (so a half-printed canary counts too) or its
+secret part alone, or that shares a run of LEAK_MIN_CHARS letters and digits
+with the system prompt, is blocked.
+
+Both checks compare "leak forms", so that a reply cannot dodge them by the way it
+writes the same thing: invisible characters removed (the step every layer shares),
+then disarm's TR39 skeleton (NFKC, visual confusables such as Cyrillic "а" or
+"0"/"O" folded to one prototype, case folded), then everything but letters and
+digits dropped: dashes removed, turned into spaces or U+2010 hyphens all read alike.
 """
 
 from __future__ import annotations
@@ -11,21 +18,27 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
+from disarm import skeleton_key
+
+from bot.moderation.invisible import strip_invisible
+
 CANARY_SETTING = "moderation_canary"
 CANARY_PREFIX = "hearth-canary-"
-CANARY = re.compile(rf"{CANARY_PREFIX}[0-9a-f]{{16}}")
-# Shortest verbatim run of the system prompt a reply may not repeat (whitespace and
-# case aside): long enough that "I'm Hearth, a friendly assistant" is not a leak.
+CANARY = re.compile(rf"{CANARY_PREFIX}([0-9a-f]{{16}})")
+# Shortest run of the system prompt's letters and digits a reply may not repeat
+# (everything else aside): long enough that "I'm Hearth, a friendly assistant" is not a leak.
 LEAK_MIN_CHARS = 64
 # Reply windows are sampled every STRIDE characters; a shared run of LEAK_MIN_CHARS
 # always contains one whole sampled window of WINDOW characters.
 STRIDE = 16
 WINDOW = LEAK_MIN_CHARS - STRIDE + 1
-SPACES = re.compile(r"\s+")
-INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
+# TR39's own skeleton: "0" and "O", "1" and "l" are one letter, as they look.
+DIGIT_POLICY = "tr39"
+NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
 
 class SettingStore(Protocol):
@@ -62,30 +75,59 @@ class Canary:
             return self._value
 
 
-def _flat(text: str) -> str:
-    return SPACES.sub(" ", INVISIBLE.sub("", text)).casefold()
+def leak_form(text: str) -> str:
+    """`text` as the leak checks compare it (see the module docstring)."""
+    skeleton = skeleton_key(strip_invisible(text), digit_policy=DIGIT_POLICY)
+    return NOT_LETTER_OR_DIGIT.sub("", skeleton)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSecrets:
+    """What a reply may not give away from one system prompt, in leak form."""
+
+    markers: tuple[str, ...]  # the canary's prefix and, when the prompt has one, its secret part
+    windows: frozenset[str]  # every WINDOW-long run of the prompt
 
 
 @lru_cache(maxsize=256)
-def _prompt_windows(system_prompt: str) -> frozenset[str]:
-    flat = _flat(system_prompt)
-    return frozenset(flat[i : i + WINDOW] for i in range(len(flat) - WINDOW + 1))
+def prompt_secrets(system_prompt: str) -> PromptSecrets:
+    found = CANARY.search(system_prompt)
+    markers = (_prefix_form(),) + ((leak_form(found.group(1)),) if found else ())
+    flat = leak_form(system_prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""
+    return PromptSecrets(markers, frozenset(flat[i : i + WINDOW] for i in range(len(flat) - WINDOW + 1)))
 
 
-def contains_canary(reply: str) -> bool:
-    flat = SPACES.sub("", INVISIBLE.sub("", reply)).casefold()
-    return CANARY_PREFIX in flat
+@lru_cache(maxsize=1)
+def _prefix_form() -> str:
+    return leak_form(CANARY_PREFIX)
+
+
+def _names_canary(flat: str, kept: PromptSecrets) -> bool:
+    return any(marker in flat for marker in kept.markers)
+
+
+def _repeats(flat: str, kept: PromptSecrets) -> bool:
+    windows = kept.windows
+    return bool(windows) and any(
+        flat[i : i + WINDOW] in windows for i in range(0, len(flat) - WINDOW + 1, STRIDE)
+    )
+
+
+def contains_canary(reply: str, system_prompt: str = "") -> bool:
+    """Whether `reply` gives away the canary's prefix, or the secret part of the
+    canary in `system_prompt`, however it is written."""
+    return _names_canary(leak_form(reply), prompt_secrets(system_prompt))
 
 
 def repeats_prompt(reply: str, system_prompt: str) -> bool:
-    """Whether `reply` shares LEAK_MIN_CHARS consecutive characters with the prompt."""
+    """Whether `reply` shares LEAK_MIN_CHARS consecutive letters and digits with the prompt."""
     if len(system_prompt) < LEAK_MIN_CHARS or len(reply) < LEAK_MIN_CHARS:
         return False
-    windows = _prompt_windows(system_prompt)
-    flat = _flat(reply)
-    return any(flat[i : i + WINDOW] in windows for i in range(0, len(flat) - WINDOW + 1, STRIDE))
+    return _repeats(leak_form(reply), prompt_secrets(system_prompt))
 
 
 def leaks(reply: str, system_prompt: str) -> bool:
     """Whether a reply gives away the canary or repeats the system prompt verbatim."""
-    return contains_canary(reply) or repeats_prompt(reply, system_prompt)
+    flat = leak_form(reply)
+    kept = prompt_secrets(system_prompt)
+    return _names_canary(flat, kept) or _repeats(flat, kept)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import ahocorasick
 
+from bot.moderation.invisible import strip_invisible
 from bot.moderation.normalise import Views, has_cjk, normalise
 
 Action = Literal["block", "allow"]
@@ -190,7 +191,7 @@ def _abbreviation_applies(entry: Entry, view: str, original: str) -> bool:
     if has_cjk(original):
         return True
     acronym = re.compile(rf"(?<![A-Za-z]){re.escape(entry.text.upper())}(?![A-Za-z])")
-    return acronym.search(original) is None
+    return acronym.search(strip_invisible(original)) is None
 
 
 # --- loading the shipped lists -------------------------------------------------

@@ -1,4 +1,4 @@
-"""Persistence behind one async interface, with SQLite and in-memory implementations."""
+"""Persistence behind one async interface: SQLite (the default), PostgreSQL and in-memory."""
 
 from bot.store.base import (
     ChannelSettings,
@@ -9,9 +9,10 @@ from bot.store.base import (
     VerdictLog,
 )
 from bot.store.memory import MemoryStore
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 
 __all__ = [
     "ChannelSettings", "Conversations", "GlobalSettings", "MemoryStore", "ModerationWords",
-    "SqliteStore", "Store", "VerdictLog",
+    "PostgresStore", "SqliteStore", "Store", "VerdictLog",
 ]

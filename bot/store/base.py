@@ -33,6 +33,7 @@ class Conversations(Protocol):
         reply_to: int | None = None,
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
+        owner: str | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
@@ -40,7 +41,9 @@ class Conversations(Protocol):
         `reply_to` names the user message an assistant reply answers: history
         orders a reply right after it, even when other messages arrived between.
         `status` defaults to `pending` for a user message, `answered` for a reply;
-        `meta` (`direct`, `channel_name`) keeps what answering it after a restart needs."""
+        `meta` (`direct`, `channel_name`) keeps what answering it after a restart needs.
+        `owner` stores it already claimed (see `claim_pending`) by the process that
+        received it and answers it, so no other process's recovery takes it."""
         ...
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
@@ -49,6 +52,18 @@ class Conversations(Protocol):
 
     async def pending(self, since: float) -> list[PendingMessage]:
         """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
+        ...
+
+    async def claim_pending(self, since: float, owner: str) -> list[PendingMessage]:
+        """Claim for `owner` the `pending` user messages that arrived at or after `since`
+        (Unix time) and that no other owner holds; return them, oldest first.
+
+        Atomic across processes sharing the store: two owners claiming at once never
+        both get a message, and each conversation's claimable messages go to one of
+        them, so one process answers them in order. A message `owner` itself claimed
+        before is claimed again (a restarted process takes back its own), so `owner`
+        must be unique among running processes and stable across restarts. Claiming
+        leaves the status `pending`: `set_status` ends it as before."""
         ...
 
     async def skip_pending(self, before: float) -> int:

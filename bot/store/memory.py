@@ -18,9 +18,8 @@ from bot.messages import (
     WordRule,
     default_status,
 )
+from bot.store.rows import check_role
 from engine.types import Role
-
-STORED_ROLES = frozenset({"user", "assistant"})
 
 
 @dataclass(slots=True)
@@ -54,6 +53,7 @@ class MemoryStore:
         self._verdicts: list[_VerdictRow] = []
         self._last_message_id = 0
         self._meta: dict[int, dict[str, object]] = {}
+        self._owners: dict[int, str] = {}  # message id → the owner that claimed it
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -90,13 +90,14 @@ class MemoryStore:
         reply_to: int | None = None,
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
+        owner: str | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
 
         `reply_to` names the user message an assistant reply answers: history
         orders a reply right after it, even when other messages arrived between."""
-        _check_role(role)
+        check_role(role)
         conversation = self._conversation(key)
         if _has_platform_id(conversation, platform_message_id):
             return None
@@ -107,6 +108,8 @@ class MemoryStore:
             status or default_status(role),
         ))
         self._meta[self._last_message_id] = dict(meta or {})
+        if owner is not None:
+            self._owners[self._last_message_id] = owner
         return self._last_message_id
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
@@ -123,6 +126,13 @@ class MemoryStore:
             if m.role == "user" and m.status == "pending" and m.created_at >= since
         ]
         return [self._pending(key, m) for key, m in sorted(found, key=lambda pair: pair[1].id)]
+
+    async def claim_pending(self, since: float, owner: str) -> list[PendingMessage]:
+        """Claim for `owner` the `pending` user messages at or after `since` that no
+        other owner holds, oldest first. Nothing awaits here, so it is atomic."""
+        self._check_open()
+        # setdefault claims an unclaimed message and keeps an existing claim.
+        return [p for p in await self.pending(since) if self._owners.setdefault(p.id, owner) == owner]
 
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
@@ -266,11 +276,6 @@ class MemoryStore:
     def _check_open(self) -> None:
         if not self._is_open:
             raise RuntimeError("the store is not open")
-
-
-def _check_role(role: str) -> None:
-    if role not in STORED_ROLES:
-        raise ValueError(f"only {sorted(STORED_ROLES)} messages are stored, not {role!r}")
 
 
 def _has_platform_id(conversation: _Conversation, platform_message_id: str | None) -> bool:

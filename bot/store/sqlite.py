@@ -25,6 +25,7 @@ from bot.messages import (
     WordRule,
     default_status,
 )
+from bot.store.rows import check_role, meta_json, pending_from_row, verdict_from_row
 from engine.types import Role
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ PRAGMAS = (
     # whichever message's commit happens to cross the WAL threshold.
     "PRAGMA wal_autocheckpoint = 0",
 )
-STORED_ROLES = frozenset({"user", "assistant"})
 
 # Applied in order, all missing ones in one transaction; PRAGMA user_version counts
 # those applied. Append new scripts, never edit old ones, and never BEGIN or COMMIT
@@ -133,6 +133,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN meta TEXT NULL;
     CREATE INDEX messages_pending ON messages (id) WHERE status = 'pending';
     """,
+    # The process that answers a pending message, when several share one database
+    # (see Conversations.claim_pending).
+    """
+    ALTER TABLE messages ADD COLUMN claimed_by TEXT NULL;
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -144,8 +149,9 @@ SELECT_CONVERSATION = """
 """
 INSERT_MESSAGE = """
     INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
-        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta,
+        claimed_by)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
     RETURNING id
 """
@@ -169,6 +175,19 @@ SELECT_PENDING = """
         m.platform_message_id, m.created_at, m.meta
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE m.status = 'pending' AND m.role = 'user' AND m.created_at >= ?
+    ORDER BY m.id
+"""
+CLAIM_PENDING = """
+    UPDATE messages SET claimed_by = :owner
+    WHERE status = 'pending' AND role = 'user' AND created_at >= :since
+        AND (claimed_by IS NULL OR claimed_by = :owner)
+"""
+SELECT_CLAIMED = """
+    SELECT m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
+        m.platform_message_id, m.created_at, m.meta
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE m.status = 'pending' AND m.role = 'user' AND m.created_at >= :since
+        AND m.claimed_by = :owner
     ORDER BY m.id
 """
 SKIP_PENDING = "UPDATE messages SET status = 'skipped' WHERE status = 'pending' AND created_at < ?"
@@ -305,6 +324,7 @@ class SqliteStore:
         reply_to: int | None = None,
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
+        owner: str | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
@@ -312,16 +332,18 @@ class SqliteStore:
         `reply_to` names the user message an assistant reply answers: history
         orders a reply right after it, even when other messages arrived between.
         `status` defaults to `pending` for a user message, `answered` for a reply;
-        `meta` (JSON) keeps what answering it after a restart needs."""
-        _check_role(role)
+        `meta` (JSON) keeps what answering it after a restart needs; `owner` stores
+        it already claimed (see `claim_pending`)."""
+        check_role(role)
         tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
-        extra = (status or default_status(role), json.dumps(dict(meta)) if meta else None)
+        extra = (status or default_status(role), meta_json(meta), owner)
         # One hold of the lock for the conversation's id and the insert: messages are
         # stored in the order their tasks called, even a new conversation's first ones.
         async with self._lock:
             conversation_id = await self._conversation_id_locked(key)
             values = (role, author_id, author_name, text, time.time(), platform_message_id)
-            new_id = await _value(self._connection(), INSERT_MESSAGE, (conversation_id, *values, *tokens, *extra))
+            params = (conversation_id, *values, *tokens, *extra)
+            new_id = await _value(self._connection(), INSERT_MESSAGE, params)
         return None if new_id is None else int(new_id)
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
@@ -330,7 +352,17 @@ class SqliteStore:
 
     async def pending(self, since: float) -> list[PendingMessage]:
         """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
-        return [_pending_from_row(row) for row in await self._fetch(SELECT_PENDING, (since,))]
+        return [pending_from_row(row) for row in await self._fetch(SELECT_PENDING, (since,))]
+
+    async def claim_pending(self, since: float, owner: str) -> list[PendingMessage]:
+        """Claim for `owner` the `pending` user messages at or after `since` that no
+        other owner holds, oldest first. BEGIN IMMEDIATE takes SQLite's write lock,
+        so another process's claim waits and then finds them taken."""
+        params = {"owner": owner, "since": since}
+        async with self._transaction() as db:
+            await db.execute_fetchall(CLAIM_PENDING, params)
+            rows = await db.execute_fetchall(SELECT_CLAIMED, params)
+        return [pending_from_row(row) for row in rows]
 
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
@@ -434,7 +466,7 @@ class SqliteStore:
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
         rows = await self._fetch(SELECT_VERDICTS, _key(key))
-        return [_verdict_from_row(row) for row in rows]
+        return [verdict_from_row(row) for row in rows]
 
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""
@@ -555,11 +587,6 @@ def _key(key: ConversationKey) -> tuple[str, str, str]:
     return (key.platform, key.channel, key.thread)
 
 
-def _check_role(role: str) -> None:
-    if role not in STORED_ROLES:
-        raise ValueError(f"only {sorted(STORED_ROLES)} messages are stored, not {role!r}")
-
-
 def _verdict_values(
     conversation_id: int, message_id: int | None, direction: str, verdict: Verdict
 ) -> tuple[Any, ...]:
@@ -568,24 +595,3 @@ def _verdict_values(
     flagged = int(verdict.flagged)
     return (conversation_id, message_id, direction, verdict.layer, flagged,
             categories, scores, verdict.action, time.time())
-
-
-def _pending_from_row(row: Sequence[Any]) -> PendingMessage:
-    message_id, platform, channel, thread, author_id, author_name, text, platform_id, created, meta = row
-    extra = json.loads(meta) if meta else {}
-    return PendingMessage(
-        message_id, ConversationKey(platform, channel, thread), author_id, author_name, text, platform_id,
-        created, bool(extra.get("direct", False)), str(extra.get("channel_name", "")),
-    )
-
-
-def _verdict_from_row(row: Sequence[Any]) -> tuple[int | None, str, Verdict]:
-    message_id, direction, flagged, layer, categories, scores, action = row
-    verdict = Verdict(
-        flagged=bool(flagged),
-        layer=layer,
-        categories=json.loads(categories),
-        category_scores=json.loads(scores),
-        action=action,
-    )
-    return (message_id, direction, verdict)

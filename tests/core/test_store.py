@@ -1,4 +1,7 @@
-"""The storage contract, run against every implementation; then SQLite's own promises."""
+"""The storage contract, run against every implementation; then SQLite's own promises.
+
+PostgreSQL's cases need a server (see tests/core/postgres_server.py); its own
+promises are in test_store_postgres.py."""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import AsyncExitStack, closing
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from bot.messages import ConversationKey, Verdict, WordRule
-from bot.store import MemoryStore, SqliteStore, Store
+from bot.store import MemoryStore, PostgresStore, SqliteStore, Store
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
+from tests.core.postgres_server import fresh_schema
 
 pytestmark = pytest.mark.asyncio
 
@@ -26,14 +30,21 @@ TASKS = 50
 MESSAGES_PER_TASK = 20
 
 
-@pytest_asyncio.fixture(params=["sqlite", "memory"])
+@pytest_asyncio.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    implementation: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db")
-    await implementation.open()  # the Store protocol names open/close, not __aenter__
-    try:
-        yield implementation
-    finally:
-        await implementation.close()
+    async with AsyncExitStack() as stack:
+        implementation: Store
+        if request.param == "memory":
+            implementation = MemoryStore()
+        elif request.param == "sqlite":
+            implementation = SqliteStore(tmp_path / "db")
+        else:  # a schema of its own on the test server, dropped after the store closes
+            implementation = PostgresStore(await stack.enter_async_context(fresh_schema()))
+        await implementation.open()  # the Store protocol names open/close, not __aenter__
+        try:
+            yield implementation
+        finally:
+            await implementation.close()
 
 
 @pytest.fixture
@@ -444,3 +455,73 @@ async def test_a_new_conversations_first_messages_keep_their_order(store: Store)
 
     assert [m.text for m in await store.history(key)] == ["a", "b", "c"]
     assert ids == sorted(ids)
+
+
+# Claims: several processes sharing one store never take the same pending message.
+
+
+async def test_claim_takes_pending_user_messages_oldest_first(store: Store) -> None:
+    first, second = await add_texts(store, ROOM, "a", "b")
+    await add_texts(store, THREAD, "c")
+    await store.add_message(ROOM, "assistant", "reply to a", reply_to=first)
+    await store.set_status(second, "answered")
+
+    claimed = await store.claim_pending(since=0, owner="one")
+
+    assert [(p.text, p.key) for p in claimed] == [("a", ROOM), ("c", THREAD)]
+    assert claimed[0].id == first
+
+
+async def test_claim_keeps_what_answering_later_needs(store: Store) -> None:
+    await store.add_message(ROOM, "user", "hi", author_id="42", author_name="Ann",
+                            platform_message_id="p1", meta={"direct": True, "channel_name": "dm"})
+
+    [claimed] = await store.claim_pending(since=0, owner="one")
+
+    assert (claimed.author_id, claimed.author_name, claimed.platform_message_id) == ("42", "Ann", "p1")
+    assert (claimed.is_direct, claimed.channel_name) == (True, "dm")
+
+
+async def test_claim_leaves_out_messages_older_than_since(store: Store) -> None:
+    await add_texts(store, ROOM, "old")
+    assert await store.claim_pending(since=time.time() + 60, owner="one") == []
+
+
+async def test_a_claimed_message_is_not_claimed_by_another_owner(store: Store) -> None:
+    await add_texts(store, ROOM, "a", "b")
+    assert len(await store.claim_pending(since=0, owner="one")) == 2
+    assert await store.claim_pending(since=0, owner="two") == []
+
+
+async def test_an_owner_takes_back_its_own_claims(store: Store) -> None:
+    """A restarted process (the same owner) answers what it had claimed before it stopped."""
+    await add_texts(store, ROOM, "a")
+    first = await store.claim_pending(since=0, owner="one")
+    assert await store.claim_pending(since=0, owner="one") == first
+
+
+async def test_a_message_stored_with_an_owner_is_already_claimed(store: Store) -> None:
+    await store.add_message(ROOM, "user", "live", owner="one")
+
+    assert await store.claim_pending(since=0, owner="two") == []
+    assert [p.text for p in await store.claim_pending(since=0, owner="one")] == ["live"]
+
+
+async def test_a_claimed_message_stays_pending_until_it_ends(store: Store) -> None:
+    [message_id] = await add_texts(store, ROOM, "a")
+    await store.claim_pending(since=0, owner="one")
+
+    assert [p.id for p in await store.pending(since=0)] == [message_id]
+    assert await texts(store, ROOM) == ["a"]
+    await store.set_status(message_id, "answered")
+    assert await store.claim_pending(since=0, owner="one") == []
+
+
+async def test_concurrent_claims_take_each_message_once(store: Store) -> None:
+    for n in range(TASKS):
+        await store.add_message(ConversationKey("discord", f"c{n % 7}"), "user", f"{n}")
+
+    claims = await asyncio.gather(*(store.claim_pending(since=0, owner=f"o{n}") for n in range(4)))
+
+    ids = [p.id for claim in claims for p in claim]
+    assert len(ids) == len(set(ids)) == TASKS

@@ -198,6 +198,7 @@ class FakeDiscord:
         self._ids = itertools.count(SNOWFLAKE + 900_000)
         self._seq = 0
         self._ws: web.WebSocketResponse | None = None
+        self.gateway_down = False  # when set, every (re)connection to the gateway is refused
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -370,7 +371,8 @@ class FakeDiscord:
     async def _open_dm(self, request: web.Request, body: Any) -> tuple[int, Any]:
         """A DM channel with the user: its id is the user's id plus one (a fake's shortcut)."""
         recipient = int(body["recipient_id"])
-        return 200, {"id": str(recipient + 1), "type": 1, "recipients": [user(recipient)], "last_message_id": None}
+        channel = {"id": str(recipient + 1), "type": 1, "recipients": [user(recipient)], "last_message_id": None}
+        return 200, channel
 
     async def _application(self, request: web.Request, body: Any) -> tuple[int, Any]:
         return 200, {"id": str(BOT_ID), "name": "Hearth", "description": "", "icon": None, "bot_public": True,
@@ -449,7 +451,9 @@ class FakeDiscord:
 
     # --- the gateway ---------------------------------------------------------
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.gateway_down:
+            return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._ws = ws

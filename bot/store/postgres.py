@@ -1,0 +1,288 @@
+"""The PostgreSQL store: an asyncpg pool, migrated under an advisory lock.
+
+Chosen with HEARTH_DATABASE_URL=postgresql://…; several Hearth processes may share
+one database (see `Conversations.claim_pending`). The schema is `postgres_schema`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+
+from bot.messages import (
+    ConversationKey,
+    MessageStatus,
+    PendingMessage,
+    StoredMessage,
+    Verdict,
+    WordRule,
+    default_status,
+)
+from bot.store import postgres_schema as sql
+from bot.store.rows import check_role, meta_json, pending_from_row, verdict_from_row
+from bot.store.sqlite import SchemaTooNewError
+from engine.types import Role
+
+POOL_SIZE = 4
+CONNECT_TIMEOUT_S = 10.0
+# A statement that runs longer than this fails rather than hang its task for good.
+COMMAND_TIMEOUT_S = 30.0
+
+
+class PostgresStore:
+    """The `Store` in a PostgreSQL database, shared by all of the bot's tasks.
+
+    A small pool serves the tasks, each statement or transaction on a connection of
+    its own, and replaces connections the server dropped. Storing a message is the
+    exception: `_order` admits one at a time, so ids follow the order the tasks
+    called in, as in `SqliteStore` (on a pool, a later call could overtake an
+    earlier one). Query parameters of the URL that asyncpg does not know become
+    server settings: `?search_path=hearth` keeps the tables in a schema of their own.
+    """
+
+    def __init__(
+        self, url: str, *, migrations: Sequence[str] = sql.MIGRATIONS, pool_size: int = POOL_SIZE
+    ) -> None:
+        self._url = url
+        self._migrations = tuple(migrations)
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._order = asyncio.Lock()
+        self._lifecycle = asyncio.Lock()
+        # Conversation rows are never deleted, so their ids can be remembered.
+        self._conversation_ids: dict[ConversationKey, int] = {}
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect and apply missing migrations; a no-op when already open."""
+        async with self._lifecycle:
+            if self._pool is None:
+                self._pool = await self._connect()
+
+    async def close(self) -> None:
+        """Let running statements finish, then disconnect; a no-op when closed."""
+        async with self._lifecycle:
+            pool, self._pool = self._pool, None
+            self._conversation_ids.clear()
+            if pool is not None:
+                await pool.close()  # waits for every acquired connection to come back
+
+    async def add_message(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        author_id: str = "",
+        author_name: str = "",
+        platform_message_id: str | None = None,
+        prompt_tokens: int = 0,
+        cached_tokens: int = 0,
+        reply_tokens: int = 0,
+        reply_to: int | None = None,
+        status: MessageStatus | None = None,
+        meta: Mapping[str, object] | None = None,
+        owner: str | None = None,
+    ) -> int | None:
+        """Store one message; return its id, or None when `platform_message_id`
+        was already stored in this conversation (a duplicate delivery, even one
+        another process stored). See `Conversations.add_message`."""
+        check_role(role)
+        tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
+        extra = (status or default_status(role), meta_json(meta), owner)
+        async with self._order:
+            conversation_id = await self._conversation_id(key)
+            values = (role, author_id, author_name, text, time.time(), platform_message_id)
+            new_id = await self._connections().fetchval(
+                sql.INSERT_MESSAGE, conversation_id, *values, *tokens, *extra)
+        return None if new_id is None else int(new_id)
+
+    async def set_status(self, message_id: int, status: MessageStatus) -> None:
+        """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
+        await self._connections().execute(sql.SET_STATUS, status, message_id)
+
+    async def pending(self, since: float) -> list[PendingMessage]:
+        """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
+        rows = await self._connections().fetch(sql.SELECT_PENDING, float(since))
+        return [pending_from_row(row) for row in rows]
+
+    async def claim_pending(self, since: float, owner: str) -> list[PendingMessage]:
+        """Claim for `owner` the `pending` user messages at or after `since` that no
+        other owner holds, oldest first: one statement (see `sql.CLAIM_PENDING`)."""
+        rows = await self._connections().fetch(sql.CLAIM_PENDING, owner, float(since))
+        return sorted((pending_from_row(row) for row in rows), key=lambda pending: pending.id)
+
+    async def skip_pending(self, before: float) -> int:
+        """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
+        return _row_count(await self._connections().execute(sql.SKIP_PENDING, float(before)))
+
+    async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
+        """The newest `limit` messages whose turn is at or after the context floor,
+        ordered by turn (see `StoredMessage.turn`), then id; only `pending` and
+        `answered` ones the moderation gate did not flag."""
+        if limit <= 0:  # PostgreSQL refuses a negative LIMIT
+            return []
+        rows = await self._connections().fetch(sql.SELECT_HISTORY, *_key(key), limit)
+        return [StoredMessage(*row) for row in reversed(rows)]
+
+    async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
+        """Hide messages older than `message_id` from `history` (they stay stored)."""
+        await self._connections().execute(sql.UPSERT_FLOOR, *_key(key), time.time(), message_id)
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget a conversation's messages and its context floor; return how many
+        messages were deleted. Its verdicts stay, detached from the messages."""
+        async with self._connections().acquire() as db, db.transaction():
+            deleted = _row_count(await db.execute(sql.DELETE_MESSAGES, *_key(key)))
+            await db.execute(sql.RESET_FLOOR, *_key(key))
+        return deleted
+
+    async def get_channel_persona(self, key: ConversationKey) -> str | None:
+        """The persona override of the key's channel (shared by all its threads)."""
+        return await self._text(sql.SELECT_PERSONA, key.platform, key.channel)
+
+    async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
+        """Set (or with None, reset) the persona override of a channel."""
+        await self._connections().execute(sql.UPSERT_PERSONA, key.platform, key.channel, persona)
+
+    async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
+        """A per-channel setting (shared by the channel's threads), or None."""
+        return await self._text(sql.SELECT_FLAG, key.platform, key.channel, name)
+
+    async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
+        """Set (or with None, clear) a per-channel setting."""
+        if value is None:
+            await self._connections().execute(sql.DELETE_FLAG, key.platform, key.channel, name)
+        else:
+            await self._connections().execute(sql.UPSERT_FLAG, key.platform, key.channel, name, value)
+
+    async def add_word(self, rule: WordRule) -> None:
+        """Add or replace an admin's moderation word in its scope."""
+        await self._connections().execute(sql.UPSERT_WORD, rule.scope, rule.word, rule.action, rule.category)
+
+    async def remove_word(self, scope: str, word: str) -> bool:
+        """Remove a moderation word; False when it was not there."""
+        return _row_count(await self._connections().execute(sql.DELETE_WORD, scope, word)) > 0
+
+    async def words(self) -> list[WordRule]:
+        """Every admin moderation word, in insertion order."""
+        return [WordRule(*row) for row in await self._connections().fetch(sql.SELECT_WORDS)]
+
+    async def get_setting(self, name: str) -> str | None:
+        """A global setting, or None when it was never set."""
+        return await self._text(sql.SELECT_SETTING, name)
+
+    async def set_setting(self, name: str, value: str) -> None:
+        """Create or replace a global setting."""
+        await self._connections().execute(sql.UPSERT_SETTING, name, value)
+
+    async def add_verdict(
+        self,
+        key: ConversationKey,
+        message_id: int | None,
+        direction: str,
+        verdict: Verdict,
+    ) -> int:
+        """Record a moderation verdict, optionally about one stored message; return
+        its id. Raises ValueError when `message_id` names no stored message."""
+        values = _verdict_values(await self._conversation_id(key), message_id, direction, verdict)
+        try:
+            async with self._connections().acquire() as db, db.transaction():
+                new_id = int(await db.fetchval(sql.INSERT_VERDICT, *values))
+                if direction == "input" and verdict.flagged and message_id is not None:
+                    await db.execute(sql.FLAG_MESSAGE, message_id)
+        except asyncpg.ForeignKeyViolationError as error:
+            raise ValueError(f"no stored message has id {message_id}") from error
+        return new_id
+
+    async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
+        """(message_id, direction, verdict) for a conversation, oldest first."""
+        rows = await self._connections().fetch(sql.SELECT_VERDICTS, *_key(key))
+        return [verdict_from_row(row) for row in rows]
+
+    async def message_count(self) -> int:
+        """How many messages are stored, in all conversations."""
+        return int(await self._connections().fetchval(sql.COUNT_MESSAGES))
+
+    async def _connect(self) -> asyncpg.Pool:
+        """A new pool, its database migrated; closed again if that fails."""
+        pool = await asyncpg.create_pool(
+            self._url, min_size=1, max_size=self._pool_size,
+            timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S,
+        )
+        try:
+            async with pool.acquire() as db:
+                await self._migrate(db)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def _migrate(self, db: asyncpg.Connection) -> None:
+        """Apply the migrations the database lacks, all in one transaction (DDL is
+        transactional in PostgreSQL). The advisory lock, taken before the version is
+        read, makes a second process starting at once wait, then find nothing to do."""
+        async with db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", sql.MIGRATION_LOCK)
+            await db.execute(sql.CREATE_VERSION_TABLE)
+            found = int(await db.fetchval(sql.SELECT_VERSION) or 0)
+            if found > len(self._migrations):
+                raise SchemaTooNewError(found, len(self._migrations))
+            for script in self._migrations[found:]:
+                await db.execute(script)  # no arguments: several statements may run at once
+            if found < len(self._migrations):
+                await db.execute(sql.CLEAR_VERSION)
+                await db.execute(sql.INSERT_VERSION, len(self._migrations))
+
+    async def _conversation_id(self, key: ConversationKey) -> int:
+        """The conversation's row id, inserting the row the first time. Two
+        statements: the SELECT sees the row even when another process inserted it."""
+        if key not in self._conversation_ids:
+            async with self._connections().acquire() as db:
+                await db.execute(sql.INSERT_CONVERSATION, *_key(key), time.time())
+                self._conversation_ids[key] = int(await db.fetchval(sql.SELECT_CONVERSATION, *_key(key)))
+        return self._conversation_ids[key]
+
+    async def _text(self, query: str, *args: object) -> str | None:
+        """The first column of the first row (a TEXT one), or None when there is no row."""
+        value = await self._connections().fetchval(query, *args)
+        return None if value is None else str(value)
+
+    def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+
+def _key(key: ConversationKey) -> tuple[str, str, str]:
+    return (key.platform, key.channel, key.thread)
+
+
+def _row_count(status: str) -> int:
+    """How many rows a command touched, from its status tag ("UPDATE 3")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _verdict_values(
+    conversation_id: int, message_id: int | None, direction: str, verdict: Verdict
+) -> tuple[Any, ...]:
+    categories, scores = json.dumps(verdict.categories), json.dumps(verdict.category_scores)
+    return (conversation_id, message_id, direction, verdict.layer, verdict.flagged,
+            categories, scores, verdict.action, time.time())

@@ -1,0 +1,206 @@
+"""PostgreSQL's schema and statements for `PostgresStore`.
+
+`MIGRATIONS` mirrors `bot.store.sqlite.MIGRATIONS` one for one, in PostgreSQL's
+dialect, so a schema version means the same tables on either database: append a
+script to both, never edit an old one, never BEGIN or COMMIT in one. Identity
+columns come from sequences, which never hand out an id twice, even after a reset
+or a rolled-back insert (SQLite's AUTOINCREMENT promise: a context floor is an id).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE conversations (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        context_floor BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (platform, channel, thread)
+    );
+    CREATE TABLE messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        conversation_id BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        author_id TEXT NOT NULL DEFAULT '',
+        author_name TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        platform_message_id TEXT NULL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        reply_tokens INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (conversation_id, platform_message_id)
+    );
+    CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+    CREATE TABLE channel_settings (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        persona TEXT NULL,
+        PRIMARY KEY (platform, channel)
+    );
+    CREATE TABLE global_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE verdicts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        conversation_id BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        message_id BIGINT NULL REFERENCES messages (id) ON DELETE SET NULL,
+        direction TEXT NOT NULL,
+        layer TEXT NOT NULL,
+        flagged BOOLEAN NOT NULL,
+        categories TEXT NOT NULL,
+        category_scores TEXT NOT NULL,
+        action TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX verdicts_by_conversation ON verdicts (conversation_id, id);
+    CREATE INDEX verdicts_by_message ON verdicts (message_id);
+    """,
+    """
+    ALTER TABLE messages ADD COLUMN reply_to BIGINT NULL;
+    CREATE INDEX messages_by_turn ON messages (conversation_id, COALESCE(reply_to, id), id);
+    """,
+    """
+    CREATE TABLE channel_flags (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (platform, channel, name)
+    );
+    CREATE TABLE moderation_words (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        scope TEXT NOT NULL,
+        word TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('block', 'allow')),
+        category TEXT NOT NULL,
+        UNIQUE (scope, word)
+    );
+    """,
+    """
+    ALTER TABLE messages ADD COLUMN flagged BOOLEAN NOT NULL DEFAULT FALSE;
+    UPDATE messages SET flagged = TRUE WHERE id IN (
+        SELECT message_id FROM verdicts WHERE direction = 'input' AND flagged);
+    """,
+    """
+    ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'answered';
+    ALTER TABLE messages ADD COLUMN meta TEXT NULL;
+    CREATE INDEX messages_pending ON messages (id) WHERE status = 'pending';
+    """,
+    """
+    ALTER TABLE messages ADD COLUMN claimed_by TEXT NULL;
+    """,
+)
+
+# Migrations run under this transaction-level advisory lock, so two processes
+# starting at once never both migrate. Any fixed 64-bit number would do.
+MIGRATION_LOCK = 0x4845415254480001
+CREATE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS hearth_schema (version INTEGER NOT NULL)"
+SELECT_VERSION = "SELECT max(version) FROM hearth_schema"
+CLEAR_VERSION = "DELETE FROM hearth_schema"
+INSERT_VERSION = "INSERT INTO hearth_schema (version) VALUES ($1)"
+
+INSERT_CONVERSATION = """
+    INSERT INTO conversations (platform, channel, thread, created_at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (platform, channel, thread) DO NOTHING
+"""
+SELECT_CONVERSATION = "SELECT id FROM conversations WHERE platform = $1 AND channel = $2 AND thread = $3"
+INSERT_MESSAGE = """
+    INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
+        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta,
+        claimed_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
+    RETURNING id
+"""
+SELECT_HISTORY = """
+    SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
+        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
+        AND COALESCE(m.reply_to, m.id) >= c.context_floor
+        AND NOT m.flagged AND m.status IN ('pending', 'answered')
+    ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT $4
+"""
+UPSERT_FLOOR = """
+    INSERT INTO conversations (platform, channel, thread, created_at, context_floor)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
+"""
+SET_STATUS = "UPDATE messages SET status = $1 WHERE id = $2"
+PENDING_COLUMNS = """m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
+        m.platform_message_id, m.created_at, m.meta"""
+SELECT_PENDING = f"""
+    SELECT {PENDING_COLUMNS}
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE m.status = 'pending' AND m.role = 'user' AND m.created_at >= $1
+    ORDER BY m.id
+"""
+CLAIMABLE = """m.status = 'pending' AND m.role = 'user' AND m.created_at >= $2
+        AND (m.claimed_by IS NULL OR m.claimed_by = $1)"""
+# The conversations are locked first, in id order (so two claims never deadlock):
+# a second claim waits, and then finds their messages taken. The UPDATE rechecks
+# `claimed_by` on the newest row version, so no message is ever claimed twice; the
+# conversation lock makes one claim take all of a conversation's messages. NO KEY
+# UPDATE does not block inserting messages that reference the conversation.
+CLAIM_PENDING = f"""
+    WITH claimable AS (
+        SELECT c.id FROM conversations AS c
+        WHERE EXISTS (SELECT 1 FROM messages AS m WHERE m.conversation_id = c.id AND {CLAIMABLE})
+        ORDER BY c.id
+        FOR NO KEY UPDATE OF c
+    )
+    UPDATE messages AS m SET claimed_by = $1
+    FROM conversations AS c
+    WHERE c.id = m.conversation_id AND c.id IN (SELECT id FROM claimable) AND {CLAIMABLE}
+    RETURNING {PENDING_COLUMNS}
+"""
+SKIP_PENDING = "UPDATE messages SET status = 'skipped' WHERE status = 'pending' AND created_at < $1"
+DELETE_MESSAGES = """
+    DELETE FROM messages WHERE conversation_id IN (
+        SELECT id FROM conversations WHERE platform = $1 AND channel = $2 AND thread = $3)
+"""
+RESET_FLOOR = """
+    UPDATE conversations SET context_floor = 0 WHERE platform = $1 AND channel = $2 AND thread = $3
+"""
+SELECT_PERSONA = "SELECT persona FROM channel_settings WHERE platform = $1 AND channel = $2"
+UPSERT_PERSONA = """
+    INSERT INTO channel_settings (platform, channel, persona) VALUES ($1, $2, $3)
+    ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
+"""
+SELECT_FLAG = "SELECT value FROM channel_flags WHERE platform = $1 AND channel = $2 AND name = $3"
+UPSERT_FLAG = """
+    INSERT INTO channel_flags (platform, channel, name, value) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value
+"""
+DELETE_FLAG = "DELETE FROM channel_flags WHERE platform = $1 AND channel = $2 AND name = $3"
+UPSERT_WORD = """
+    INSERT INTO moderation_words (scope, word, action, category) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (scope, word) DO UPDATE SET action = excluded.action, category = excluded.category
+"""
+DELETE_WORD = "DELETE FROM moderation_words WHERE scope = $1 AND word = $2"
+SELECT_WORDS = "SELECT scope, word, action, category FROM moderation_words ORDER BY id"
+SELECT_SETTING = "SELECT value FROM global_settings WHERE name = $1"
+UPSERT_SETTING = """
+    INSERT INTO global_settings (name, value) VALUES ($1, $2)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value
+"""
+INSERT_VERDICT = """
+    INSERT INTO verdicts (conversation_id, message_id, direction, layer, flagged,
+        categories, category_scores, action, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    RETURNING id
+"""
+FLAG_MESSAGE = "UPDATE messages SET flagged = TRUE WHERE id = $1"
+SELECT_VERDICTS = """
+    SELECT v.message_id, v.direction, v.flagged, v.layer, v.categories,
+        v.category_scores, v.action
+    FROM verdicts AS v JOIN conversations AS c ON c.id = v.conversation_id
+    WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
+    ORDER BY v.id
+"""
+COUNT_MESSAGES = "SELECT count(*) FROM messages"
