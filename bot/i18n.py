@@ -50,6 +50,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": " … [interrupted: I am restarting and will answer again when I am back]",
         "zh": " ……【中断：我正在重启，恢复后会重新回答】",
     },
+    "interrupted_restart": {
+        "en": "[interrupted by a restart; answered again below]",
+        "zh": "【因重启中断，已在下方重新回答】",
+    },
     "refusal": {
         "en": "Sorry, I can't help with that.",
         "zh": "抱歉，这个我无法回答。",

@@ -76,6 +76,7 @@ class PendingMessage:
     created_at: float
     is_direct: bool
     channel_name: str
+    shown: tuple[str, ...] = ()  # platform ids of a reply cut by a crash, still on screen
 
     def incoming(self) -> IncomingMessage:
         """The message as its adapter first delivered it (admin rights are not kept)."""

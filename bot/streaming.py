@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from bot.errors import HearthError
 from bot.messages import ConversationKey
 from bot.ports import ReplyChannel
 from bot.splitting import split_message
+
+log = logging.getLogger(__name__)
 
 
 class ReplyStream:
@@ -23,6 +27,7 @@ class ReplyStream:
         key: ConversationKey,
         reply_to: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_sent: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self._channel = channel
         self._key = key
@@ -31,6 +36,7 @@ class ReplyStream:
         self._ids: list[str] = []
         self._shown: list[str] = []
         self._last = float("-inf")
+        self._on_sent = on_sent
 
     @property
     def message_ids(self) -> list[str]:
@@ -66,3 +72,17 @@ class ReplyStream:
         reply_to = self._reply_to if index == 0 else None
         self._ids.append(await self._channel.send(self._key, part, reply_to=reply_to))
         self._shown.append(part)
+        if self._on_sent is not None:
+            await self._on_sent(list(self._ids))
+
+    async def retract(self, stale: tuple[str, ...], notice: str) -> None:
+        """Mark a reply an earlier process left half-shown (a crash cut it): its first
+        message becomes `notice`, the others are deleted. Failures are only logged."""
+        for index, message_id in enumerate(stale):
+            try:
+                if index == 0:
+                    await self._channel.edit(self._key, message_id, notice)
+                else:
+                    await self._channel.delete(self._key, message_id)
+            except HearthError as exc:  # the message may be gone already; the new answer follows anyway
+                log.info("could not mark the cut reply %s in %s: %s", message_id, self._key, exc)

@@ -279,7 +279,7 @@ def _wire(
         outer, queue, InputGate(gate, store, store), BuildPrompt(store, personas, engine, limits),
         Generate(engine, gate, parts.sampling or sampling_from(settings), record),
     )
-    pipeline = Pipeline(intake, answer, record, locale)
+    pipeline = Pipeline(intake, answer, record, locale, store)
     models = ModelService(engine, registry, store, settings.model)
     modes = ChannelModes(store)
     words_changed = gate.words_changed if isinstance(gate, WordsAware) else _nothing

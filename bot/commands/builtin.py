@@ -114,8 +114,12 @@ class StatusCommand:
     async def run(self, call: Invocation) -> str:
         stats = self._models.stats()
         uptime = dt.timedelta(seconds=int(self._clock() - self._started))
+        engine = f"engine: {stats.restarts} restarts"
+        if stats.last_error:
+            engine += f", last error: {stats.last_error}"
         return "\n".join([
             f"model: {stats.model} ({stats.quantization}), {stats.state}",
+            engine,
             f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
             f"uptime: {uptime}",
             f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",

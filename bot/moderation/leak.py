@@ -30,8 +30,9 @@ CANARY_SETTING = "moderation_canary"
 CANARY_PREFIX = "hearth-canary-"
 CANARY = re.compile(rf"{CANARY_PREFIX}([0-9a-f]{{16}})")
 # Shortest run of the system prompt's letters and digits a reply may not repeat
-# (everything else aside): long enough that "I'm Hearth, a friendly assistant" is not a leak.
-LEAK_MIN_CHARS = 64
+# (everything else aside): long enough that "I'm Hearth, a friendly assistant" is not a
+# leak. About 64 typed characters: one in five of English prose is a space or punctuation.
+LEAK_MIN_CHARS = 52
 # Reply windows are sampled every STRIDE characters; a shared run of LEAK_MIN_CHARS
 # always contains one whole sampled window of WINDOW characters.
 STRIDE = 16
@@ -91,6 +92,8 @@ class PromptSecrets:
 
 @lru_cache(maxsize=256)
 def prompt_secrets(system_prompt: str) -> PromptSecrets:
+    """The prompt's secrets, worked out once per prompt (it is the same every turn).
+    The prefix alone counts: "hearth" and "canary" side by side in prose is rare enough."""
     found = CANARY.search(system_prompt)
     markers = (_prefix_form(),) + ((leak_form(found.group(1)),) if found else ())
     flat = leak_form(system_prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""

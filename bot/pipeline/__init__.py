@@ -17,12 +17,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from bot import i18n
 from bot.i18n import Locale
 from bot.messages import IncomingMessage, PendingMessage
 from bot.pipeline.answer import BuildPrompt, Generate, InputGate, PromptLimits, Record
 from bot.pipeline.intake import Accept, Boundary, InOrder
 from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
 from bot.ports import ReplyChannel
+from bot.store import Conversations
 from bot.streaming import ReplyStream
 from bot.tasks import TaskOwner
 
@@ -39,11 +41,12 @@ class Pipeline:
 
     def __init__(
         self, intake: Sequence[Stage], answer: Sequence[Stage], last: Handler, locale: Locale,
-        tasks: TaskOwner | None = None,
+        conversations: Conversations, tasks: TaskOwner | None = None,
     ) -> None:
         self._answer = chain(answer, last)
         self._intake = chain(intake, self._start_answer)
         self._locale = locale
+        self._conversations = conversations
         self._tasks = tasks or TaskOwner("answers")
         self._draining = False
 
@@ -66,7 +69,7 @@ class Pipeline:
         """Answer a message stored earlier and never answered (after a restart)."""
         turn = self._turn(pending.incoming(), channel)
         turn.message_id = pending.id
-        self._spawn(turn)
+        self._spawn(turn, stale=pending.shown)
         return turn.task
 
     def in_flight(self) -> int:
@@ -82,16 +85,27 @@ class Pipeline:
         await self._tasks.close()
 
     def _turn(self, msg: IncomingMessage, channel: ReplyChannel) -> Turn:
-        return Turn(msg, ReplyStream(channel, msg.key, reply_to=msg.message_id), self._locale.of(msg.text))
+        holder: list[Turn] = []
+
+        async def note_shown(ids: list[str]) -> None:  # a crash then leaves findable traces
+            if holder and holder[0].message_id is not None:
+                await self._conversations.note_shown(holder[0].message_id, ids)
+
+        stream = ReplyStream(channel, msg.key, reply_to=msg.message_id, on_sent=note_shown)
+        holder.append(Turn(msg, stream, self._locale.of(msg.text)))
+        return holder[0]
 
     async def _start_answer(self, turn: Turn) -> None:
         self._spawn(turn)
 
-    def _spawn(self, turn: Turn) -> None:
+    def _spawn(self, turn: Turn, stale: tuple[str, ...] = ()) -> None:
         if self._draining:
             log.info("message %s in %s kept for after the restart", turn.message_id, turn.msg.key)
             return
-        turn.task = self._tasks.spawn(self._run_answer(turn), f"answer-{turn.msg.key}-{turn.message_id}")
+        name = f"answer-{turn.msg.key}-{turn.message_id}"
+        turn.task = self._tasks.spawn(self._run_answer(turn, stale), name)
 
-    async def _run_answer(self, turn: Turn) -> None:
+    async def _run_answer(self, turn: Turn, stale: tuple[str, ...]) -> None:
+        if stale:
+            await turn.reply.retract(stale, i18n.text("interrupted_restart", turn.lang))
         await self._answer(turn)

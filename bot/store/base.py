@@ -8,7 +8,7 @@ the model choice `GlobalSettings`. `Store` is all of them plus a lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bot.messages import ConversationKey, MessageStatus, PendingMessage, StoredMessage, Verdict, WordRule
@@ -48,6 +48,11 @@ class Conversations(Protocol):
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
         """Record how a message ended (see `MessageStatus`)."""
+        ...
+
+    async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
+        """Remember which platform messages show the reply to `message_id` while it streams,
+        so a reply a crash cut can be found and marked after the restart."""
         ...
 
     async def pending(self, since: float) -> list[PendingMessage]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self
@@ -119,6 +119,11 @@ class MemoryStore:
                 if message.id == message_id:
                     conversation.messages[index] = replace(message, status=status)
 
+    async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
+        """Remember which platform messages show the reply to `message_id` while it streams."""
+        if message_id in self._meta:
+            self._meta[message_id]["shown"] = list(platform_ids)
+
     async def pending(self, since: float) -> list[PendingMessage]:
         """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
         found = [
@@ -149,7 +154,7 @@ class MemoryStore:
         return PendingMessage(
             message.id, key, message.author_id, message.author_name, message.text,
             message.platform_message_id, message.created_at, bool(meta.get("direct", False)),
-            str(meta.get("channel_name", "")),
+            str(meta.get("channel_name", "")), tuple(str(i) for i in _ids(meta.get("shown"))),
         )
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
@@ -293,3 +298,7 @@ def _copy(verdict: Verdict) -> Verdict:
     """A verdict with its own dicts, so callers cannot edit what is stored."""
     categories = dict(verdict.categories)
     return replace(verdict, categories=categories, category_scores=dict(verdict.category_scores))
+
+
+def _ids(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []

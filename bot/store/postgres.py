@@ -118,6 +118,11 @@ class PostgresStore:
         """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
         await self._connections().execute(sql.SET_STATUS, status, message_id)
 
+    async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
+        """Remember which platform messages show the reply to `message_id` while it streams,
+        so a reply a crash cut can be found and marked after the restart."""
+        await self._connections().execute(sql.NOTE_SHOWN, json.dumps(list(platform_ids)), message_id)
+
     async def pending(self, since: float) -> list[PendingMessage]:
         """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
         rows = await self._connections().fetch(sql.SELECT_PENDING, float(since))

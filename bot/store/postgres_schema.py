@@ -132,6 +132,10 @@ UPSERT_FLOOR = """
     ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
 """
 SET_STATUS = "UPDATE messages SET status = $1 WHERE id = $2"
+NOTE_SHOWN = """
+    UPDATE messages SET meta = jsonb_set(COALESCE(meta, '{}')::jsonb, '{shown}', $1::jsonb)::text
+    WHERE id = $2
+"""
 PENDING_COLUMNS = """m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
         m.platform_message_id, m.created_at, m.meta"""
 SELECT_PENDING = f"""

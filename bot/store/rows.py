@@ -29,6 +29,7 @@ def pending_from_row(row: Sequence[Any]) -> PendingMessage:
     return PendingMessage(
         message_id, ConversationKey(platform, channel, thread), author_id, author_name, text, platform_id,
         created, bool(extra.get("direct", False)), str(extra.get("channel_name", "")),
+        tuple(str(i) for i in extra.get("shown", ())),
     )
 
 

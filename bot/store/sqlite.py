@@ -170,6 +170,9 @@ UPSERT_FLOOR = """
     ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
 """
 SET_STATUS = "UPDATE messages SET status = ? WHERE id = ?"
+NOTE_SHOWN = """
+    UPDATE messages SET meta = json_set(COALESCE(meta, '{}'), '$.shown', json(?)) WHERE id = ?
+"""
 SELECT_PENDING = """
     SELECT m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
         m.platform_message_id, m.created_at, m.meta
@@ -349,6 +352,11 @@ class SqliteStore:
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
         """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
         await self._write_value(SET_STATUS, (status, message_id))
+
+    async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
+        """Remember which platform messages show the reply to `message_id` while it streams,
+        so a reply a crash cut can be found and marked after the restart."""
+        await self._write_value(NOTE_SHOWN, (json.dumps(list(platform_ids)), message_id))
 
     async def pending(self, since: float) -> list[PendingMessage]:
         """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""

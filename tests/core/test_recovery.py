@@ -100,3 +100,36 @@ async def test_old_pending_messages_are_skipped_and_never_enter_prompts(
         assert (recovered.resumed, recovered.skipped) == (0, 1)
         assert await app.store.history(ROOM) == []
         assert adapter.sent == []
+
+
+async def test_a_reply_a_crash_left_half_shown_is_marked_before_the_new_answer(
+    app: App, adapter: RecordingAdapter
+) -> None:
+    """kill -9 mid-stream: the platform shows part of a reply nobody will finish."""
+    first = await adapter.send(ROOM, "the beginning of a long")
+    second = await adapter.send(ROOM, "continued answer")
+    message_id = await app.store.add_message(ROOM, "user", "tell me", author_name="ann", platform_message_id="42")
+    assert message_id is not None
+    await app.store.note_shown(message_id, [first, second])
+
+    await app.recovery.run({"telegram": adapter})
+    await app.pipeline.drain(grace_s=5)
+
+    assert adapter.sent[0].text == "[interrupted by a restart; answered again below]"
+    assert adapter.sent[1].deleted
+    assert adapter.texts()[-1] == "echo: ann: tell me"
+    assert await app.store.pending(since=0) == []
+
+
+async def test_shown_parts_are_noted_while_a_reply_streams(
+    app: App, engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    engine.delay = 0.05
+    task = await app.pipeline.submit(message(f"tell me {WORDS}", "1"), adapter)
+    assert task is not None
+    while not adapter.sent:
+        await asyncio.sleep(0.01)
+
+    [pending] = await app.store.pending(since=0)  # a crash now would find this
+    assert pending.shown == (adapter.sent[0].message_id,)
+    await task

@@ -525,3 +525,15 @@ async def test_concurrent_claims_take_each_message_once(store: Store) -> None:
 
     ids = [p.id for claim in claims for p in claim]
     assert len(ids) == len(set(ids)) == TASKS
+
+
+async def test_shown_parts_come_back_with_the_pending_message(store: Store) -> None:
+    message_id = await store.add_message(ROOM, "user", "hi", meta={"direct": True, "channel_name": "dm"})
+    assert message_id is not None
+
+    await store.note_shown(message_id, ["m1", "m2"])
+
+    [pending] = await store.pending(since=0)
+    assert (pending.shown, pending.is_direct, pending.channel_name) == (("m1", "m2"), True, "dm")
+    [claimed] = await store.claim_pending(since=0, owner="one")
+    assert claimed.shown == ("m1", "m2")

@@ -108,7 +108,8 @@ async def test_newer_schema_is_refused(url: str) -> None:
         pass
     with pytest.raises(SchemaTooNewError) as raised:
         await PostgresStore(url).open()
-    assert (raised.value.found, raised.value.supported) == (len(pg_sql.MIGRATIONS) + 1, len(pg_sql.MIGRATIONS))
+    supported = len(pg_sql.MIGRATIONS)
+    assert (raised.value.found, raised.value.supported) == (supported + 1, supported)
 
 
 async def test_two_processes_starting_at_once_migrate_once(url: str) -> None:
@@ -196,7 +197,8 @@ async def test_simultaneous_claims_take_each_message_once(two: tuple[PostgresSto
     for n in range(ROUNDS):
         ids = await add_spread(two[0], f"r{n}")
         owners = (f"{n}-first", f"{n}-second")  # new owners: an owner takes back its own claims
-        claims = await asyncio.gather(*(store.claim_pending(0, o) for o, store in zip(owners, two, strict=True)))
+        claiming = (store.claim_pending(0, owner) for owner, store in zip(owners, two, strict=True))
+        claims = await asyncio.gather(*claiming)
         claimed = [p.id for claim in claims for p in claim]
         assert sorted(claimed) == ids, "a message was claimed twice or not at all"
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from bot.messages import ConversationKey, WordRule
+import itertools
+
+import pytest
+
+from bot.messages import ConversationKey, Verdict, WordRule
 from bot.moderation import Gate, GateConfig, LayeredGate, WordsAware
+from bot.moderation.evaluate import load_eval
 from bot.moderation.gate import CATEGORIES
 from bot.store import MemoryStore
-from tests.core.moderation import ROOM
+from tests.core.moderation import ROOM, invisible_code_points
 
 OTHER_ROOM = ConversationKey("telegram", "other")
 
@@ -83,3 +88,55 @@ async def test_an_admin_allow_also_hides_the_word_from_the_classifier() -> None:
 
 async def test_a_mild_expletive_passes_at_the_default_threshold() -> None:
     assert not (await LayeredGate(GateConfig()).check("Damn, that's a good idea.", "input", ROOM)).flagged
+
+
+# --- invisible characters --------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["傻\U000e0020逼", "you are a bi\U000e0020tch"])
+async def test_a_tag_space_inside_an_insult_is_still_caught_by_the_word_lists(text: str) -> None:
+    verdict = await LayeredGate(GateConfig()).check(text, "input", ROOM)
+    assert (verdict.flagged, verdict.layer) == (True, "wordlist")
+
+
+async def test_a_tag_space_cannot_hide_an_insult_from_the_classifier() -> None:
+    gate = LayeredGate(GateConfig())
+    plain = await gate.check("you ugly fat pig", "input", ROOM)
+    hidden = await gate.check("you u\U000e0020gly f\U000e0020at p\U000e0020ig", "input", ROOM)
+    assert (hidden.flagged, hidden.layer) == (True, "classifier")
+    assert hidden.category_scores == plain.category_scores
+
+
+async def test_no_invisible_code_point_hides_a_blocked_word() -> None:
+    gate = LayeredGate(GateConfig())
+    missed = [
+        f"U+{ord(c):04X}" for c in invisible_code_points()
+        if not (await gate.check(f"你是傻{c}逼", "input", ROOM)).flagged
+        or not (await gate.check(f"you stupid bi{c}tch", "input", ROOM)).flagged
+    ]
+    assert missed == []
+
+
+async def test_invisible_code_points_never_change_a_verdict_on_the_labelled_set() -> None:
+    gate, items = LayeredGate(GateConfig()), load_eval()
+    fillers = itertools.cycle(invisible_code_points())
+    hidden = ["".join(ch + next(fillers) for ch in item.text) for item in items]
+    assert sum(len(item.text) for item in items) >= len(invisible_code_points())  # each one used
+    changed = [
+        item.text for item, text in zip(items, hidden, strict=True)
+        if _decision(await gate.check(item.text, "input", ROOM))
+        != _decision(await gate.check(text, "input", ROOM))
+    ]
+    assert changed == []
+
+
+@pytest.mark.parametrize("text", [
+    "Family photo 👨\u200d👩\u200d👧\u200d👦 and the flag 🏳\ufe0f\u200d🌈!",
+    "שָׁלוֹם עֲלֵיכֶם", "مَرْحَبًا بِكُمْ", "می\u200cخواهم بروم", "नमस्ते, आप कैसे हैं?", "今天天气很好，我们去公园吧。",
+])
+async def test_ordinary_text_in_any_script_is_allowed(text: str) -> None:
+    assert not (await LayeredGate(GateConfig()).check(text, "input", ROOM)).flagged
+
+
+def _decision(verdict: Verdict) -> tuple[bool, str, dict[str, bool]]:
+    return verdict.flagged, verdict.layer, verdict.categories

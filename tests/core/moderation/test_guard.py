@@ -108,6 +108,13 @@ async def test_cheaper_layers_decide_before_the_guard_is_asked() -> None:
     assert verdict.layer == "wordlist" and guard.asked == []
 
 
+async def test_the_guard_reads_the_text_without_invisible_characters() -> None:
+    guard = ScriptedGuard(LLAMA_SAFE)
+    gate = LayeredGate(GateConfig(), guard=GuardLayer(guard, "closed"))
+    await gate.check("please ex\U000e0020plain photo\u00adsynthesis", "input", ROOM)
+    assert guard.asked == [("please explain photosynthesis", "input")]
+
+
 def guard_engine(answer: str) -> FakeEngine:
     def script(messages: Sequence[ChatMessage]) -> list[str]:
         return [answer]

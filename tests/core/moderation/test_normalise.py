@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.moderation.normalise import fold, normalise, unleet, views
+from tests.core.moderation import invisible_code_points
 
 
 def test_full_width_letters_become_ascii() -> None:
@@ -11,6 +12,20 @@ def test_full_width_letters_become_ascii() -> None:
 
 def test_zero_width_characters_are_removed() -> None:
     assert normalise("f\u200bu\u200cc\u200dk\u2060s\ufeff") == "fucks"
+
+
+def test_a_tag_space_is_removed() -> None:
+    assert (normalise("傻\U000e0020逼"), normalise("bi\U000e0020tch")) == ("傻逼", "bitch")
+
+
+def test_no_invisible_code_point_splits_a_word() -> None:
+    invisible = invisible_code_points()
+    hidden = " ".join(f"sh{c}it 傻{c}逼 fu{c}ck{c}ing" for c in invisible)
+    assert views(hidden) == views(" ".join("shit 傻逼 fucking" for _ in invisible))
+
+
+def test_an_invisible_character_between_a_letter_and_its_accent_does_not_keep_the_accent() -> None:
+    assert fold("fu\u200bc\u034f\u0301k") == "fuck"
 
 
 def test_bidi_controls_are_removed() -> None:

@@ -80,7 +80,7 @@ def test_praise_with_niubi_passes(text: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "California's SB 1047 was a bill.", "do sth for sb", "give sb sth 这个句型怎么用？",
-    "TMD causes jaw pain.",
+    "TMD causes jaw pain.", "California's S\u200bB 1047 was a bill.",
 ])
 def test_abbreviations_used_as_acronyms_pass(text: str) -> None:
     assert not listed(text).flagged
