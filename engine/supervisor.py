@@ -157,7 +157,7 @@ class Supervisor:
             started = False
             try:
                 async with contextlib.aclosing(self._engine.stream(messages, sampling)) as chunks:
-                    async for chunk in chunks:
+                    async for chunk in self._watched(chunks):
                         started = True
                         yield chunk
                 return
@@ -168,6 +168,23 @@ class Supervisor:
                 if started or attempt:
                     raise  # the user saw part of a reply: apologise now, do not start over
                 # died before this request got anywhere: wait for the restart, then try once more
+
+    async def _watched(self, chunks: AsyncGenerator[ReplyChunk, None]) -> AsyncGenerator[ReplyChunk, None]:
+        """The chunks, unless the engine dies while one is awaited: a request sent to a dead
+        engine core may never hear back, so every `check_every_s` without a chunk the
+        engine's life is checked, and a dead one ends the wait (EngineUnavailableError)."""
+        while True:
+            waiting = asyncio.ensure_future(anext(chunks))
+            while not (await asyncio.wait({waiting}, timeout=self._policy.check_every_s))[0]:
+                if not self._engine.alive():
+                    waiting.cancel()
+                    await asyncio.gather(waiting, return_exceptions=True)
+                    raise EngineUnavailableError("the engine died during the reply")
+            try:
+                chunk = waiting.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
 
     async def _wait_up(self) -> None:
         if self._state == "failed":

@@ -134,7 +134,7 @@ class MemoryStore:
 
     async def claim_pending(self, since: float, owner: str) -> list[PendingMessage]:
         """Claim for `owner` the `pending` user messages at or after `since` that no
-        other owner holds, oldest first. Nothing awaits here, so it is atomic."""
+        other owner holds, oldest first. `pending` never suspends, so this is atomic."""
         self._check_open()
         # setdefault claims an unclaimed message and keeps an existing claim.
         return [p for p in await self.pending(since) if self._owners.setdefault(p.id, owner) == owner]

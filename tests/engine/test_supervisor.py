@@ -11,7 +11,7 @@ from engine.errors import EngineUnavailableError
 from engine.fake import FakeEngine
 from engine.registry import Registry
 from engine.supervisor import SupervisionPolicy, Supervisor
-from engine.types import ChatMessage, Sampling
+from engine.types import ChatMessage, ReplyChunk, Sampling
 
 FAST = SupervisionPolicy(check_every_s=0.01, hold_s=2.0, backoff_s=(0.05,), max_restarts=3, window_s=60.0)
 HELLO = [ChatMessage("user", "hello there")]
@@ -108,5 +108,28 @@ async def test_a_model_that_will_not_load_again_counts_as_a_failed_restart(
         await asyncio.sleep(0.5)
         stats = supervisor.stats()
         assert stats.state == "failed" and "scripted failure" in stats.last_error
+    finally:
+        await supervisor.close()
+
+
+class HangingEngine(FakeEngine):
+    """Like vLLM's engine core killed mid-request: the reply simply never continues."""
+
+    async def stream(self, messages, sampling):  # type: ignore[no-untyped-def,override]
+        yield ReplyChunk("partial")
+        await asyncio.Event().wait()
+
+
+async def test_a_reply_stuck_on_a_dead_engine_fails_within_the_check_interval(registry: Registry) -> None:
+    hanging = HangingEngine(registry.get("demo"))
+    supervisor = Supervisor(hanging, FAST)
+    await supervisor.start()
+    try:
+        stream = supervisor.stream(HELLO, Sampling())
+        assert (await anext(stream)).text == "partial"
+        hanging.crash()
+
+        with pytest.raises(EngineUnavailableError):
+            await asyncio.wait_for(anext(stream), 1.0)
     finally:
         await supervisor.close()
