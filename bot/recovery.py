@@ -4,7 +4,8 @@ A user message is stored `pending` before anything else happens to it and only
 leaves that state when it is answered, refused or fails. At start-up, pending
 messages younger than the window (HEARTH_RECOVER_WINDOW_S) are answered again,
 in order per conversation; older ones are marked `skipped`, so they never enter
-a later prompt and are never answered out of the blue hours later.
+a later prompt and are never answered out of the blue hours later. Processes
+sharing one store claim what they answer (`claim_pending`), so none is answered twice.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ class Recovery:
     """Finds pending messages at start-up and hands them back to the pipeline."""
 
     def __init__(
-        self, conversations: Conversations, pipeline: Resumer, window_s: float,
+        self, conversations: Conversations, pipeline: Resumer, window_s: float, owner: str = "hearth",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conversations = conversations
         self._pipeline = pipeline
         self._window_s = window_s
+        self._owner = owner
         self._clock = clock
 
     async def run(self, channels: Mapping[str, ReplyChannel]) -> Recovered:
@@ -52,7 +54,7 @@ class Recovery:
         since = self._clock() - self._window_s
         skipped = await self._conversations.skip_pending(before=since)
         resumed = 0
-        for pending in await self._conversations.pending(since=since):
+        for pending in await self._conversations.claim_pending(since, self._owner):
             channel = channels.get(pending.key.platform)
             if channel is None:
                 await self._conversations.set_status(pending.id, "skipped")

@@ -20,6 +20,7 @@ from typing import Self
 
 from bot.app.gate import build_gate
 from bot.app.settings import Settings
+from bot.app.stores import store_for
 from bot.boundary import ErrorBoundary
 from bot.commands import Admins, Commands
 from bot.commands.builtin import (
@@ -49,7 +50,7 @@ from bot.pipeline import (
     Stage,
 )
 from bot.serving import ModelService, initial_model, warn_if_demo
-from bot.store import SqliteStore, Store
+from bot.store import Store
 from engine.base import Engine
 from engine.registry import ModelSpec, Registry
 from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
@@ -231,7 +232,9 @@ class App:
         if parts.store is not None:
             store = parts.store
         else:
-            store = await self._stack.enter_async_context(SqliteStore(settings.database))
+            store = store_for(settings)
+            await store.open()
+            self._stack.push_async_callback(store.close)
         engine = parts.engine if parts.engine is not None else await self._start_engine(store, registry)
         gate: Gate
         if parts.gate is not None:
@@ -274,7 +277,7 @@ def _wire(
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
     outer = Boundary(boundary, store)
     record = Record(store, store, settings.bot_name)
-    intake: Sequence[Stage] = (outer, *parts.stages, Accept(store, settings.max_message_chars))
+    intake: Sequence[Stage] = (outer, *parts.stages, Accept(store, settings.max_message_chars, settings.instance))
     answer: Sequence[Stage] = (
         outer, queue, InputGate(gate, store, store), BuildPrompt(store, personas, engine, limits),
         Generate(engine, gate, parts.sampling or sampling_from(settings), record),
@@ -289,7 +292,7 @@ def _wire(
         modes.spec(),
     ]
     commands = Commands(table, Admins(settings.admin_ids), boundary, locale)
-    recovery = Recovery(store, pipeline, settings.recover_window_s)
+    recovery = Recovery(store, pipeline, settings.recover_window_s, settings.instance)
     return _Wired(store, engine, pipeline, commands, modes, models, personas, queue, recovery)
 
 

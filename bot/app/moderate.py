@@ -14,10 +14,10 @@ import click
 from bot.app.cli_support import settings_or_exit
 from bot.app.gate import build_gate
 from bot.app.settings import Settings
+from bot.app.stores import store_for
 from bot.messages import ConversationKey, Verdict
 from bot.moderation.base import Direction
 from bot.moderation.gate import LayeredGate
-from bot.store import SqliteStore
 
 DEFAULT_SCOPE = ConversationKey("cli", "moderate")
 
@@ -59,12 +59,17 @@ def result_json(verdict: Verdict, row: dict[str, Any]) -> str:
 @asynccontextmanager
 async def running_gate(settings: Settings) -> AsyncIterator[LayeredGate]:
     """The bot's gate: its settings and the admin words stored in its database (if any)."""
-    if settings.database.exists():
-        async with SqliteStore(settings.database) as store, build_gate(settings, store) as gate:
-            yield gate
-    else:
+    if settings.database_url is None and not settings.database.exists():
         async with build_gate(settings, None) as gate:
             yield gate
+        return
+    store = store_for(settings)
+    await store.open()
+    try:
+        async with build_gate(settings, store) as gate:
+            yield gate
+    finally:
+        await store.close()
 
 
 async def moderate_lines(

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     db_path: Path | None = None
     # postgresql://user:password@host/db: PostgreSQL instead of the SQLite file (a secret: the password).
     database_url: SecretStr | None = None
+    instance_name: str = Field(default="hearth", min_length=1, max_length=200)
     admin_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     bot_name: str = Field(default="Hearth", min_length=1, max_length=64)
     persona: str | None = None
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.db_path or self.data_dir / "hearth.sqlite3"
+
+    @property
+    def instance(self) -> str:
+        """This process's name among Hearths sharing one database (HEARTH_INSTANCE_NAME):
+        it must stay the same across restarts, and differ between processes."""
+        return self.instance_name
 
     def secrets(self) -> list[SecretStr]:
         """Every secret value, so logs can be scrubbed of them."""

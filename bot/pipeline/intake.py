@@ -43,11 +43,16 @@ class Accept:
     """Store the user message at once, so a crash loses nothing; drop a duplicate delivery.
 
     A message over `max_chars` (HEARTH_MAX_MESSAGE_CHARS) is stored too, up to
-    `hard_cap` characters, then refused with the "too long" reply."""
+    `hard_cap` characters, then refused with the "too long" reply. It is stored
+    claimed by `owner` (this process), so no other process sharing the store answers it."""
 
-    def __init__(self, conversations: Conversations, max_chars: int, hard_cap: int = HARD_CAP_CHARS) -> None:
+    def __init__(
+        self, conversations: Conversations, max_chars: int, owner: str | None = None,
+        hard_cap: int = HARD_CAP_CHARS,
+    ) -> None:
         self._conversations = conversations
         self._max_chars = max_chars
+        self._owner = owner
         self._hard_cap = max(hard_cap, max_chars)
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
@@ -55,7 +60,7 @@ class Accept:
         turn.message_id = await self._conversations.add_message(
             msg.key, "user", msg.text[: self._hard_cap],
             author_id=msg.author_id, author_name=msg.author_name, platform_message_id=msg.message_id,
-            meta={"direct": msg.is_direct, "channel_name": msg.channel_name},
+            meta={"direct": msg.is_direct, "channel_name": msg.channel_name}, owner=self._owner,
         )
         if turn.message_id is None:
             log.info("duplicate delivery of %s in %s ignored", msg.message_id, msg.key)
