@@ -44,11 +44,12 @@ class ModelService:
     async def switch(self, name: str) -> ModelSpec:
         """Serve `name` from now on and remember the choice across restarts.
 
-        Raises `UnknownModelError` for a name the registry lacks and `ModelLoadError`
-        when the model does not load (the previous one then keeps serving)."""
+        Naming the model that should be serving while it is down restarts it. Raises
+        `UnknownModelError` for a name the registry lacks and `ModelLoadError` when the
+        model does not load (the previous one then keeps serving)."""
         spec = self._registry.get(name)
-        if spec.name != self._engine.spec.name:
-            await self._engine.switch(spec)
+        if spec.name != self._engine.spec.name or self._engine.stats().state != "ready":
+            await self._engine.switch(spec)  # the same model, when down: a restart
         await self._settings.set_setting(ACTIVE_MODEL, spec.name)
         await self._settings.set_setting(ACTIVE_MODEL_ENV, self._configured)
         warn_if_demo(spec)

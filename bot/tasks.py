@@ -36,10 +36,10 @@ class TaskOwner:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for every task to end; True when none is left."""
+    async def wait(self, within: float) -> bool:
+        """Wait up to `within` seconds for every task to end; True when none is left."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+            await asyncio.wait(set(self._tasks), timeout=within)
         return not self._tasks
 
     async def close(self) -> None:

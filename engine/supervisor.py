@@ -103,7 +103,9 @@ class Supervisor:
         """The engine's counters, with the supervisor's view of its state and restarts."""
         inner = self._engine.stats()
         state = inner.state if self._state == "ready" else self._state
-        return dataclasses.replace(inner, state=state, restarts=self._total_restarts, last_error=self._last_error)
+        return dataclasses.replace(
+            inner, state=state, restarts=self._total_restarts, last_error=self._last_error
+        )
 
     async def start(self) -> None:
         await self._engine.start()
@@ -246,7 +248,8 @@ class Supervisor:
         self._up.set()  # waiters wake and fail at once instead of holding
         log.error(
             "engine for %s failed %d times in %.0f s; giving up until an admin runs /model %s (%s)",
-            self.spec.name, self._policy.max_restarts, self._policy.window_s, self.spec.name, self._last_error,
+            self.spec.name, self._policy.max_restarts, self._policy.window_s, self.spec.name,
+            self._last_error,
         )
         self._on_event("failed", self._last_error)
 

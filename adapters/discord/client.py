@@ -17,11 +17,11 @@ import aiohttp
 import discord
 import yarl
 from discord import app_commands
-
-from bot.errors import DeliveryError, PlatformAuthError
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 from pydantic import SecretStr
+
+from bot.errors import DeliveryError, PlatformAuthError
 
 API_BASE = "https://discord.com/api/v10"
 GATEWAY_URL = "wss://gateway.discord.gg/"

@@ -36,7 +36,6 @@ from bot.logs import vllm_log_level
 from bot.moderation import Gate, WordsAware
 from bot.moderation.leak import Canary
 from bot.persona import Personas
-from bot.recovery import Recovery
 from bot.pipeline import (
     Accept,
     Boundary,
@@ -49,6 +48,7 @@ from bot.pipeline import (
     Record,
     Stage,
 )
+from bot.recovery import Recovery
 from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import Store
 from engine.base import Engine
@@ -60,7 +60,9 @@ log = logging.getLogger(__name__)
 
 
 def sampling_from(settings: Settings) -> Sampling:
-    return Sampling(settings.temperature, settings.top_p, settings.repetition_penalty, settings.max_reply_tokens)
+    return Sampling(
+        settings.temperature, settings.top_p, settings.repetition_penalty, settings.max_reply_tokens
+    )
 
 
 def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | None = None) -> Supervisor:
@@ -277,7 +279,8 @@ def _wire(
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
     outer = Boundary(boundary, store)
     record = Record(store, store, settings.bot_name)
-    intake: Sequence[Stage] = (outer, *parts.stages, Accept(store, settings.max_message_chars, settings.instance))
+    accept = Accept(store, settings.max_message_chars, settings.instance)
+    intake: Sequence[Stage] = (outer, *parts.stages, accept)
     answer: Sequence[Stage] = (
         outer, queue, InputGate(gate, store, store), BuildPrompt(store, personas, engine, limits),
         Generate(engine, gate, parts.sampling or sampling_from(settings), record),

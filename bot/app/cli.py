@@ -18,7 +18,9 @@ from engine.registry import Registry
 # name → ("module:attribute" of a click command, imported on first use; its short help,
 # so that `hearth --help` lists it without importing it).
 LAZY_COMMANDS = {
-    "bench": ("bench.cli:bench", "Measure Hearth against a naive bot and vLLM alone (needs the bench extra)."),
+    "bench": (
+        "bench.cli:bench", "Measure Hearth against a naive bot and vLLM alone (needs the bench extra).",
+    ),
     "moderate": ("bot.app.moderate:moderate", "Check text from stdin with the bot's moderation gate."),
 }
 

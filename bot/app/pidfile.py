@@ -43,7 +43,8 @@ class PidFile:
         leftovers = {int(pid): float(at) for pid, at in engine.items()} if isinstance(engine, dict) else {}
         alive = {pid: at for pid, at in leftovers.items() if _alive(pid, at)}
         if alive:
-            log.error("engine processes %s were left running by an earlier Hearth: ending them", sorted(alive))
+            log.error("engine processes %s were left running by an earlier Hearth: ending them",
+                      sorted(alive))
             end_processes(alive)
         self._write([])
 

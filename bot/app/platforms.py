@@ -26,7 +26,8 @@ def discord_config(settings: Settings) -> DiscordConfig:
 
     assert settings.discord_token is not None
     return DiscordConfig(
-        settings.discord_token, settings.discord_api_base, settings.discord_gateway_url, settings.platform_down_s
+        settings.discord_token, settings.discord_api_base, settings.discord_gateway_url,
+        settings.platform_down_s,
     )
 
 

@@ -27,11 +27,12 @@ class ModelCommand:
         self._models = models
 
     def spec(self) -> Command:
+        name = Option("name", Text("the model to serve; empty lists them", "要切换的模型；留空则列出"),
+                      complete=self.complete)
+        help_text = Text("list models; /model NAME switches (admins)", "查看模型；/model 名称 切换（管理员）")
         return Command(
-            "model", Text("list models; /model NAME switches (admins)", "查看模型；/model 名称 切换（管理员）"),
-            self.run, access=lambda args: Access.ADMIN if args else Access.ANYONE,
-            options=(Option("name", Text("the model to serve; empty lists them", "要切换的模型；留空则列出"),
-                            complete=self.complete),),
+            "model", help_text, self.run, access=lambda args: Access.ADMIN if args else Access.ANYONE,
+            options=(name,),
         )
 
     def complete(self, typed: str) -> list[str]:
@@ -60,15 +61,20 @@ class PersonaCommand:
         self._channels = channels
 
     def spec(self) -> Command:
-        text = Option("text", Text("the template: {bot_name}, {platform}, {channel_name}, {date}",
-                                   "模板：{bot_name}、{platform}、{channel_name}、{date}"), required=True, rest=True)
+        text = Option(
+            "text", Text("the template: {bot_name}, {platform}, {channel_name}, {date}",
+                         "模板：{bot_name}、{platform}、{channel_name}、{date}"),
+            required=True, rest=True,
+        )
         return Command(
             "persona", Text("show the persona; set or reset it (admins)", "查看人设；设置或重置（管理员）"),
-            self.run, access=lambda args: Access.ADMIN if args.split(" ")[0] in ("set", "reset") else Access.ANYONE,
+            self.run, access=_persona_access,
             subcommands=(
                 Subcommand("show", Text("show this channel's persona template", "查看本频道的人设模板")),
-                Subcommand("set", Text("override the persona here (admins)", "为本频道设置人设（管理员）"), (text,)),
-                Subcommand("reset", Text("go back to the default persona (admins)", "恢复默认人设（管理员）")),
+                Subcommand("set", Text("override the persona here (admins)", "为本频道设置人设（管理员）"),
+                           (text,)),
+                Subcommand("reset", Text("go back to the default persona (admins)",
+                                         "恢复默认人设（管理员）")),
             ),
         )
 
@@ -83,6 +89,11 @@ class PersonaCommand:
         return "Persona template:\n" + await self._personas.template(key)
 
 
+def _persona_access(args: str) -> Access:
+    """Anyone may look at the persona; changing it is for admins."""
+    return Access.ADMIN if args.split(" ")[0] in ("set", "reset") else Access.ANYONE
+
+
 class ResetCommand:
     """`/reset`: forget this conversation (anyone in a direct chat, admins in groups)."""
 
@@ -90,8 +101,8 @@ class ResetCommand:
         self._conversations = conversations
 
     def spec(self) -> Command:
-        return Command("reset", Text("forget this conversation (admins, in groups)", "清除本会话的记忆（群组中仅管理员）"),
-                       self.run, access=always(Access.DIRECT_OR_ADMIN))
+        help_text = Text("forget this conversation (admins, in groups)", "清除本会话的记忆（群组中仅管理员）")
+        return Command("reset", help_text, self.run, access=always(Access.DIRECT_OR_ADMIN))
 
     async def run(self, call: Invocation) -> str:
         deleted = await self._conversations.reset(call.msg.key)
@@ -137,8 +148,11 @@ class ChannelModes:
         return await self._channels.get_channel_flag(key, ANSWER_ALL) is not None
 
     def spec(self) -> Command:
-        mode = Option("mode", Text("on: answer every message; off: only mentions and replies",
-                                   "on：回复每条消息；off：只回复提及和回复"), required=True, choices=CHANNEL_MODES)
+        mode = Option(
+            "mode", Text("on: answer every message; off: only mentions and replies",
+                         "on：回复每条消息；off：只回复提及和回复"),
+            required=True, choices=CHANNEL_MODES,
+        )
         return Command(
             "hearth-channel",
             Text("answer every message in this channel, or only mentions (admins)",

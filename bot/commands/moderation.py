@@ -45,9 +45,10 @@ class ModerationCommand:
         category = Option("category", Text("what kind of word it is", "类别"), choices=CATEGORIES)
         scope = Option("scope", Text("global: every chat (operators)", "global：所有聊天（运营者）"),
                        choices=(GLOBAL_SCOPE,))
+        help_text = Text("words to block or allow in this chat (admins)", "本聊天屏蔽或放行的词（管理员）")
         return Command(
-            "moderation", Text("words to block or allow in this chat (admins)", "本聊天屏蔽或放行的词（管理员）"),
-            self.run, access=lambda args: Access.OPERATOR if args.split(" ")[0] == "global" else Access.ADMIN,
+            "moderation", help_text, self.run,
+            access=lambda args: Access.OPERATOR if args.split(" ")[0] == "global" else Access.ADMIN,
             subcommands=(
                 Subcommand("block", Text("block a word here", "在此屏蔽一个词"), (word, category, scope)),
                 Subcommand("allow", Text("let a word through here", "在此放行一个词"), (word, scope)),
@@ -76,7 +77,9 @@ class ModerationCommand:
         where = "every chat" if scope == GLOBAL_SCOPE else "this chat"
         if verb == "remove":
             removed = await self._words.remove_word(scope, rest[:MAX_WORD_CHARS])
-            return f"Removed {rest!r} for {where}." if removed else f"{rest!r} was not on the list for {where}."
+            if not removed:
+                return f"{rest!r} was not on the list for {where}."
+            return f"Removed {rest!r} for {where}."
         if verb == "allow":
             await self._words.add_word(WordRule(scope, rest[:MAX_WORD_CHARS], "allow", DEFAULT_CATEGORY))
             return f"Allowing {rest!r} in {where}."

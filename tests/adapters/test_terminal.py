@@ -60,3 +60,13 @@ async def test_moderation_works_in_the_terminal(app: App) -> None:
 
     assert "Blocking 'pineapple'" in output
     assert "Sorry, I can't help with that." in output
+
+
+async def test_every_command_of_the_table_is_reachable_in_the_terminal(app: App) -> None:
+    """Each command answers as itself, not with the help shown for unknown names."""
+    help_text = app.commands.help()
+    for command in app.commands:
+        output = await chat(app, f"/{command.name}\n")
+        assert output.strip(), f"/{command.name} gave no answer"
+        if command.name != "help":
+            assert output.strip() != help_text.strip(), f"/{command.name} fell through to the help"

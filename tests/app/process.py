@@ -44,7 +44,8 @@ class HearthProcess:
     async def start(self) -> HearthProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", cwd=self._cwd, env=self._env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         self._reader = asyncio.create_task(self._read())
         return self
@@ -134,6 +135,6 @@ def rows(db: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
 async def until(predicate: Callable[[], bool], within: float, every: float = 0.2) -> None:
     """Poll `predicate` until true; TimeoutError after `within` seconds."""
     async def wait() -> None:
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - the predicate reads another process's state
             await asyncio.sleep(every)
     await asyncio.wait_for(wait(), within)

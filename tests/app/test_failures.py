@@ -3,7 +3,6 @@ Telegram, killed by pid at chosen moments. Counts what was delivered, stored and
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -115,7 +114,8 @@ async def test_sigterm_mid_reply_exits_within_10_s_and_answers_the_cut_ones_afte
     assert gone(engines, 1.0), "an engine process survived a clean exit"
     assert "Traceback" not in first.tail(400)
     shown = [m for g in GROUPS for m in fake.bot_messages(g)]
-    stored = {str(r[0]) for r in rows(db, "SELECT platform_message_id FROM messages WHERE role = 'assistant'")}
+    recorded = rows(db, "SELECT platform_message_id FROM messages WHERE role = 'assistant'")
+    stored = {str(r[0]) for r in recorded}
     assert all(str(m.message_id) in stored or INTERRUPTED in m.text for m in shown), (
         "a reply left visible was neither recorded nor marked interrupted"
     )

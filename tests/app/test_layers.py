@@ -19,7 +19,8 @@ PACKAGES = ("bot", "adapters", "engine", "bench")
 VIOLATIONS: dict[str, tuple[str, str]] = {
     "engine-alone": ("engine/registry.py", "import bot.messages\n"),
     "core-below-adapters": (
-        "bot/pipeline/answer.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import adapters.base\n"
+        "bot/pipeline/answer.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import adapters.base\n",
     ),
     "adapters-below-root": ("adapters/terminal.py", "import bot.app.builder\n"),
     "core-layers": ("bot/persona.py", "import bot.commands.table\n"),
@@ -39,7 +40,8 @@ def lint(root: Path, *contracts: str) -> subprocess.CompletedProcess[str]:
 
 def copy_project(target: Path) -> Path:
     for package in PACKAGES:
-        shutil.copytree(ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+        ignore = shutil.ignore_patterns("__pycache__", "*.png")
+        shutil.copytree(ROOT / package, target / package, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", target / "pyproject.toml")
     return target
 

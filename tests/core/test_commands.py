@@ -6,6 +6,9 @@ from bot.app.builder import App
 from bot.app.settings import Settings
 from bot.messages import ConversationKey
 from bot.serving import ACTIVE_MODEL, initial_model
+from engine.fake import FakeEngine
+from engine.supervisor import SupervisionPolicy, Supervisor
+from tests.conftest import open_app
 from tests.fakes import RecordingAdapter, message
 
 GROUP = ConversationKey("telegram", "group")
@@ -69,7 +72,8 @@ async def test_persona_set_show_reset(app: App, adapter: RecordingAdapter) -> No
     assert "a pirate" in await app.commands.run(member(), "persona")
 
     await app.pipeline.handle(member("hello"), adapter)
-    assert (await app.personas.system_prompt(member())).startswith("You are Hearth, a pirate.\n\n[hearth-canary-")
+    prompt = await app.personas.system_prompt(member())
+    assert prompt.startswith("You are Hearth, a pirate.\n\n[hearth-canary-")
 
     assert (await app.commands.run(admin(), "persona", "reset")) == "Persona reset to the default."
     assert "a pirate" not in await app.commands.run(member(), "persona")
@@ -92,7 +96,8 @@ async def test_reset_in_a_direct_chat_is_for_anyone(app: App, adapter: Recording
     dm = ConversationKey("telegram", "dm-someone")
     await app.pipeline.handle(member("hi", dm, direct=True), adapter)
 
-    assert await app.commands.run(member(key=dm, direct=True), "reset") == "Conversation forgotten (2 messages)."
+    reply = await app.commands.run(member(key=dm, direct=True), "reset")
+    assert reply == "Conversation forgotten (2 messages)."
     assert await app.store.history(dm) == []
 
 
@@ -118,3 +123,18 @@ async def test_status_reports_model_queue_uptime_usage_cache(app: App, adapter: 
 
 async def test_unknown_command_shows_help(app: App) -> None:
     assert "/persona" in await app.commands.run(member(), "frobnicate")
+
+
+async def test_model_naming_the_served_model_restarts_it_when_it_is_down(
+    settings: Settings, engine: FakeEngine
+) -> None:
+    supervised = Supervisor(engine, SupervisionPolicy(check_every_s=60, max_restarts=1, backoff_s=(0.01,)))
+    async with open_app(settings, supervised) as app:
+        engine.crash()
+        assert supervised.stats().state != "ready" or not engine.alive()
+
+        reply = await app.commands.run(admin(), "model", "demo")
+
+        assert reply == "Now serving demo (none)."
+        assert engine.alive() and engine.restarts == 1
+        assert "engine: 1 restarts" in await app.commands.run(member(), "status")

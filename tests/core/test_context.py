@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from bot.context import TRIM_TARGET, build_prompt, group_turns, render_turns
-from engine.errors import PromptTooLongError
 from bot.messages import Role, StoredMessage
+from engine.errors import PromptTooLongError
 from engine.types import ChatMessage
 
 SYSTEM = "You are Hearth today"  # 4 words + 4 = 8 tokens

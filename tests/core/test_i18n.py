@@ -7,8 +7,8 @@ import re
 import pytest
 
 from bot.errors import ConfigError, HearthError, MessageTooLongError, NotAdminError
-from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
 from bot.i18n import TEXTS, detect_language, error_text
+from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 MAPPED_ERRORS: list[BaseException] = [

@@ -40,7 +40,8 @@ async def test_both_turns_and_their_verdicts_are_stored(app: App, adapter: Recor
 
 
 async def test_a_message_delivered_twice_is_answered_once(app: App, adapter: RecordingAdapter) -> None:
-    await asyncio.gather(app.pipeline.handle(message("hi", "7"), adapter), app.pipeline.handle(message("hi", "7"), adapter))
+    twice = [app.pipeline.handle(message("hi", "7"), adapter) for _ in range(2)]
+    await asyncio.gather(*twice)
     await app.pipeline.handle(message("hi", "7"), adapter)
 
     assert len(adapter.sent) == 1

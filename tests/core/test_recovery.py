@@ -18,6 +18,13 @@ ROOM = ConversationKey("telegram", "room")
 WORDS = " ".join(["word"] * 60)
 
 
+async def until_sent(adapter: RecordingAdapter, within: float = 5.0) -> None:
+    """Until the adapter was asked to post something (the first words of a streamed reply)."""
+    async with asyncio.timeout(within):
+        while not adapter.sent:  # noqa: ASYNC110 - a recording fake has no event to wait on
+            await asyncio.sleep(0.01)
+
+
 async def test_a_failed_turn_does_not_poison_the_conversation(app: App, adapter: RecordingAdapter) -> None:
     """Issue example: "hello", ~8,000 characters over the prompt budget, then three short ones."""
     await app.pipeline.handle(message("hello", "1"), adapter)
@@ -46,8 +53,7 @@ async def test_shutdown_interrupts_a_reply_and_keeps_its_message_for_later(
     engine.delay = 0.05
     task = await app.pipeline.submit(message(f"tell me {WORDS}", "1"), adapter)
     assert task is not None
-    while not adapter.sent:  # bounded by the test timeout: the first words appear within ~0.1 s
-        await asyncio.sleep(0.01)
+    await until_sent(adapter)
 
     await app.pipeline.drain(grace_s=0.05)
 
@@ -108,7 +114,9 @@ async def test_a_reply_a_crash_left_half_shown_is_marked_before_the_new_answer(
     """kill -9 mid-stream: the platform shows part of a reply nobody will finish."""
     first = await adapter.send(ROOM, "the beginning of a long")
     second = await adapter.send(ROOM, "continued answer")
-    message_id = await app.store.add_message(ROOM, "user", "tell me", author_name="ann", platform_message_id="42")
+    message_id = await app.store.add_message(
+        ROOM, "user", "tell me", author_name="ann", platform_message_id="42"
+    )
     assert message_id is not None
     await app.store.note_shown(message_id, [first, second])
 
@@ -127,8 +135,7 @@ async def test_shown_parts_are_noted_while_a_reply_streams(
     engine.delay = 0.05
     task = await app.pipeline.submit(message(f"tell me {WORDS}", "1"), adapter)
     assert task is not None
-    while not adapter.sent:
-        await asyncio.sleep(0.01)
+    await until_sent(adapter)
 
     [pending] = await app.store.pending(since=0)  # a crash now would find this
     assert pending.shown == (adapter.sent[0].message_id,)

@@ -43,7 +43,8 @@ def engine_settings(tmp_path: Path, data_dir: Path) -> Settings:
 async def app_on(settings: Settings, engine: VllmEngine) -> AsyncIterator[App]:
     """The app on the real engine; the gate lets everything through (random text may read as rude)."""
     async with SqliteStore(settings.database) as store:
-        builder = HearthBuilder(settings).engine(engine).store(store).gate(AllowAllGate()).today(lambda: TODAY)
+        builder = HearthBuilder(settings).engine(engine).store(store).gate(AllowAllGate())
+        builder.today(lambda: TODAY)
         async with builder.build() as app:
             yield app
 

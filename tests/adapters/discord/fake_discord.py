@@ -371,7 +371,9 @@ class FakeDiscord:
     async def _open_dm(self, request: web.Request, body: Any) -> tuple[int, Any]:
         """A DM channel with the user: its id is the user's id plus one (a fake's shortcut)."""
         recipient = int(body["recipient_id"])
-        channel = {"id": str(recipient + 1), "type": 1, "recipients": [user(recipient)], "last_message_id": None}
+        channel = {
+            "id": str(recipient + 1), "type": 1, "recipients": [user(recipient)], "last_message_id": None,
+        }
         return 200, channel
 
     async def _application(self, request: web.Request, body: Any) -> tuple[int, Any]:
