@@ -59,22 +59,50 @@ async def build_prompt(
     budget: int,
     *,
     named: bool = False,
+    max_messages: int | None = None,
 ) -> Prompt:
-    """The longest suffix of whole turns whose prompt fits `budget` tokens."""
-    turns = group_turns(history)
+    """The longest suffix of whole turns whose prompt fits `budget` tokens and, when
+    given, `max_messages` stored messages (HEARTH_HISTORY_MESSAGES).
+
+    Every limit moves the start the same way: whole turns, down to TRIM_TARGET of the
+    limit, so the new start (the caller stores it as the floor) then holds for many
+    turns. The first message after the system prompt is always a user message."""
+    turns = _from_a_user_message(group_turns(history))
+    first = _fewest_for_count(turns, max_messages)
 
     async def measure(drop: int) -> tuple[list[ChatMessage], int]:
-        messages = [ChatMessage("system", system), *render_turns(turns[drop:], named)]
+        messages = [ChatMessage("system", system), *render_turns(turns[first + drop:], named)]
         return messages, await count(messages)
 
     messages, tokens = await measure(0)
     if tokens <= budget:
-        return Prompt(messages, tokens, _first_id(turns, 0), trimmed=False)
-    drop = await _fewest_drops(measure, len(turns), int(budget * TRIM_TARGET), budget)
+        return Prompt(messages, tokens, _first_id(turns, first), trimmed=first > 0)
+    drop = await _fewest_drops(measure, len(turns) - first, int(budget * TRIM_TARGET), budget)
     messages, tokens = await measure(drop)
     if tokens > budget:
         raise PromptTooLongError(tokens, budget)
-    return Prompt(messages, tokens, _first_id(turns, drop), trimmed=True)
+    return Prompt(messages, tokens, _first_id(turns, first + drop), trimmed=True)
+
+
+def _from_a_user_message(turns: list[list[StoredMessage]]) -> list[list[StoredMessage]]:
+    """History read from the middle of a turn starts with replies: leave them out (some
+    chat templates reject a conversation that starts with the assistant)."""
+    while turns and turns[0][0].role != "user":
+        turns = turns[1:]
+    return turns
+
+
+def _fewest_for_count(turns: Sequence[Sequence[StoredMessage]], max_messages: int | None) -> int:
+    """How many oldest turns to drop so that at most `max_messages` remain, dropping down
+    to TRIM_TARGET of it at once; 0 when under the limit. The newest turn always stays."""
+    total = sum(len(turn) for turn in turns)
+    if max_messages is None or total <= max_messages:
+        return 0
+    target, drop = int(max_messages * TRIM_TARGET), 0
+    while drop < len(turns) - 1 and total > target:
+        total -= len(turns[drop])
+        drop += 1
+    return drop
 
 
 async def _fewest_drops(
@@ -101,4 +129,5 @@ async def _fewest_drops(
 
 
 def _first_id(turns: Sequence[Sequence[StoredMessage]], drop: int) -> int | None:
+    """The id the floor moves to: the first message kept."""
     return turns[drop][0].id if drop < len(turns) else None

@@ -13,6 +13,8 @@ from bot.splitting import split_message
 
 log = logging.getLogger(__name__)
 
+WITHDRAWN = "…"  # what a surplus message shows when the platform will not delete it
+
 
 class ReplyStream:
     """Keeps a platform's view of one reply in step with its (moderated) text.
@@ -59,9 +61,25 @@ class ReplyStream:
         if not text.strip():
             return
         limits = self._channel.limits
-        for index, part in enumerate(split_message(text, limits.max_chars, limits.measure)):
+        parts = split_message(text, limits.max_chars, limits.measure)
+        for index, part in enumerate(parts):
             await self._put(index, part)
+        await self._drop_surplus(len(parts))
         self._last = self._clock()
+
+    async def _drop_surplus(self, keep: int) -> None:
+        """The text got shorter (a refusal or an apology replaced a long reply): messages
+        past `keep` would still show the abandoned text. Delete them; where the platform
+        refuses, blank them to a continuation mark instead."""
+        while len(self._ids) > keep:
+            message_id = self._ids[-1]
+            try:
+                await self._channel.delete(self._key, message_id)
+            except HearthError as exc:
+                log.info("could not delete %s in %s (%s); blanking it", message_id, self._key, exc)
+                if self._shown[-1] != WITHDRAWN:
+                    await self._channel.edit(self._key, message_id, WITHDRAWN)
+            del self._ids[-1], self._shown[-1]
 
     async def _put(self, index: int, part: str) -> None:
         if index < len(self._ids):

@@ -69,13 +69,16 @@ class BuildPrompt:
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
         assert turn.message_id is not None, "Accept runs first"
-        history = await self._conversations.history(msg.key, self._limits.history_messages)
+        # Read past the limit: build_prompt trims whole turns and moves the floor, so the
+        # window does not slide by one message every turn (which would rewrite the prompt).
+        history = await self._conversations.history(msg.key, self._limits.history_messages * 2)
         prompt = await build_prompt(
             await self._personas.system_prompt(msg),
             _answered_before(history, turn.message_id),
             self._engine.count_tokens,
             self._limits.budget(self._engine.max_model_len),
             named=not msg.is_direct,
+            max_messages=self._limits.history_messages,
         )
         if prompt.trimmed and prompt.first_message_id is not None:
             await self._conversations.set_context_floor(msg.key, prompt.first_message_id)

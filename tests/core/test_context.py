@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from bot.context import TRIM_TARGET, build_prompt, group_turns, render_turns
 from bot.messages import Role, StoredMessage
 from engine.errors import PromptTooLongError
+from engine.fake import FakeEngine
+from engine.registry import ModelSpec
 from engine.types import ChatMessage
+from tests.conftest import make_settings, open_app
+from tests.fakes import RecordingAdapter
+from tests.fakes import message as incoming
 
 SYSTEM = "You are Hearth today"  # 4 words + 4 = 8 tokens
 PER_MESSAGE = 4
@@ -174,3 +180,20 @@ def test_render_named_merges_with_each_author() -> None:
 def test_render_named_leaves_assistant_messages_bare() -> None:
     rendered = render_turns([[message(1, "assistant", "hello", author="Hearth")]], named=True)
     assert rendered == [ChatMessage("assistant", "hello")]
+
+
+async def test_a_long_conversation_keeps_its_prompt_prefix_across_the_message_limit(tmp_path: Path) -> None:
+    """Issue example: 130 short exchanges, HEARTH_HISTORY_MESSAGES 200, an 8,192-token model.
+    The limit moves the start in whole-turn blocks, so consecutive prompts share everything
+    but the new turn except at a rare move (the old "newest 200 rows" slid every turn)."""
+    engine = FakeEngine(ModelSpec("big", "big", max_model_len=8192))
+    adapter = RecordingAdapter()
+    async with open_app(make_settings(tmp_path), engine) as app:
+        for n in range(130):
+            await app.pipeline.handle(incoming(f"question {n}", str(n)), adapter)
+
+    prompts = engine.prompts
+    rewritten = [i for i in range(1, len(prompts)) if prompts[i][: len(prompts[i - 1])] != prompts[i - 1]]
+    assert len(rewritten) <= 2, f"the prompt's start moved at {rewritten}"
+    assert all(p[1].role == "user" for p in prompts), "history must start with a user message"
+    assert len(prompts[-1]) - 1 <= 200

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bot.app.builder import App
 from bot.app.settings import Settings
+from bot.errors import DeliveryError
 from bot.messages import ConversationKey
 from bot.pipeline import PromptLimits
 from engine.fake import FakeEngine
@@ -215,3 +216,32 @@ async def test_a_flagged_message_never_reaches_later_prompts(
 
     [prompt] = engine.prompts
     assert all("badword" not in m.content for m in prompt)
+
+
+async def test_a_long_reply_cut_by_the_gate_leaves_nothing_of_it_on_screen(
+    settings: Settings, engine: FakeEngine
+) -> None:
+    """Issue example: ~2,600 characters over two messages, then a bad word: one refusal remains."""
+    adapter = RecordingAdapter(max_chars=2000)
+    engine.script = lambda m: [*(["fine text "] * 260), "badword"]
+    async with open_app(settings, engine, gate=BlockingGate("badword")) as app:
+        await app.pipeline.handle(message("tell me a lot", "1"), adapter)
+
+    assert len(adapter.sent) == 2, "the reply spanned two messages before the cut"
+    assert adapter.texts() == ["Sorry, I can't help with that."]
+    assert adapter.sent[1].deleted
+
+
+async def test_a_surplus_message_the_platform_will_not_delete_is_blanked(
+    settings: Settings, engine: FakeEngine
+) -> None:
+    class Undeletable(RecordingAdapter):
+        async def delete(self, key: ConversationKey, message_id: str) -> None:
+            raise DeliveryError("test", 403, "Missing Permissions")
+
+    adapter = Undeletable(max_chars=2000)
+    engine.script = lambda m: [*(["fine text "] * 260), "badword"]
+    async with open_app(settings, engine, gate=BlockingGate("badword")) as app:
+        await app.pipeline.handle(message("tell me a lot", "1"), adapter)
+
+    assert adapter.texts() == ["Sorry, I can't help with that.", "…"]
