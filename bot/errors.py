@@ -36,6 +36,17 @@ class MessageTooLongError(HearthError):
         self.limit = limit
 
 
+class PersonaTooLongError(HearthError):
+    """An admin's persona is over a limit: `size` and `limit` in `unit` ("characters" or
+    "tokens": a persona may take at most half of the model's prompt budget)."""
+
+    def __init__(self, size: int, limit: int, unit: str) -> None:
+        super().__init__(f"persona has {size} {unit}, the limit is {limit}")
+        self.size = size
+        self.limit = limit
+        self.unit = unit
+
+
 class DeliveryError(HearthError):
     """A platform did not take a message: rejected it (4xx) or kept failing (5xx, network).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.errors import MessageTooLongError, NotAdminError
+from bot.errors import MessageTooLongError, NotAdminError, PersonaTooLongError
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
@@ -21,6 +21,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "message_too_long": {
         "en": "Sorry, that message is too long ({chars} characters, limit {limit}).",
         "zh": "抱歉，这条消息太长了（{chars} 个字符，上限 {limit}）。",
+    },
+    "persona_too_long": {
+        "en": "That persona is too long ({size} {unit}, the limit is {limit}); nothing was changed.",
+        "zh": "这个人设太长了（{size} 个{unit_zh}，上限 {limit}），没有做任何更改。",
     },
     "model_load_failed": {
         "en": "Sorry, the model {model} failed to load; an admin has been told in the log.",
@@ -98,4 +102,7 @@ def error_text(error: BaseException, lang: str) -> str:
             return text("unknown_model", lang, name=name, known=", ".join(known))
         case NotAdminError(action=action):
             return text("not_admin", lang, action=action)
+        case PersonaTooLongError(size=size, limit=limit, unit=unit):
+            unit_zh = "字符" if unit == "characters" else "token"
+            return text("persona_too_long", lang, size=size, limit=limit, unit=unit, unit_zh=unit_zh)
     return text("internal_error", lang)

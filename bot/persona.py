@@ -90,5 +90,9 @@ class Personas:
 
     async def system_prompt(self, msg: IncomingMessage) -> str:
         """The rendered system prompt for `msg`: the same bytes all day in one channel."""
+        return await self.render(await self.template(msg.key), msg)
+
+    async def render(self, template: str, msg: IncomingMessage) -> str:
+        """`template` as the system prompt it would make for `msg`."""
         context = PersonaContext(self._bot_name, msg.platform, msg.channel_name, self._today())
-        return with_canary(render_persona(await self.template(msg.key), context), await self._canary.value())
+        return with_canary(render_persona(template, context), await self._canary.value())

@@ -54,7 +54,7 @@ from bot.store import Store
 from engine.base import Engine
 from engine.registry import ModelSpec, Registry
 from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
-from engine.types import Sampling
+from engine.types import ChatMessage, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -290,13 +290,23 @@ def _wire(
     modes = ChannelModes(store)
     words_changed = gate.words_changed if isinstance(gate, WordsAware) else _nothing
     table = [
-        ModelCommand(models).spec(), PersonaCommand(personas, store).spec(), ResetCommand(store).spec(),
+        ModelCommand(models).spec(), persona_command(personas, store, engine, limits).spec(),
+        ResetCommand(store).spec(),
         StatusCommand(models, queue.depth).spec(), ModerationCommand(store, words_changed).spec(),
         modes.spec(),
     ]
     commands = Commands(table, Admins(settings.admin_ids), boundary, locale)
     recovery = Recovery(store, pipeline, settings.recover_window_s, settings.instance)
     return _Wired(store, engine, pipeline, commands, modes, models, personas, queue, recovery)
+
+
+def persona_command(personas: Personas, store: Store, engine: Engine, limits: PromptLimits) -> PersonaCommand:
+    """`/persona`, refusing a persona that would take more than half the prompt budget."""
+
+    async def tokens(system: str) -> int:
+        return await engine.count_tokens([ChatMessage("system", system)])
+
+    return PersonaCommand(personas, store, tokens, lambda: limits.budget(engine.max_model_len) // 2)
 
 
 def _nothing() -> None:

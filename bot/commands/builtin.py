@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text, always
+from bot.errors import PersonaTooLongError
 from bot.messages import ConversationKey
 from bot.persona import MAX_PERSONA_CHARS, Personas
 from bot.serving import ModelService
@@ -56,9 +57,14 @@ class ModelCommand:
 class PersonaCommand:
     """`/persona` shows the template; `set TEXT` and `reset` change it for the channel (admins)."""
 
-    def __init__(self, personas: Personas, channels: ChannelSettings) -> None:
+    def __init__(
+        self, personas: Personas, channels: ChannelSettings, tokens: Callable[[str], Awaitable[int]],
+        token_limit: Callable[[], int],
+    ) -> None:
         self._personas = personas
         self._channels = channels
+        self._tokens = tokens
+        self._token_limit = token_limit
 
     def spec(self) -> Command:
         text = Option(
@@ -78,10 +84,20 @@ class PersonaCommand:
             ),
         )
 
+    async def _check_size(self, call: Invocation) -> None:
+        """Refuse, naming the limit, a persona over MAX_PERSONA_CHARS or one that would
+        leave less than half the prompt budget for history (PersonaTooLongError)."""
+        if len(call.rest) > MAX_PERSONA_CHARS:
+            raise PersonaTooLongError(len(call.rest), MAX_PERSONA_CHARS, "characters")
+        tokens = await self._tokens(await self._personas.render(call.rest, call.msg))
+        if tokens > (limit := self._token_limit()):
+            raise PersonaTooLongError(tokens, limit, "tokens")
+
     async def run(self, call: Invocation) -> str:
         key = call.msg.key
         if call.verb == "set" and call.rest:
-            await self._channels.set_channel_persona(key, call.rest[:MAX_PERSONA_CHARS])
+            await self._check_size(call)
+            await self._channels.set_channel_persona(key, call.rest)
             return "Persona set for this channel."
         if call.verb == "reset":
             await self._channels.set_channel_persona(key, None)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.boundary import ErrorBoundary
 from bot.errors import MessageTooLongError
-from bot.messages import ConversationKey
+from bot.messages import ConversationKey, IncomingMessage
 from bot.pipeline.turn import Handler, Turn
 from bot.store import Conversations
 
@@ -56,7 +57,7 @@ class Accept:
         self._hard_cap = max(hard_cap, max_chars)
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
-        msg = turn.msg
+        turn.msg = msg = _storable(turn.msg)
         turn.message_id = await self._conversations.add_message(
             msg.key, "user", msg.text[: self._hard_cap],
             author_id=msg.author_id, author_name=msg.author_name, platform_message_id=msg.message_id,
@@ -68,6 +69,17 @@ class Accept:
         if len(msg.text) > self._max_chars:
             raise MessageTooLongError(len(msg.text), self._max_chars)
         await call_next(turn)
+
+
+def _storable(msg: IncomingMessage) -> IncomingMessage:
+    """`msg` with every lone surrogate (Telegram's JSON can carry `\\ud800`; UTF-8 cannot
+    store it) replaced by U+FFFD. Pairs are joined back into the character they encode."""
+    text = msg.text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if text == msg.text:
+        return msg
+    log.warning("message %s in %s had %d lone surrogates; stored as U+FFFD",
+                msg.message_id, msg.key, sum(1 for c in msg.text if "\ud800" <= c <= "\udfff"))
+    return dataclasses.replace(msg, text=text)
 
 
 class InOrder:

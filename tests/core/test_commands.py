@@ -138,3 +138,19 @@ async def test_model_naming_the_served_model_restarts_it_when_it_is_down(
         assert reply == "Now serving demo (none)."
         assert engine.alive() and engine.restarts == 1
         assert "engine: 1 restarts" in await app.commands.run(member(), "status")
+
+
+async def test_an_oversized_persona_is_refused_at_set_time_naming_the_limit(app: App) -> None:
+    reply = await app.commands.run(admin(), "persona", "set " + "x" * 100_000)
+
+    assert reply == "That persona is too long (100000 characters, the limit is 4000); nothing was changed."
+    assert await app.store.get_channel_persona(GROUP) is None
+
+
+async def test_a_persona_leaving_too_little_room_for_history_is_refused(app: App) -> None:
+    """Under the character limit, but over half of the demo model's 1,536-token prompt budget."""
+    reply = await app.commands.run(admin(), "persona", "set " + "word " * 790)
+
+    assert reply.startswith("That persona is too long (") and "tokens, the limit is 768" in reply
+    assert await app.store.get_channel_persona(GROUP) is None
+    assert (await app.commands.run(admin(), "persona", "set " + "word " * 100)) == "Persona set for this channel."

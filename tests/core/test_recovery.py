@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bot.app.builder import App
 from bot.app.settings import Settings
 from bot.messages import ConversationKey
@@ -140,3 +142,15 @@ async def test_shown_parts_are_noted_while_a_reply_streams(
     [pending] = await app.store.pending(since=0)  # a crash now would find this
     assert pending.shown == (adapter.sent[0].message_id,)
     await task
+
+
+async def test_a_lone_surrogate_is_stored_as_a_replacement_and_answered(
+    app: App, adapter: RecordingAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram's JSON can carry "\\ud800", which UTF-8 (and so SQLite) cannot store."""
+    await app.pipeline.handle(message("half \ud800 a pair", "1"), adapter)
+
+    [stored, _] = await app.store.history(ROOM)
+    assert stored.text == "half \ufffd a pair"
+    assert adapter.texts() == ["echo: half \ufffd a pair"]
+    assert "lone surrogates" in caplog.text and "Traceback" not in caplog.text
