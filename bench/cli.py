@@ -32,7 +32,7 @@ from engine.errors import EngineError
 RESULTS_FILE = "results.json"
 CHART_FILE = "throughput.png"
 # What the bench extra adds to Hearth's dependencies (pyproject.toml).
-EXTRA_MODULES = ("matplotlib", "psutil")
+EXTRA_MODULES = ("matplotlib",)
 MISSING_EXTRA = "install the bench extra: scripts/setup.sh bench (missing: {modules})"
 F = TypeVar("F", bound=Callable[..., Any])
 Results = list[dict[str, Any]]

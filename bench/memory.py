@@ -1,7 +1,6 @@
 """Resident memory of the bot process, apart from the engine's own process.
 
-psutil comes with the bench extra; it is imported when a sample is taken, so that
-`hearth bench` can say the extra is missing instead of failing to import.
+psutil (a product dependency: the lifeline uses it) is imported when a sample is taken.
 """
 
 from __future__ import annotations

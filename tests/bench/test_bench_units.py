@@ -194,7 +194,7 @@ def test_hearth_bench_store_prints_json() -> None:
     assert figures["benchmark"] == "store" and "p99_ms" in figures and "cores" in figures["machine"]
 
 
-@pytest.mark.parametrize("module", ["matplotlib", "psutil"])
+@pytest.mark.parametrize("module", ["matplotlib"])
 def test_hearth_bench_without_the_extra_says_how_to_install_it(
     module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
