@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,19 @@ QUANTIZATIONS = frozenset({"auto", "none", "awq", "gptq", "compressed-tensors", 
 ADHOC_MAX_MODEL_LEN = 4096
 
 
+REASONING_PARSERS = frozenset({"qwen3", "deepseek-r1"})
+THINKING_MODES = frozenset({"off", "hidden", "shown"})
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One registry entry."""
+    """One registry entry.
+
+    `reasoning` names how the model marks its thinking (`qwen3`: `<think>…</think>`
+    first; `deepseek-r1`: thinking until `</think>`, its template opens the tag);
+    `thinking` says what users see of it: `off` (asked not to think, through
+    `chat_template_kwargs`), `hidden` (a "thinking…" status) or `shown` (collapsed
+    where the platform can). `chat_template_kwargs` go to the chat template."""
 
     name: str
     source: str
@@ -26,6 +36,9 @@ class ModelSpec:
     max_model_len: int = 4096
     device: str = "any"
     description: str = ""
+    reasoning: str | None = None
+    thinking: str = "hidden"
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def builtin(self) -> str | None:
@@ -99,4 +112,10 @@ def _parse_entry(name: str, entry: object, origin: str) -> ModelSpec:
         raise problem(f"unknown quantization {spec.quantization!r}")
     if not isinstance(spec.max_model_len, int) or spec.max_model_len <= 0:
         raise problem("max_model_len must be a positive integer")
+    if spec.reasoning is not None and spec.reasoning not in REASONING_PARSERS:
+        raise problem(f"unknown reasoning {spec.reasoning!r}; known: {', '.join(sorted(REASONING_PARSERS))}")
+    if spec.thinking not in THINKING_MODES:
+        raise problem(f"thinking must be one of {', '.join(sorted(THINKING_MODES))}")
+    if not isinstance(spec.chat_template_kwargs, dict):
+        raise problem("chat_template_kwargs must be a table")
     return spec
