@@ -58,9 +58,35 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "[interrupted by a restart; answered again below]",
         "zh": "【因重启中断，已在下方重新回答】",
     },
+    "thinking": {
+        "en": "💭 thinking…",
+        "zh": "💭 思考中…",
+    },
+    "thought_too_long": {
+        "en": "Sorry, I ran out of room while still thinking and have no answer yet. "
+              "Please ask a narrower question.",
+        "zh": "抱歉，我还在思考时就用完了篇幅，还没有答案。请把问题问得具体一些。",
+    },
     "refusal": {
         "en": "Sorry, I can't help with that.",
         "zh": "抱歉，这个我无法回答。",
+    },
+    "quota_rate_user": {
+        "en": "You are sending messages faster than I can answer; I'll skip your messages "
+              "for about {seconds} s.",
+        "zh": "你发消息太快了，接下来约 {seconds} 秒内你的消息我不会回复。",
+    },
+    "quota_rate_channel": {
+        "en": "This chat is very busy; I'll skip new messages here for about {seconds} s.",
+        "zh": "这里消息太多了，接下来约 {seconds} 秒内的新消息我不会回复。",
+    },
+    "quota_tokens_user": {
+        "en": "You have used your {limit} tokens for today; I can answer you again after 00:00 UTC.",
+        "zh": "你今天的 {limit} 个 token 额度已用完，UTC 时间 0 点后恢复。",
+    },
+    "quota_tokens_channel": {
+        "en": "This chat has used its {limit} tokens for today; I can answer here again after 00:00 UTC.",
+        "zh": "这里今天的 {limit} 个 token 额度已用完，UTC 时间 0 点后恢复。",
     },
 }
 

@@ -8,6 +8,7 @@ never imports an adapter: it is handed objects that fit these shapes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,7 @@ class ReplyLimits:
     max_chars: int
     edit_interval: float
     measure: Measure = len
+    spoiler: Callable[[str], str] | None = None  # hides text until clicked (Discord's ||…||)
 
 
 class ReplyChannel(Protocol):

@@ -41,6 +41,11 @@ class ReplyStream:
         self._on_sent = on_sent
 
     @property
+    def spoiler(self) -> Callable[[str], str] | None:
+        """How the platform hides text until clicked, if it can."""
+        return self._channel.limits.spoiler
+
+    @property
     def message_ids(self) -> list[str]:
         return list(self._ids)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
+from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
@@ -81,13 +83,25 @@ class FakeEngine:
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
     ) -> AsyncGenerator[ReplyChunk, None]:
+        chunks = self._stream(messages, sampling)
+        if self._spec.reasoning:
+            chunks = split_reasoning(chunks, self._spec.reasoning)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    async def _stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncGenerator[ReplyChunk, None]:
         if not self.available or self.dead:
             raise EngineUnavailableError("fake engine is down")
         prompt_tokens = await self.count_tokens(messages)
         if prompt_tokens > self.max_model_len:
             raise PromptTooLongError(prompt_tokens, self.max_model_len)
         self.prompts.append(list(messages))
-        pieces = self.script(messages)[: sampling.max_tokens]
+        script = self.script(messages)
+        pieces = script[: sampling.max_tokens]
+        reason = "length" if len(script) > len(pieces) else "stop"
         self._stats.running += 1
         try:
             for piece in pieces:
@@ -98,7 +112,7 @@ class FakeEngine:
                 yield ReplyChunk(piece)
         finally:
             self._stats.running -= 1
-        final = ReplyChunk("", True, "stop", prompt_tokens, 0, len(pieces))
+        final = ReplyChunk("", True, reason, prompt_tokens, 0, len(pieces))
         self._stats.record(final)
         yield final
 

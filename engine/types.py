@@ -25,7 +25,8 @@ class Sampling:
     """How one reply is sampled. Defaults come from our reference deployments.
 
     `max_tokens` caps the reply in tokens; `ignore_eos` makes every reply exactly
-    that long (benchmarks); `seed` makes sampling repeatable."""
+    that long (benchmarks); `seed` makes sampling repeatable; `pattern` constrains
+    the reply to a regular expression (vLLM's structured outputs)."""
 
     temperature: float = 0.7
     top_p: float = 0.9
@@ -33,11 +34,15 @@ class Sampling:
     max_tokens: int = 512
     ignore_eos: bool = False
     seed: int | None = None
+    pattern: str | None = None  # a regular expression the reply must match (structured output)
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyChunk:
-    """A piece of a streamed reply; the last one has `finished` set and the token counts."""
+    """A piece of a streamed reply; the last one has `finished` set and the token counts.
+
+    `text` is answer; `reasoning` is thinking a reasoning model wrote (see
+    `engine.reasoning`), which is never part of the answer."""
 
     text: str
     finished: bool = False
@@ -45,6 +50,7 @@ class ReplyChunk:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     reply_tokens: int = 0
+    reasoning: str = ""
 
 
 @dataclass(slots=True)

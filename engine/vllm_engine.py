@@ -13,12 +13,14 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
 from engine.lifeline import Lifeline
+from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
@@ -94,6 +96,11 @@ class _Loaded:
         # The pipeline counts a prompt's tokens and then generates from the very
         # same messages: remember recent renders so that costs one tokenisation.
         self._rendered = functools.lru_cache(maxsize=RENDER_CACHE_SIZE)(self._render)
+
+    def respec(self, spec: ModelSpec) -> None:
+        """Another registry entry for these same weights: its template settings apply now."""
+        self.spec = spec
+        self._rendered.cache_clear()
 
     def render(self, messages: Sequence[ChatMessage]) -> list[int]:
         return list(self._rendered(tuple(messages)))  # a copy: vLLM must not alter the cached one
@@ -187,6 +194,13 @@ class VllmEngine:
                 self._ready.set()
 
     async def switch(self, spec: ModelSpec) -> None:
+        """Serve `spec`. An entry with the same weights (only its reasoning, thinking or
+        template settings differ) takes effect at once; any other reloads."""
+        if self._loaded is not None and _same_weights(spec, self._loaded.spec):
+            self._loaded.respec(spec)
+            self._spec = spec
+            self._stats.model = spec.name
+            return
         async with self._switch_lock:
             self._ready.clear()
             previous = self._spec
@@ -213,9 +227,13 @@ class VllmEngine:
             raise PromptTooLongError(len(ids), loaded.max_model_len)
         params = self._sampling_params(sampling, loaded.max_model_len - len(ids))
         self._begin()
+        chunks = self._generate(loaded, ids, params)
+        if loaded.spec.reasoning:
+            chunks = split_reasoning(chunks, loaded.spec.reasoning)
         try:
-            async for chunk in self._generate(loaded, ids, params):
-                yield chunk
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk
         finally:
             self._end()
 
@@ -243,8 +261,9 @@ class VllmEngine:
 
     def _sampling_params(self, sampling: Sampling, room: int) -> Any:
         vllm = _import_vllm()
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
+        structured = StructuredOutputsParams(regex=sampling.pattern) if sampling.pattern else None
         return vllm.SamplingParams(
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -253,6 +272,7 @@ class VllmEngine:
             ignore_eos=sampling.ignore_eos,
             seed=sampling.seed,
             output_kind=RequestOutputKind.DELTA,
+            structured_outputs=structured,
         )
 
     async def _wait_ready(self) -> _Loaded:
@@ -320,6 +340,10 @@ class VllmEngine:
             await self._load(previous)
         except ModelLoadError:
             log.error("could not restore model %s either; engine is down", previous.name)
+
+
+def _same_weights(a: ModelSpec, b: ModelSpec) -> bool:
+    return (a.source, a.quantization, a.max_model_len) == (b.source, b.quantization, b.max_model_len)
 
 
 def prefix_cache_counters() -> tuple[int, int]:

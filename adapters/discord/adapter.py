@@ -79,7 +79,7 @@ class DiscordAdapter:
         guild_ready_timeout: float = GUILD_READY_TIMEOUT_S,
         retry_delay: float = RETRY_DELAY_S,
     ) -> None:
-        self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=edit_interval)
+        self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=edit_interval, spoiler=spoiler)
         self._config = config
         self._inbox = inbox
         self._modes = modes
@@ -257,6 +257,11 @@ async def _keep_typing(channel: discord.abc.Messageable) -> None:
             await asyncio.sleep(TYPING_REFRESH_S)
     except (discord.HTTPException, aiohttp.ClientConnectionError) as exc:
         log.info("typing indicator failed: %s", exc)
+
+
+def spoiler(text: str) -> str:
+    """Discord's spoiler: hidden until clicked (a `||` inside would end it early)."""
+    return "||" + text.replace("||", "|\u200b|") + "||"
 
 
 def _delivery_error(exc: discord.HTTPException | aiohttp.ClientConnectionError) -> DeliveryError:

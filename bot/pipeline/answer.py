@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -14,11 +15,13 @@ from bot.moderation import Gate
 from bot.persona import Personas
 from bot.pipeline.turn import Answer, Handler, Turn
 from bot.store import Conversations, VerdictLog
+from engine.affinity import conversation
 from engine.base import Engine
 from engine.types import ReplyChunk, Sampling
 
 log = logging.getLogger(__name__)
 
+THOUGHT = "💭 "
 INTERRUPT_BOUND_S = 2.0  # at shutdown, the most a cut reply may take to be marked and stored
 
 
@@ -102,34 +105,36 @@ class Generate:
         assert turn.prompt is not None, "BuildPrompt runs first"
         shown: list[tuple[str, Verdict]] = []
         try:
-            turn.answer = await self._generate(turn, turn.prompt, shown)
+            with conversation(str(turn.msg.key)):  # remote replicas route on it (hashed)
+                turn.answer = await self._generate(turn, turn.prompt, shown)
         except asyncio.CancelledError:  # shutdown: say so on screen and in the store
             await self._interrupted(turn, shown[-1] if shown else None)
             raise
         await call_next(turn)
 
     async def _generate(self, turn: Turn, prompt: Prompt, shown: list[tuple[str, Verdict]]) -> Answer:
-        text, final = "", None
+        """Stream, gate and show; the Answer holds the answer only, never the thinking."""
+        view = ReplyView(self._engine.spec.thinking, turn.lang, turn.reply.spoiler)
+        final: ReplyChunk | None = None
         checked: tuple[str, Verdict] | None = None
         async with aclosing(self._engine.stream(prompt.messages, self._sampling)) as chunks:
             async for chunk in chunks:
                 if chunk.finished:
                     final = chunk
                     break
-                text += chunk.text
-                if not turn.reply.due():
+                view.add(chunk)
+                if not turn.reply.due() or not (shows := view.now()).strip():
                     continue
-                checked = (text, await self._check(text, turn, prompt))
+                checked = (shows, await self._check(shows, turn, prompt))
                 if checked[1].flagged:
                     return await self._refuse(turn, checked[1])
-                await turn.reply.update(text.strip())
+                await turn.reply.update(shows.strip())
                 shown.append(checked)
-        verdict = checked[1] if checked and checked[0] == text else await self._check(text, turn, prompt)
+        text, shows = view.final(final)
+        verdict = checked[1] if checked and checked[0] == shows else await self._check(shows, turn, prompt)
         if verdict.flagged:
             return await self._refuse(turn, verdict)
-        if not text.strip():
-            text = i18n.text("empty_reply", turn.lang)
-        await turn.reply.finish(text.strip())
+        await turn.reply.finish(shows.strip())
         return Answer(text, verdict, final)
 
     async def _check(self, text: str, turn: Turn, prompt: Prompt) -> Verdict:
@@ -153,6 +158,46 @@ class Generate:
                 await self._record.store_reply(turn, Answer(text, verdict, None), "interrupted")
         except Exception:  # shutting down: the platform may be gone; the log says what was cut
             log.warning("could not mark the interrupted reply in %s", turn.msg.key, exc_info=True)
+
+
+class ReplyView:
+    """What a reply shows while it streams and at the end, by the model's `thinking` mode:
+    `hidden`/`off`: the answer, and a "thinking…" status until it starts; `shown`: the
+    thinking too, collapsed (a spoiler) where the platform can. The answer alone is
+    what is stored and fed back."""
+
+    def __init__(self, mode: str, lang: str, spoiler: Callable[[str], str] | None) -> None:
+        self._mode = mode
+        self._lang = lang
+        self._spoiler = spoiler or _quoted
+        self.text = ""
+        self.thinking = ""
+
+    def add(self, chunk: ReplyChunk) -> None:
+        self.text += chunk.text
+        self.thinking += chunk.reasoning
+
+    def now(self) -> str:
+        """The text to show while streaming."""
+        if self._mode == "shown" and self.thinking.strip():
+            return f"{self._spoiler(THOUGHT + self.thinking.strip())}\n\n{self.text}"
+        if self.text.strip() or not self.thinking.strip():
+            return self.text
+        return i18n.text("thinking", self._lang)
+
+    def final(self, last: ReplyChunk | None) -> tuple[str, str]:
+        """(the answer to store, the text to show) once the stream ended."""
+        if not self.text.strip():
+            cut_thinking = self.thinking.strip() and last is not None and last.finish_reason == "length"
+            self.text = i18n.text("thought_too_long" if cut_thinking else "empty_reply", self._lang)
+        if self._mode == "shown" and self.thinking.strip():
+            return self.text, self.now()
+        return self.text, self.text
+
+
+def _quoted(thinking: str) -> str:
+    """Thinking shown where the platform has no spoiler: quoted, line by line."""
+    return "\n".join(f"> {line}" for line in thinking.splitlines())
 
 
 class Record:

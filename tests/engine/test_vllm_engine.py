@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -169,3 +170,28 @@ async def test_a_model_that_fails_to_load_leaves_the_old_one_serving(
     assert caught.value.model == "broken"
     assert real_engine.spec.name == "demo" and real_engine.stats().state == "ready"
     assert (await collect(real_engine, [ChatMessage("user", "still there?")]))[-1].finished
+
+
+async def test_thinking_forced_out_of_the_real_model_never_reaches_the_platform(
+    engine_settings: Settings, real_engine: VllmEngine
+) -> None:
+    """The demo model is made to think in Qwen3's tags (structured output); served as a
+    reasoning model (the same weights: no reload), nothing between the tags is shown or stored."""
+    pattern = r"<think>SECRET[a-z]{3,8}</think>\n\nhello [a-z]{3,8}"
+    plain = real_engine.spec
+    await real_engine.switch(dataclasses.replace(plain, name="demo-thinking", reasoning="qwen3"))
+    adapter = RecordingAdapter()
+    forced = Sampling(max_tokens=40, temperature=0.0, pattern=pattern)
+    try:
+        async with SqliteStore(engine_settings.database) as store:
+            builder = HearthBuilder(engine_settings).engine(real_engine).store(store).gate(AllowAllGate())
+            async with builder.sampling(forced).today(lambda: TODAY).build() as app:
+                await app.pipeline.handle(message("think first", "t1"), adapter)
+                [_, reply] = await app.store.history(ROOM)
+    finally:
+        await real_engine.switch(plain)
+
+    shown = "\n".join(v for sent in adapter.sent for v in sent.texts)
+    assert "SECRET" not in shown and "<think>" not in shown
+    assert reply.text.startswith("hello ") and "SECRET" not in reply.text
+    assert real_engine.spec == plain
