@@ -41,6 +41,15 @@ class ModelSpec:
     chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
+    def template_kwargs(self) -> dict[str, Any]:
+        """What the chat template is given: `chat_template_kwargs`, plus Qwen3's
+        `enable_thinking = false` when thinking is `off`."""
+        kwargs = dict(self.chat_template_kwargs)
+        if self.thinking == "off" and self.reasoning == "qwen3":
+            kwargs.setdefault("enable_thinking", False)
+        return kwargs
+
+    @property
     def builtin(self) -> str | None:
         """`demo` or `demo-awq` for models Hearth builds itself, else None."""
         if self.source.startswith(BUILTIN_PREFIX):

@@ -111,6 +111,7 @@ class _Loaded:
             tokenize=True,
             add_generation_prompt=True,
             return_dict=False,
+            **self.spec.template_kwargs,  # e.g. Qwen3's enable_thinking
         )
         return list(ids)
 

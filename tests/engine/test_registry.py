@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -200,3 +201,21 @@ def test_lookup_rejects_a_bare_word_naming_a_file(
     (tmp_path / "weights.bin").write_bytes(b"")
     with pytest.raises(UnknownModelError):
         builtin.lookup("weights.bin")
+
+
+def test_thinking_off_asks_qwen3_not_to_think() -> None:
+    spec = Registry.load().get("qwen3-8b-awq")
+
+    assert spec.reasoning == "qwen3" and spec.template_kwargs == {}
+    off = dataclasses.replace(spec, thinking="off")
+    assert off.template_kwargs == {"enable_thinking": False}
+    explicit = dataclasses.replace(off, chat_template_kwargs={"enable_thinking": True})
+    assert explicit.template_kwargs == {"enable_thinking": True}, "an explicit setting wins"
+
+
+def test_an_unknown_reasoning_parser_is_a_clear_registry_error(tmp_path: Path) -> None:
+    extra = tmp_path / "models.toml"
+    extra.write_text('[models.x]\\nsource = "x"\\nreasoning = "tea-leaves"\\n', "utf-8")
+
+    with pytest.raises(RegistryError, match="unknown reasoning 'tea-leaves'"):
+        Registry.load(extra)
