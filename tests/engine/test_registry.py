@@ -215,7 +215,7 @@ def test_thinking_off_asks_qwen3_not_to_think() -> None:
 
 def test_an_unknown_reasoning_parser_is_a_clear_registry_error(tmp_path: Path) -> None:
     extra = tmp_path / "models.toml"
-    extra.write_text('[models.x]\\nsource = "x"\\nreasoning = "tea-leaves"\\n', "utf-8")
+    extra.write_text('[models.x]\nsource = "x"\nreasoning = "tea-leaves"\n', "utf-8")
 
     with pytest.raises(RegistryError, match="unknown reasoning 'tea-leaves'"):
         Registry.load(extra)
