@@ -32,6 +32,11 @@ class EngineUnavailableError(EngineError):
     """The engine is not running, is switching, or died."""
 
 
+class EngineOutOfMemoryError(EngineUnavailableError):
+    """A request failed for lack of memory (GPU memory, or a KV cache too small for it);
+    the same request with a shorter prompt and reply may succeed."""
+
+
 class ModelLoadError(EngineError):
     """`model` could not be started; `reason` is the first line of the cause."""
 

@@ -53,6 +53,8 @@ class FakeEngine:
         return self._spec.max_model_len
 
     async def start(self) -> None:
+        if self._spec.name in self._fail_models:
+            raise ModelLoadError(self._spec.name, "scripted failure")
         self._stats.state = "ready"
         self.dead = False
 
@@ -119,6 +121,8 @@ class FakeEngine:
     async def switch(self, spec: ModelSpec) -> None:
         if spec.name in self._fail_models:
             raise ModelLoadError(spec.name, "scripted failure")
+        self.dead = False  # a fresh load
+        self._stats.state = "ready"
         self._spec = spec
         self._stats.model, self._stats.quantization = spec.name, spec.quantization
 

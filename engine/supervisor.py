@@ -130,9 +130,25 @@ class Supervisor:
             if not self._engine.alive() or self._state == "failed":
                 await self.restart()
             return
+        if self._state in ("failed", "stopped") or not self._engine.alive():
+            await self._replace(spec)  # nothing serves: load `spec` now, no waiting
+            return
         await self._wait_up()
         async with self._lock:
             await self._engine.switch(spec)
+
+    async def _replace(self, spec: ModelSpec) -> None:
+        """Serve `spec` while nothing serves (never started, gave up, or dead): a fresh start
+        with a clean crash record. Raises ModelLoadError; the state then stays as it was."""
+        if self._recovering is not None and not self._recovering.done():
+            self._recovering.cancel()
+            await asyncio.gather(self._recovering, return_exceptions=True)
+        async with self._lock:
+            await self._engine.switch(spec)
+        self._restarts.clear()
+        self._mark_ready()
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="engine-watch")
 
     async def restart(self) -> None:
         """Start the model again now, forgetting earlier crashes (an admin asked)."""

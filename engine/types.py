@@ -22,15 +22,18 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """How one reply is sampled. Defaults come from our reference deployments.
+    """How one reply is sampled.
 
-    `max_tokens` caps the reply in tokens; `ignore_eos` makes every reply exactly
-    that long (benchmarks); `seed` makes sampling repeatable; `pattern` constrains
-    the reply to a regular expression (vLLM's structured outputs)."""
+    `temperature`, `top_p` and `repetition_penalty` left at None are the model's
+    to choose: its registry entry's or `generation_config.json`'s recommendation,
+    else Hearth's defaults (`engine.sampling`). `max_tokens` caps the reply in
+    tokens; `ignore_eos` makes every reply exactly that long (benchmarks); `seed`
+    makes sampling repeatable; `pattern` constrains the reply to a regular
+    expression (vLLM's structured outputs)."""
 
-    temperature: float = 0.7
-    top_p: float = 0.9
-    repetition_penalty: float = 1.15
+    temperature: float | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
     max_tokens: int = 512
     ignore_eos: bool = False
     seed: int | None = None
@@ -67,6 +70,11 @@ class EngineStats:
     reply_tokens: int = 0
     restarts: int = 0
     last_error: str = ""
+    note: str = ""  # e.g. which model a fallback serves for, and why
+    # The served model's sampling where no setting fixes a value, and its origin
+    # (`engine.sampling`); empty when the engine cannot tell (a remote server decides).
+    sampling: dict[str, float] = field(default_factory=dict)
+    sampling_origin: str = ""
     started_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from bot.app.gate import build_gate
+from bot.app.metrics_server import MetricsServer
+from bot.app.quotas import build_quotas, exemption
 from bot.app.settings import Settings
 from bot.app.stores import store_for
 from bot.boundary import ErrorBoundary
@@ -31,8 +33,10 @@ from bot.commands.builtin import (
     StatusCommand,
 )
 from bot.commands.moderation import ModerationCommand
+from bot.commands.usage import QuotaCommand, UsageCommand
 from bot.i18n import Locale
 from bot.logs import vllm_log_level
+from bot.metrics import MeteredGate, Metrics, TimedEngine
 from bot.moderation import Gate, WordsAware
 from bot.moderation.leak import Canary
 from bot.persona import Personas
@@ -40,21 +44,29 @@ from bot.pipeline import (
     Accept,
     Boundary,
     BuildPrompt,
+    Degrade,
     Generate,
-    InOrder,
     InputGate,
     Pipeline,
     PromptLimits,
     Record,
     Stage,
 )
+from bot.pipeline.backlog import Backlog
+from bot.pipeline.metered import CountAnswer, CountIntake
+from bot.pipeline.quota import QuotaGate
+from bot.quotas import Quotas
 from bot.recovery import Recovery
 from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import Store
 from engine.base import Engine
 from engine.registry import ModelSpec, Registry
+from engine.fallback import FallbackChain
 from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
 from engine.types import ChatMessage, Sampling
+
+if TYPE_CHECKING:
+    from engine.remote import RemoteEngine
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +88,34 @@ def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | No
         max_model_len=settings.max_model_len,
         gpu_memory_utilization=settings.gpu_memory_utilization,
         vllm_log_level=vllm_log_level(settings.log_level),
+        switch_mode=settings.switch_mode,
     )
     policy = SupervisionPolicy(
         hold_s=settings.engine_hold_s, max_restarts=settings.engine_max_restarts,
         window_s=settings.engine_restart_window_s,
     )
     return Supervisor(VllmEngine(spec, ModelResolver(settings.data_dir), options), policy, on_event)
+
+
+def build_remote_engine(settings: Settings, on_event: EngineEvent | None = None) -> RemoteEngine:
+    """The engine that streams from HEARTH_ENGINE_URLS; not started. It serves HEARTH_MODEL
+    when that is set, else the first model the servers list."""
+    from engine.remote import RemoteEngine, RemoteOptions  # the openai client: loaded only when used
+
+    key = settings.engine_api_key
+    options = RemoteOptions(
+        urls=settings.engine_urls,
+        api_key=key.get_secret_value() if key else None,
+        model=settings.model if "model" in settings.model_fields_set else None,
+        routing=settings.engine_routing,
+        attempts=settings.engine_attempts,
+        timeout_s=settings.engine_timeout_s,
+        health_interval_s=settings.engine_health_interval_s,
+        start_wait_s=settings.engine_start_wait_s,
+        max_model_len=settings.max_model_len,
+        tokenizer=settings.engine_tokenizer,
+    )
+    return RemoteEngine(options, on_event)
 
 
 class EngineEvents:
@@ -165,6 +199,7 @@ class App:
         self._parts = parts
         self._stack = AsyncExitStack()
         self._wired: _Wired | None = None
+        self._metrics_url: str | None = None
         self.engine_events = EngineEvents()
 
     async def __aenter__(self) -> Self:
@@ -210,8 +245,21 @@ class App:
         return self._get().personas
 
     @property
-    def queue(self) -> InOrder:
+    def queue(self) -> Backlog:
         return self._get().queue
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._get().metrics
+
+    @property
+    def quotas(self) -> Quotas:
+        return self._get().quotas
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where the Prometheus endpoint listens (HEARTH_METRICS_PORT), None when off."""
+        return self._metrics_url
 
     @property
     def recovery(self) -> Recovery:
@@ -220,7 +268,7 @@ class App:
     def engine_pids(self) -> list[int]:
         """vLLM's engine-core processes, when this app built the engine (else none)."""
         engine = self._get().engine
-        return engine.pids() if isinstance(engine, Supervisor) else []
+        return engine.pids() if isinstance(engine, Supervisor | FallbackChain) else []
 
     def _get(self) -> _Wired:
         if self._wired is None:
@@ -243,16 +291,30 @@ class App:
             gate = parts.gate
         else:
             gate = await self._stack.enter_async_context(build_gate(settings, store))
-        return _wire(settings, parts, store, engine, registry, gate)
+        wired = _wire(settings, parts, store, engine, registry, gate)
+        self._stack.push_async_callback(wired.quotas.ledger.close)  # the last counts, before the store closes
+        if settings.metrics_port is not None:
+            server = MetricsServer(wired.metrics.registry, settings.metrics_host, settings.metrics_port)
+            self._metrics_url = (await self._stack.enter_async_context(server)).url
+        return wired
 
     async def _start_engine(self, store: Store, registry: Registry) -> Engine:
+        if self.settings.engine_kind == "remote":
+            remote = build_remote_engine(self.settings, self.engine_events)
+            log.info("connecting to %s …", ", ".join(self.settings.engine_urls))
+            await remote.start()
+            self._stack.push_async_callback(remote.close)
+            return remote
         spec = await initial_model(store, registry, self.settings.model)
         warn_if_demo(spec)
-        engine = build_engine(self.settings, spec, self.engine_events)
+        fallbacks = [registry.lookup(name) for name in self.settings.fallback_models]
+        chain = FallbackChain(build_engine(self.settings, spec, self.engine_events), spec, fallbacks,
+                              self.engine_events)
+        self.engine_events.listen(chain.engine_event)
         log.info("loading model %s …", spec.name)
-        await engine.start()
-        self._stack.push_async_callback(engine.close)
-        return engine
+        await chain.start()
+        self._stack.push_async_callback(chain.close)
+        return chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +326,10 @@ class _Wired:
     modes: ChannelModes
     models: ModelService
     personas: Personas
-    queue: InOrder
+    queue: Backlog
     recovery: Recovery
+    metrics: Metrics
+    quotas: Quotas
 
 
 def _wire(
@@ -275,15 +339,22 @@ def _wire(
     boundary = ErrorBoundary(locale)
     personas = Personas(store, Canary(store), bot_name=settings.bot_name, template=settings.persona,
                         today=parts.today)
-    queue = InOrder()
+    metrics, admins = Metrics(), Admins(settings.admin_ids)
+    quotas = build_quotas(settings, store)
+    quota = QuotaGate(quotas, store, metrics, exemption(settings, admins))
+    queue = Backlog(store, metrics, settings.queue_merge_limit, settings.channel_concurrency)
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
     outer = Boundary(boundary, store)
     record = Record(store, store, settings.bot_name)
     accept = Accept(store, settings.max_message_chars, settings.instance)
-    intake: Sequence[Stage] = (outer, *parts.stages, accept)
+    metered = MeteredGate(gate, metrics)
+    # Stored before anything can refuse it; every message judged by the gate on its own
+    # before it may wait merged with its author's next one (see Backlog).
+    intake: Sequence[Stage] = (outer, CountIntake(metrics), *parts.stages, accept, quota)
     answer: Sequence[Stage] = (
-        outer, queue, InputGate(gate, store, store), BuildPrompt(store, personas, engine, limits),
-        Generate(engine, gate, parts.sampling or sampling_from(settings), record),
+        outer, CountAnswer(metrics), quota.answer, InputGate(metered, store, store), queue, Degrade(),
+        BuildPrompt(store, personas, engine, limits),
+        Generate(TimedEngine(engine, metrics), metered, parts.sampling or sampling_from(settings), record),
     )
     pipeline = Pipeline(intake, answer, record, locale, store)
     models = ModelService(engine, registry, store, settings.model)
@@ -293,11 +364,14 @@ def _wire(
         ModelCommand(models).spec(), persona_command(personas, store, engine, limits).spec(),
         ResetCommand(store).spec(),
         StatusCommand(models, queue.depth).spec(), ModerationCommand(store, words_changed).spec(),
-        modes.spec(),
+        modes.spec(), UsageCommand(store, quotas).spec(), QuotaCommand(quotas).spec(),
     ]
-    commands = Commands(table, Admins(settings.admin_ids), boundary, locale)
+    commands = Commands(table, admins, boundary, locale)
+    metrics.watch(models.stats, queue.depth)
     recovery = Recovery(store, pipeline, settings.recover_window_s, settings.instance)
-    return _Wired(store, engine, pipeline, commands, modes, models, personas, queue, recovery)
+    return _Wired(
+        store, engine, pipeline, commands, modes, models, personas, queue, recovery, metrics, quotas
+    )
 
 
 def persona_command(personas: Personas, store: Store, engine: Engine, limits: PromptLimits) -> PersonaCommand:

@@ -35,6 +35,8 @@ ENGINE_NOTICES = {
     "ready": "Hearth: the model engine is back.",
     "failed": "Hearth: the model engine keeps failing ({detail}); I stopped restarting it. "
               "Run /model with the same name to try again.",
+    "fallback": "Hearth: serving a fallback model: {detail}. I keep trying the chosen one.",
+    "chosen": "Hearth: {detail}; the fallback stepped down.",
 }
 
 

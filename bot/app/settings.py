@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -58,8 +58,21 @@ class Settings(BaseSettings):
     engine_hold_s: float = Field(default=120.0, gt=0.0)
     engine_max_restarts: int = Field(default=5, ge=1)
     engine_restart_window_s: float = Field(default=600.0, gt=0.0)
+    fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
+    switch_mode: Literal["auto", "beside", "reload"] = "auto"
     shutdown_grace_s: float = Field(default=3.0, ge=0.0, le=6.0)
     platform_down_s: float = Field(default=300.0, gt=0.0)
+
+    # --- the engine: vLLM in this process, or remote OpenAI-compatible servers ---
+    engine_kind: Literal["inprocess", "remote"] = "inprocess"
+    engine_urls: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validate_default=True)
+    engine_api_key: SecretStr | None = None
+    engine_routing: Literal["affinity", "round-robin"] = "affinity"
+    engine_attempts: int = Field(default=3, ge=1, le=10)
+    engine_timeout_s: float = Field(default=60.0, gt=0.0)
+    engine_health_interval_s: float = Field(default=5.0, gt=0.0)
+    engine_start_wait_s: float = Field(default=120.0, ge=0.0)
+    engine_tokenizer: Path | None = None
 
     # --- moderation ---
     moderation_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
@@ -68,6 +81,21 @@ class Settings(BaseSettings):
     guard_gpu_memory_utilization: float = Field(default=0.1, gt=0.0, le=1.0)
     guard_kv_cache_gib: float | None = Field(default=None, gt=0.0)
     guard_max_model_len: int = Field(default=4096, ge=256)
+
+    # --- quotas and fairness (0 turns a limit off) ---
+    user_messages_per_minute: int = Field(default=20, ge=0)
+    user_burst: int = Field(default=6, ge=1)
+    channel_messages_per_minute: int = Field(default=60, ge=0)
+    channel_burst: int = Field(default=20, ge=1)
+    user_daily_tokens: int = Field(default=200_000, ge=0)
+    channel_daily_tokens: int = Field(default=2_000_000, ge=0)
+    quota_admins_exempt: bool = True
+    queue_merge_limit: int = Field(default=5, ge=1)
+    channel_concurrency: int = Field(default=4, ge=1)
+
+    # --- metrics ---
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # --- discord ---
     discord_token: SecretStr | None = None
@@ -85,9 +113,12 @@ class Settings(BaseSettings):
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_admin_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return _split_commas(value)
+
+    @field_validator("fallback_models", mode="before")
+    @classmethod
+    def _split_fallbacks(cls, value: object) -> object:
+        return _split_commas(value)
 
     @field_validator("admin_ids")
     @classmethod
@@ -97,6 +128,23 @@ class Settings(BaseSettings):
             if platform not in ADMIN_PLATFORMS or not ident:
                 # Never quote the entry: a pasted token would end up in the log.
                 raise ValueError("entries must be platform:id, platform one of discord, telegram, terminal")
+        return value
+
+    @field_validator("engine_urls", mode="before")
+    @classmethod
+    def _split_engine_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("engine_urls")
+    @classmethod
+    def _check_engine_urls(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("engine_kind") == "remote" and not value:
+            raise ValueError("HEARTH_ENGINE_KIND=remote needs at least one URL, e.g. http://gpu-a:8000/v1")
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("each URL must start with http:// or https://")
         return value
 
     @field_validator("database_url")
@@ -121,6 +169,13 @@ class Settings(BaseSettings):
     def secrets(self) -> list[SecretStr]:
         """Every secret value, so logs can be scrubbed of them."""
         return [v for v in self.__dict__.values() if isinstance(v, SecretStr)]
+
+
+def _split_commas(value: object) -> object:
+    """`a, b,c` → ["a", "b", "c"] for list settings given as one environment variable."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 def load_settings(**overrides: object) -> Settings:

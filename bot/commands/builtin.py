@@ -12,6 +12,8 @@ from bot.messages import ConversationKey
 from bot.persona import MAX_PERSONA_CHARS, Personas
 from bot.serving import ModelService
 from bot.store import ChannelSettings, Conversations
+from engine.sampling import describe
+from engine.types import Sampling
 
 ANSWER_ALL = "answer_all"
 CHANNEL_MODES = ("on", "off")
@@ -129,9 +131,10 @@ class StatusCommand:
     """`/status`: model, queue, uptime, usage, prefix-cache hit rate."""
 
     def __init__(self, models: ModelService, queue_depth: Callable[[], int],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, sampling: Sampling | None = None) -> None:
         self._models = models
         self._queue_depth = queue_depth
+        self._sampling = sampling  # what the settings fix; the model chooses the rest
         self._clock = clock
         self._started = clock()
 
@@ -144,6 +147,9 @@ class StatusCommand:
         engine = f"engine: {stats.restarts} restarts"
         if stats.last_error:
             engine += f", last error: {stats.last_error}"
+        if stats.note:
+            engine += f"; {stats.note}"
+        sampling = describe(self._sampling, stats.sampling, stats.sampling_origin) or "the server decides"
         return "\n".join([
             f"model: {stats.model} ({stats.quantization}), {stats.state}",
             engine,
@@ -151,6 +157,7 @@ class StatusCommand:
             f"uptime: {uptime}",
             f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
             f"prefix-cache hit rate: {stats.hit_rate:.1%}",
+            f"sampling: {sampling}",
         ])
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from bot import i18n
 from bot.i18n import Locale
 from bot.messages import IncomingMessage, PendingMessage
-from bot.pipeline.answer import BuildPrompt, Generate, InputGate, PromptLimits, Record
+from bot.pipeline.answer import BuildPrompt, Degrade, Generate, InputGate, PromptLimits, Record
 from bot.pipeline.intake import Accept, Boundary, InOrder
 from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
 from bot.ports import ReplyChannel
@@ -29,7 +29,7 @@ from bot.streaming import ReplyStream
 from bot.tasks import TaskOwner
 
 __all__ = [
-    "Accept", "Answer", "Boundary", "BuildPrompt", "Generate", "Handler", "InOrder", "InputGate",
+    "Accept", "Answer", "Boundary", "BuildPrompt", "Degrade", "Generate", "Handler", "InOrder", "InputGate",
     "Pipeline", "PromptLimits", "Record", "Stage", "Turn", "chain",
 ]
 

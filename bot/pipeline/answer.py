@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import aclosing
@@ -17,12 +18,45 @@ from bot.pipeline.turn import Answer, Handler, Turn
 from bot.store import Conversations, VerdictLog
 from engine.affinity import conversation
 from engine.base import Engine
+from engine.errors import EngineOutOfMemoryError
 from engine.types import ReplyChunk, Sampling
 
 log = logging.getLogger(__name__)
 
 THOUGHT = "💭 "
+SHRINK = 0.8  # each retry after running out of memory: a fifth less prompt and reply
+MIN_REPLY_TOKENS = 32
+MAX_SHRINKS = 3
 INTERRUPT_BOUND_S = 2.0  # at shutdown, the most a cut reply may take to be marked and stored
+
+
+class Degrade:
+    """When the engine runs out of memory before anything was shown, try again with a
+    fifth less room for the reply and the history (at most MAX_SHRINKS times), then
+    apologise. Each step is logged and counted (`degradations`)."""
+
+    def __init__(self) -> None:
+        self.degradations = 0
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        while True:
+            try:
+                await call_next(turn)
+                return
+            except EngineOutOfMemoryError as exc:
+                if turn.reply.message_ids or turn.shrink >= MAX_SHRINKS:
+                    raise
+                turn.shrink += 1
+                self.degradations += 1
+                log.warning("message %s in %s: %s; retrying with %.0f%% of the budgets",
+                            turn.message_id, turn.msg.key, exc, 100 * SHRINK ** turn.shrink)
+
+
+def _shrunk(sampling: Sampling, shrink: int) -> Sampling:
+    if not shrink:
+        return sampling
+    tokens = max(MIN_REPLY_TOKENS, int(sampling.max_tokens * SHRINK**shrink))
+    return dataclasses.replace(sampling, max_tokens=tokens)
 
 
 class InputGate:
@@ -53,9 +87,10 @@ class PromptLimits:
     history_messages: int = 200
     max_reply_tokens: int = 512
 
-    def budget(self, max_model_len: int) -> int:
-        """Tokens the prompt may use, leaving room for the reply."""
-        return max_model_len - min(self.max_reply_tokens, max_model_len // 2)
+    def budget(self, max_model_len: int, shrink: int = 0) -> int:
+        """Tokens the prompt may use, leaving room for the reply; a fifth less per `shrink`
+        step (a retry after the engine ran out of memory)."""
+        return int((max_model_len - min(self.max_reply_tokens, max_model_len // 2)) * SHRINK ** shrink)
 
 
 class BuildPrompt:
@@ -79,7 +114,7 @@ class BuildPrompt:
             await self._personas.system_prompt(msg),
             _answered_before(history, turn.message_id),
             self._engine.count_tokens,
-            self._limits.budget(self._engine.max_model_len),
+            self._limits.budget(self._engine.max_model_len, turn.shrink),
             named=not msg.is_direct,
             max_messages=self._limits.history_messages,
         )
@@ -117,7 +152,8 @@ class Generate:
         view = ReplyView(self._engine.spec.thinking, turn.lang, turn.reply.spoiler)
         final: ReplyChunk | None = None
         checked: tuple[str, Verdict] | None = None
-        async with aclosing(self._engine.stream(prompt.messages, self._sampling)) as chunks:
+        sampling = _shrunk(self._sampling, turn.shrink)
+        async with aclosing(self._engine.stream(prompt.messages, sampling)) as chunks:
             async for chunk in chunks:
                 if chunk.finished:
                     final = chunk

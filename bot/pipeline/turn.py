@@ -35,6 +35,7 @@ class Turn:
     prompt: Prompt | None = None
     answer: Answer | None = None
     task: asyncio.Task[None] | None = None
+    shrink: int = 0  # times the prompt and reply budgets were cut for lack of memory (`Degrade`)
 
 
 Handler = Callable[[Turn], Awaitable[None]]

@@ -68,3 +68,25 @@ def test_sigterm_shuts_down_cleanly(data_dir: Path, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_chosen_model_that_will_not_load_falls_back_and_still_answers(data_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    registry = tmp_path / "models.toml"
+    registry.write_text(f'[models.broken]\nsource = "{broken}"\nmax_model_len = 2048\n', "utf-8")
+    env = hearth_env(data_dir, tmp_path / "db.sqlite3")
+    env.update(HEARTH_MODELS_FILE=str(registry), HEARTH_MODEL="broken", HEARTH_FALLBACK_MODELS="demo")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run"], input="/status\nhello\n", capture_output=True, text=True,
+        cwd=tmp_path, env=env, timeout=START_TIMEOUT_S,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "model: demo" in done.stdout and "fallback for broken" in done.stdout
+    assert "serving fallback demo because broken" in done.stderr
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        roles = [r[0] for r in conn.execute("SELECT role FROM messages ORDER BY id")]
+    assert roles == ["user", "assistant"]
