@@ -58,6 +58,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "[interrupted by a restart; answered again below]",
         "zh": "【因重启中断，已在下方重新回答】",
     },
+    "switching_models": {
+        "en": "⏳ Switching models: your message is queued and will be answered shortly.",
+        "zh": "⏳ 正在切换模型：你的消息已排队，稍后回复。",
+    },
+    "restarting": {
+        "en": "⏳ The model is restarting: your message is queued and will be answered shortly.",
+        "zh": "⏳ 模型正在重启：你的消息已排队，稍后回复。",
+    },
     "thinking": {
         "en": "💭 thinking…",
         "zh": "💭 思考中…",

@@ -24,6 +24,7 @@ from engine.types import ReplyChunk, Sampling
 log = logging.getLogger(__name__)
 
 THOUGHT = "💭 "
+WAITING_NOTICES = {"switching": "switching_models", "loading": "switching_models", "restarting": "restarting"}
 SHRINK = 0.8  # each retry after running out of memory: a fifth less prompt and reply
 MIN_REPLY_TOKENS = 32
 MAX_SHRINKS = 3
@@ -107,6 +108,9 @@ class BuildPrompt:
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
         assert turn.message_id is not None, "Accept runs first"
+        notice = WAITING_NOTICES.get(self._engine.stats().state)
+        if notice is not None:  # the prompt waits for the engine: say why, the answer replaces it
+            await turn.reply.update(i18n.text(notice, turn.lang))
         # Read past the limit: build_prompt trims whole turns and moves the floor, so the
         # window does not slide by one message every turn (which would rewrite the prompt).
         history = await self._conversations.history(msg.key, self._limits.history_messages * 2)

@@ -54,3 +54,19 @@ async def test_when_even_the_smallest_budget_fails_the_user_gets_an_apology(sett
 
     assert adapter.texts()[0].startswith("Sorry, the model is not available")
     assert len(engine.asked) == 2 * 4, "the first try and three smaller ones, for each message"
+
+
+async def test_a_message_waiting_for_a_restarting_engine_is_told_so_then_answered(settings: Settings) -> None:
+    class Restarting(FakeEngine):
+        def stats(self):  # type: ignore[no-untyped-def]
+            stats = super().stats()
+            stats.state = "restarting" if not self.prompts else "ready"
+            return stats
+
+    engine, adapter = Restarting(Registry.load().get("demo")), RecordingAdapter()
+    async with open_app(settings, engine) as app:
+        await app.pipeline.handle(message("hello", "1"), adapter)
+
+    [sent] = adapter.sent
+    assert sent.texts[0].startswith("⏳ The model is restarting")
+    assert sent.text == "echo: hello"
