@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from bench import cache, overhead, store, switch, throughput
+from bench import affinity, cache, flood, overhead, store, switch, throughput
+from bench.dashboard import Recorder, render
 from bench.harness import PLATFORM_EDIT_INTERVAL_S, bench_settings, started_engine
 from bench.moderation import bench_moderation
 from bench.report import (
@@ -158,6 +159,30 @@ def cache_command(channels: int, turns: int, tokens: int, clock: bool, model: st
     _emit(_run(_on_engine(settings, work)), as_json)
 
 
+@bench.command("affinity")
+@click.option("--channels", default=affinity.DEFAULT_CHANNELS, type=click.IntRange(1))
+@click.option("--turns", default=affinity.DEFAULT_TURNS, type=click.IntRange(2))
+@click.option("--tokens", default=affinity.DEFAULT_REPLY_TOKENS, type=click.IntRange(1), help="Reply length.")
+@click.option("--urls", default="", help="Two running vLLM servers' base URLs, comma separated "
+              "(default: HEARTH_ENGINE_URLS with HEARTH_ENGINE_KIND=remote, else two started here).")
+@common
+def affinity_command(channels: int, turns: int, tokens: int, urls: str, model: str | None,
+                     as_json: bool) -> None:
+    """Prefix-cache hit rate on two vLLM replicas: one alone, affinity, round-robin."""
+    settings = _settings(model)
+    chosen = tuple(u.strip() for u in urls.split(",") if u.strip())
+    if not chosen and settings.engine_kind == "remote":
+        chosen = settings.engine_urls
+    if chosen and len(chosen) < affinity.REPLICAS:
+        raise click.BadParameter(f"at least {affinity.REPLICAS} URLs", param_hint="--urls")
+    plan = affinity.AffinityPlan(channels, turns, tokens, chosen)
+
+    async def work() -> Results:
+        return [(await affinity.run_affinity(settings, plan)).to_json()]
+
+    _emit(_run(work()), as_json)
+
+
 @bench.command("store")
 @click.option("--messages", default=store.DEFAULT_MESSAGES, type=click.IntRange(2))
 @click.option("--conversations", default=None, type=click.IntRange(1),
@@ -179,16 +204,25 @@ def store_command(messages: int, conversations: int | None, loads: int, as_json:
 @click.option("--during", default=switch.DEFAULT_DURING, type=click.IntRange(0),
               help="Messages sent on other channels while the switch runs.")
 @click.option("--tokens", default=switch.DEFAULT_REPLY_TOKENS, type=click.IntRange(1))
+@click.option("--mode", type=click.Choice(["auto", "beside", "reload", "both"]), default="both",
+              show_default=True,
+              help="How the engine switches (HEARTH_SWITCH_MODE); both: beside, then reload.")
 @common
-def switch_command(target: str, during: int, tokens: int, model: str | None, as_json: bool) -> None:
-    """Time from an admin's /model command to the new model's first reply."""
-    settings = _settings(model)
+def switch_command(
+    target: str, during: int, tokens: int, mode: str, model: str | None, as_json: bool
+) -> None:
+    """Time from an admin's /model command to the new model's first reply, the longest wait,
+    and messages answered during the switch, for each switch mode."""
     plan = switch.SwitchPlan(target, during, tokens)
+    results: Results = []
+    for each in ("beside", "reload") if mode == "both" else (mode,):
+        settings = _settings(model).model_copy(update={"switch_mode": each})
 
-    async def work(engine: Engine) -> Results:
-        return [(await switch.run_switch(settings, engine, plan)).to_json()]
+        async def work(engine: Engine, settings: Settings = settings) -> Results:
+            return [(await switch.run_switch(settings, engine, plan)).to_json()]
 
-    _emit(_run(_on_engine(settings, work)), as_json)
+        results += _run(_on_engine(settings, work))
+    _emit(results, as_json)
 
 
 @bench.command("memory")
@@ -232,6 +266,42 @@ def all_command(
     write_results(out / RESULTS_FILE, results, host)
     plot_throughput(next(r for r in results if r["benchmark"] == "throughput"), out / CHART_FILE, host)
     click.echo(f"wrote {out / RESULTS_FILE} and {out / CHART_FILE}", err=True)
+
+
+@bench.command("flood")
+@click.option("--talkers", default=flood.DEFAULT_TALKERS, type=click.IntRange(1),
+              help="Chats talking normally.")
+@click.option("--duration", default=flood.DEFAULT_DURATION_S, type=click.FloatRange(0.1),
+              help="Seconds per phase.")
+@click.option("--rate", default=flood.DEFAULT_RATE, type=click.FloatRange(0.1),
+              help="Flood messages a second.")
+@click.option("--think", default=flood.DEFAULT_THINK_S, type=click.FloatRange(0),
+              help="Seconds a talker waits between a reply and its next line.")
+@click.option("--tokens", default=flood.DEFAULT_REPLY_TOKENS, type=click.IntRange(1), help="Reply length.")
+@click.option("--scrape", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Scrape the metrics endpoint every second into this JSON-lines file.")
+@click.option("--dashboard", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw the Grafana dashboard's panels from the scraped series into this PNG.")
+@common
+def flood_command(talkers: int, duration: float, rate: float, think: float, tokens: int, scrape: Path | None,
+                  dashboard: Path | None, model: str | None, as_json: bool) -> None:
+    """One user floods one chat while other chats talk: their latency with and without it."""
+    settings = _settings(model)
+    plan = flood.FloodPlan(talkers, duration, rate, think, tokens)
+    recorder = Recorder() if scrape or dashboard else None
+
+    async def work(engine: Engine) -> Results:
+        return [await flood.run_flood(settings, engine, plan, recorder)]
+
+    results = _run(_on_engine(settings, work))
+    _emit(results, as_json)
+    if recorder is not None and scrape is not None:
+        recorder.write(scrape)
+    if recorder is not None and dashboard is not None:
+        f = results[0]
+        title = (f"Hearth — hearth bench flood: {f['talkers']} chats talking, one user sending "
+                 f"{f['flood_rate_per_s']:g} msg/s (model {f['model']}), scraped from /metrics every second")
+        render(recorder.samples, dashboard, title)
 
 
 bench.add_command(bench_moderation, "moderation")

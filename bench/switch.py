@@ -45,6 +45,9 @@ class SwitchResult:
     first_reply_s: float | None
     sent: int
     answered: int
+    mode: str = "auto"
+    new_model_first_reply_s: float | None = None
+    longest_wait_s: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -58,7 +61,14 @@ class SwitchResult:
             "sent_during_switch": self.sent,
             "answered_during_switch": self.answered,
             "answered_ratio": round(self.answered / self.sent, 3) if self.sent else None,
+            "mode": self.mode,
+            "new_model_first_reply_s": _rounded(self.new_model_first_reply_s),
+            "longest_wait_s": _rounded(self.longest_wait_s),
         }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 async def run_switch(settings: Settings, engine: Engine, plan: SwitchPlan) -> SwitchResult:
@@ -82,21 +92,31 @@ async def _measure(
     start = time.perf_counter()
     command = asyncio.create_task(app.commands.run(admin, "model", plan.target))
     tasks: list[asyncio.Task[None]] = []
+    answered_at: dict[str, float] = {}
+
+    async def answer(msg: IncomingMessage) -> None:
+        await app.pipeline.handle(msg, channel)
+        answered_at[msg.message_id] = time.perf_counter() - start
+
     try:
         await asyncio.sleep(SEND_AFTER_S)
-        tasks = [asyncio.create_task(app.pipeline.handle(msg, channel)) for msg in during]
+        tasks = [asyncio.create_task(answer(msg)) for msg in during]
         reply = await command
         command_s = time.perf_counter() - start
-        tasks.append(asyncio.create_task(app.pipeline.handle(after, channel)))
+        tasks.append(asyncio.create_task(answer(after)))
         await asyncio.gather(*tasks)
     finally:
         for task in [command, *tasks]:
             task.cancel()
         await asyncio.gather(command, *tasks, return_exceptions=True)
     firsts = [channel.first_sent[m.key] - start for m in [*during, after] if m.key in channel.first_sent]
+    # Complete replies, not the "switching models" notice a waiting message first gets.
+    waits = [answered_at[m.message_id] - SEND_AFTER_S for m in during if m.message_id in answered_at]
+    new_first = answered_at.get(after.message_id)
     return SwitchResult(
         original, plan.target, app.models.spec.name, reply, command_s,
         min(firsts) if firsts else None, len(during), await _answered(app, during),
+        app.settings.switch_mode, new_first, max(waits) if waits else None,
     )
 
 
