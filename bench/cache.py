@@ -139,8 +139,9 @@ async def run_cache(settings: Settings, engine: Engine, plan: CachePlan) -> Cach
     source = await asyncio.to_thread(ModelResolver(settings.data_dir), engine.spec)
     tokenizer = await asyncio.to_thread(_load_tokenizer, str(source))
     block = engine_block_size(engine)
+    renderer = Renderer(tokenizer, block, engine.spec.template_kwargs)
     results = [
-        await _run_layout(settings, engine, plan, layout, Renderer(tokenizer, block))
+        await _run_layout(settings, engine, plan, layout, renderer)
         for layout in (LAYOUTS if plan.clock else LAYOUTS[:1])
     ]
     return CacheResult(
@@ -196,13 +197,15 @@ def _key(layout: str, channel: int) -> ConversationKey:
 class Renderer:
     """Re-renders each turn's prompt as the engine did, and scores it against the cache."""
 
-    def __init__(self, tokenizer: Any, block: int) -> None:
+    def __init__(self, tokenizer: Any, block: int, template_kwargs: dict[str, Any] | None = None) -> None:
         self._tokenizer = tokenizer
         self._block = block
+        self._template_kwargs = template_kwargs or {}
 
     def ids(self, messages: Sequence[ChatMessage]) -> list[int]:
         rendered = self._tokenizer.apply_chat_template(
-            [m.as_dict() for m in messages], tokenize=True, add_generation_prompt=True, return_dict=False
+            [m.as_dict() for m in messages], tokenize=True, add_generation_prompt=True, return_dict=False,
+            **self._template_kwargs,
         )
         return list(rendered)
 

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.flood import flood_table
 from bench.moderation import format_report
 
 GIB = 1 << 30
@@ -184,6 +185,21 @@ def _memory_table(r: Figures) -> str:
     )
 
 
+def _affinity_table(r: Figures) -> str:
+    rows = [
+        [name, f["hit_rate"], " / ".join(f"{x['hit_rate']:.3f}" for x in f["replicas"]),
+         " / ".join(str(x["replies"]) for x in f["replicas"]), f["cache_reset"]]
+        for name, f in r["modes"].items()
+    ]
+    return table(
+        f"affinity — {r['channels']} channels × {r['turns']} turns, turns 2–{r['turns']}, "
+        f"model {r['model']}; affinity/single {r['affinity_vs_single']}, "
+        f"round-robin/single {r['round_robin_vs_single']}",
+        ["run", "hit_rate", "hit_rate per replica", "replies per replica", "caches reset"],
+        rows,
+    )
+
+
 TABLES: dict[str, Callable[[Figures], str]] = {
     "throughput": _throughput_table,
     "overhead": _overhead_table,
@@ -191,7 +207,9 @@ TABLES: dict[str, Callable[[Figures], str]] = {
     "store": _store_table,
     "switch": _switch_table,
     "memory": _memory_table,
+    "affinity": _affinity_table,
     "moderation": format_report,
+    "flood": flood_table,
 }
 
 

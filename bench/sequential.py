@@ -104,7 +104,7 @@ def _generate(model: object, tokenizer: object, ids: list[int], sampling: Sampli
     import torch
 
     inputs = torch.tensor([ids])
-    sample = sampling.temperature > 0
+    sample = bool(sampling.temperature)  # None or 0: greedy (the caller makes the model's choice explicit)
     out = model.generate(  # type: ignore[attr-defined]
         inputs,
         attention_mask=torch.ones_like(inputs),

@@ -15,6 +15,7 @@ another's cached prompt blocks: all designs prefill every prompt in full.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from bot.app.settings import Settings
 from bot.messages import IncomingMessage
 from engine.base import Engine
 from engine.models import ModelResolver
-from engine.types import ChatMessage, EngineStats
+from engine.sampling import HEARTH_DEFAULTS, explicit
+from engine.types import ChatMessage, EngineStats, Sampling
 
 DEFAULT_CHANNELS = (1, 8, 32, 64)
 DEFAULT_REPLY_TOKENS = 64
@@ -216,9 +218,19 @@ async def _sequential(app: App, n: int, plan: ThroughputPlan) -> SequentialRun |
     job = GenerateJob(
         str(source),
         tuple(tuple((m.role, m.content) for m in prompt) for prompt in prompts),
-        fixed_length(app.settings, plan.reply_tokens),
+        as_served(fixed_length(app.settings, plan.reply_tokens), app.models.stats()),
     )
     return await asyncio.to_thread(run_sequential, job)
+
+
+def as_served(sampling: Sampling, stats: EngineStats) -> Sampling:
+    """`sampling` with the values the engine fills in (the model's recommendation) made
+    explicit, so transformers samples as vLLM does."""
+    values = {**(stats.sampling or HEARTH_DEFAULTS), **explicit(sampling)}
+    return dataclasses.replace(
+        sampling, temperature=values["temperature"], top_p=values["top_p"],
+        repetition_penalty=values["repetition_penalty"],
+    )
 
 
 def _prefix_rate(run: SequentialRun | None, n: int) -> Rate | None:

@@ -40,6 +40,8 @@ def configure_logging(level: str, secrets: list[SecretStr]) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("vllm").setLevel(vllm_log_level(level))
+    # The remote engine's client logs every request, health checks included, at INFO.
+    logging.getLogger("httpx2").setLevel(level if level == "DEBUG" else "WARNING")
 
 
 def vllm_log_level(level: str) -> str:

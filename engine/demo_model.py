@@ -11,11 +11,6 @@ point is a model that loads, tokenizes any input and streams like a real one.
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -28,6 +23,8 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
+
+from engine.builds import build_once
 
 Quantize = Literal["awq"] | None
 
@@ -154,8 +151,6 @@ CORPUS = [
     'git commit -m "fix: handle empty input" && git push origin main',
 ]
 
-logger = logging.getLogger(__name__)
-
 
 class AwqWeight(NamedTuple):
     """One linear layer's weight in AWQ "gemm" layout (``in`` features first)."""
@@ -172,59 +167,15 @@ def build_demo_model(target: Path, *, quantize: Quantize = None, seed: int = 0) 
     returned as is. The model is built in a temporary sibling directory and
     renamed into place, so `target` is either absent or complete.
     """
-    target = Path(target)
     params = _build_params(quantize, seed)
-    if _is_built(target, params):
-        return target
-    _check_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        _write_model(staging, quantize, seed)
-        (staging / MARKER_NAME).write_text(json.dumps(params, indent=2) + "\n")
-        _install(staging, target, params)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    logger.info("built demo model %s in %.1f s", target, time.monotonic() - started)
-    return target
+    return build_once(Path(target), params, lambda staging: _write_model(staging, quantize, seed),
+                      marker=MARKER_NAME)
 
 
 def _build_params(quantize: Quantize, seed: int) -> dict[str, Any]:
     if quantize not in (None, "awq"):
         raise ValueError(f"unsupported quantization {quantize!r}; use None or 'awq'")
     return {"format": BUILD_FORMAT, "quantize": quantize, "seed": seed}
-
-
-def _is_built(target: Path, params: dict[str, Any]) -> bool:
-    try:
-        return bool(json.loads((target / MARKER_NAME).read_text()) == params)
-    except (OSError, ValueError):
-        return False
-
-
-def _check_replaceable(target: Path) -> None:
-    """Refuse to replace a non-empty directory that this module did not build."""
-    if target.is_dir() and any(target.iterdir()) and not (target / MARKER_NAME).is_file():
-        raise FileExistsError(f"{target} is not empty and holds no {MARKER_NAME}")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a directory")
-
-
-def _install(staging: Path, target: Path, params: dict[str, Any]) -> None:
-    """Rename `staging` to `target`, moving an older demo build out of the way."""
-    staging.chmod(0o755)  # mkdtemp (and safetensors' writer) make files private
-    for path in staging.iterdir():
-        path.chmod(0o644)
-    if target.is_dir() and any(target.iterdir()):
-        old = staging.with_name(staging.name + ".old")
-        os.replace(target, old)
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        os.replace(staging, target)  # rename(2) may replace an empty directory only
-    except OSError:
-        if not _is_built(target, params):  # else a concurrent build won the race
-            raise
 
 
 def _write_model(directory: Path, quantize: Quantize, seed: int) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from engine.errors import RegistryError, UnknownModelError
+from engine.sampling import RECOMMENDABLE
 
 BUILTIN_PREFIX = "builtin:"
 QUANTIZATIONS = frozenset({"auto", "none", "awq", "gptq", "compressed-tensors", "fp8"})
@@ -28,7 +30,12 @@ class ModelSpec:
     first; `deepseek-r1`: thinking until `</think>`, its template opens the tag);
     `thinking` says what users see of it: `off` (asked not to think, through
     `chat_template_kwargs`), `hidden` (a "thinking…" status) or `shown` (collapsed
-    where the platform can). `chat_template_kwargs` go to the chat template."""
+    where the platform can). `chat_template_kwargs` go to the chat template.
+    `sampling` is what Hearth recommends for the model (vLLM names: temperature,
+    top_p, top_k, min_p, repetition_penalty, ...), over its generation_config.json;
+    settings still override (`engine.sampling`). `stop` ends a reply at any of these
+    strings. `trust_remote_code` lets transformers run the model repository's own
+    code (its config or tokenizer class): only for repositories you trust."""
 
     name: str
     source: str
@@ -39,6 +46,9 @@ class ModelSpec:
     reasoning: str | None = None
     thinking: str = "hidden"
     chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    sampling: Mapping[str, float] = field(default_factory=dict, hash=False)
+    stop: tuple[str, ...] = ()
+    trust_remote_code: bool = False
 
     @property
     def template_kwargs(self) -> dict[str, Any]:
@@ -127,4 +137,19 @@ def _parse_entry(name: str, entry: object, origin: str) -> ModelSpec:
         raise problem(f"thinking must be one of {', '.join(sorted(THINKING_MODES))}")
     if not isinstance(spec.chat_template_kwargs, dict):
         raise problem("chat_template_kwargs must be a table")
-    return spec
+    return _check_sampling(spec, problem)
+
+
+def _check_sampling(spec: ModelSpec, problem: Callable[[str], RegistryError]) -> ModelSpec:
+    if not isinstance(spec.sampling, dict):
+        raise problem("sampling must be a table, e.g. { temperature = 0.7, top_p = 0.8 }")
+    for key, value in spec.sampling.items():
+        if key not in RECOMMENDABLE:
+            raise problem(f"unknown sampling parameter {key!r}; known: {', '.join(RECOMMENDABLE)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise problem(f"sampling.{key} must be a number")
+    if not isinstance(spec.stop, list | tuple) or not all(isinstance(s, str) and s for s in spec.stop):
+        raise problem("stop must be a list of non-empty strings")
+    if not isinstance(spec.trust_remote_code, bool):
+        raise problem("trust_remote_code must be true or false")
+    return dataclasses.replace(spec, stop=tuple(spec.stop))

@@ -60,8 +60,8 @@ from bot.recovery import Recovery
 from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import Store
 from engine.base import Engine
-from engine.registry import ModelSpec, Registry
 from engine.fallback import FallbackChain
+from engine.registry import ModelSpec, Registry
 from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
 from engine.types import ChatMessage, Sampling
 

@@ -14,7 +14,12 @@ from engine.supervisor import SupervisionPolicy, Supervisor
 FAST = SupervisionPolicy(check_every_s=0.01, hold_s=1.0, backoff_s=(0.01,), max_restarts=2, window_s=60.0)
 
 
-def chain(fail: set[str], fallbacks: tuple[str, ...] = ("demo-awq",)) -> tuple[FallbackChain, FakeEngine, list]:
+Events = list[tuple[str, str]]
+
+
+def chain(
+    fail: set[str], fallbacks: tuple[str, ...] = ("demo-awq",)
+) -> tuple[FallbackChain, FakeEngine, Events]:
     registry = Registry.load()
     fake = FakeEngine(registry.get("qwen2.5-0.5b"), fail_models=frozenset(fail))
     events: list[tuple[str, str]] = []
@@ -26,7 +31,7 @@ def chain(fail: set[str], fallbacks: tuple[str, ...] = ("demo-awq",)) -> tuple[F
 
 
 async def test_a_chosen_model_that_will_not_load_is_replaced_by_the_first_fallback_that_does() -> None:
-    serving, fake, events = chain({"qwen2.5-0.5b", "demo-awq"}, fallbacks=("demo-awq", "demo"))
+    serving, _, events = chain({"qwen2.5-0.5b", "demo-awq"}, fallbacks=("demo-awq", "demo"))
     await serving.start()
     try:
         assert serving.spec.name == "demo"
@@ -53,7 +58,7 @@ async def test_the_chosen_model_comes_back_when_it_loads_again() -> None:
 
 
 async def test_when_nothing_loads_the_chosen_models_error_is_raised() -> None:
-    serving, fake, _ = chain({"qwen2.5-0.5b", "demo-awq"})
+    serving, _, _ = chain({"qwen2.5-0.5b", "demo-awq"})
     try:
         await serving.start()
         raise AssertionError("expected ModelLoadError")

