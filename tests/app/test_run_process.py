@@ -70,7 +70,9 @@ def test_sigterm_shuts_down_cleanly(data_dir: Path, tmp_path: Path) -> None:
             proc.wait()
 
 
-def test_a_chosen_model_that_will_not_load_falls_back_and_still_answers(data_dir: Path, tmp_path: Path) -> None:
+def test_a_chosen_model_that_will_not_load_falls_back_and_still_answers(
+    data_dir: Path, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")

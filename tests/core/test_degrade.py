@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, Sequence
 
 from bot.app.settings import Settings
@@ -43,7 +44,7 @@ async def test_a_reply_too_big_for_memory_is_retried_smaller_and_answered(settin
     assert adapter.texts() == ["echo: hello"]
     replies = [tokens for _, tokens in engine.asked]
     assert replies[0] == 512 and replies[-1] < 450, "the reply budget shrank until it fitted"
-    assert all(later < earlier for earlier, later in zip(replies, replies[1:], strict=False))
+    assert all(later < earlier for earlier, later in itertools.pairwise(replies))
 
 
 async def test_when_even_the_smallest_budget_fails_the_user_gets_an_apology(settings: Settings) -> None:
