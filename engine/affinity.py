@@ -47,6 +47,26 @@ def current_session() -> str | None:
     return _SESSION.get()
 
 
+# The model a channel is pinned to, when it is not the one serving everyone (remote engines).
+_MODEL: ContextVar[str | None] = ContextVar("hearth_model", default=None)
+
+
+@contextmanager
+def requested_model(name: str | None) -> Iterator[None]:
+    """Requests made inside ask for model `name` (None: the engine's own). An engine that
+    cannot serve it (the in-process one serves only what it loaded) uses its own."""
+    token = _MODEL.set(name)
+    try:
+        yield
+    finally:
+        _MODEL.reset(token)
+
+
+def current_model() -> str | None:
+    """The model the current task asked for, if any."""
+    return _MODEL.get()
+
+
 def rendezvous(session: str, nodes: Sequence[str]) -> list[str]:
     """`nodes` from most to least preferred for `session` (highest random weight first).
 

@@ -19,7 +19,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.affinity import Rotation, Routing, current_session, rendezvous
+from engine.affinity import Rotation, Routing, current_model, current_session, rendezvous
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
 from engine.fleet import ReplicaStatus
 from engine.registry import ModelSpec
@@ -81,7 +81,7 @@ class RemoteEngine:
         )
         self._max_model_len = options.max_model_len or DEFAULT_MAX_MODEL_LEN
         self._stats = EngineStats(model=self._spec.name, quantization=REMOTE_QUANTIZATION)
-        self._counts: OrderedDict[tuple[ChatMessage, ...], _Count] = OrderedDict()
+        self._counts: OrderedDict[tuple[str, tuple[ChatMessage, ...]], _Count] = OrderedDict()
         self._tokenizer: LocalTokenizer | None = None
         self._health: asyncio.Task[None] | None = None
         self._closed = False
@@ -184,7 +184,7 @@ class RemoteEngine:
                 await asyncio.sleep(RETRY_BACKOFF_S)
             before = produced
             room = max(1, self._max_model_len - count.tokens - before)
-            request = complete(replica, self._spec.name, messages, sampling, session, text, before, room)
+            request = complete(replica, self._model(), messages, sampling, session, text, before, room)
             try:
                 async with aclosing(request):  # closing the reply closes its connection at once
                     async for chunk in request:
@@ -219,13 +219,23 @@ class RemoteEngine:
         else:
             ranked = list(by_url)
         replicas = [by_url[url] for url in ranked]
-        usable = [r for r in replicas if r.healthy and r.serves(self._spec.name)]
+        model = self._model()
+        usable = [r for r in replicas if r.healthy and r.serves(model)]
         return usable + [r for r in replicas if r not in usable]
+
+    def _model(self) -> str:
+        """The model this request asked for (a channel's pin), when a healthy replica
+        serves it; else the one serving everyone."""
+        wanted = current_model()
+        if not wanted or wanted == self._spec.name:
+            return self._spec.name
+        served = any(r.healthy and r.serves(wanted) for r in self._replicas)
+        return wanted if served else self._spec.name
 
     async def _count(self, messages: Sequence[ChatMessage]) -> _Count:
         """Exact when a server or the local tokenizer can say; else a generous estimate.
         Remembered: the pipeline counts a prompt and then streams the very same one."""
-        key = tuple(messages)
+        key = (self._model(), tuple(messages))
         known = self._counts.get(key)
         if known is not None:
             self._counts.move_to_end(key)
@@ -239,7 +249,7 @@ class RemoteEngine:
     async def _measure(self, messages: Sequence[ChatMessage]) -> _Count:
         for replica in self._order(current_session(), rotate=False)[:2]:
             if replica.healthy:
-                tokens = await replica.tokenize(self._spec.name, messages)
+                tokens = await replica.tokenize(self._model(), messages)
                 if tokens is not None:
                     return _Count(tokens, True)
         if self._tokenizer is not None:

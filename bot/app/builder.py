@@ -47,6 +47,7 @@ from bot.pipeline import (
     Degrade,
     Generate,
     InputGate,
+    PinnedModel,
     Pipeline,
     PromptLimits,
     Record,
@@ -344,6 +345,7 @@ def _wire(
     quota = QuotaGate(quotas, store, metrics, exemption(settings, admins))
     queue = Backlog(store, metrics, settings.queue_merge_limit, settings.channel_concurrency)
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
+    models = ModelService(engine, registry, store, settings.model, store)
     outer = Boundary(boundary, store)
     record = Record(store, store, settings.bot_name)
     accept = Accept(store, settings.max_message_chars, settings.instance)
@@ -353,11 +355,10 @@ def _wire(
     intake: Sequence[Stage] = (outer, CountIntake(metrics), *parts.stages, accept, quota)
     answer: Sequence[Stage] = (
         outer, CountAnswer(metrics), quota.answer, InputGate(metered, store, store), queue, Degrade(),
-        BuildPrompt(store, personas, engine, limits),
+        PinnedModel(models), BuildPrompt(store, personas, engine, limits),
         Generate(TimedEngine(engine, metrics), metered, parts.sampling or sampling_from(settings), record),
     )
     pipeline = Pipeline(intake, answer, record, locale, store)
-    models = ModelService(engine, registry, store, settings.model)
     modes = ChannelModes(store)
     words_changed = gate.words_changed if isinstance(gate, WordsAware) else _nothing
     table = [

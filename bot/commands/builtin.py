@@ -12,10 +12,13 @@ from bot.messages import ConversationKey
 from bot.persona import MAX_PERSONA_CHARS, Personas
 from bot.serving import ModelService
 from bot.store import ChannelSettings, Conversations
+from engine.fleet import ReplicaStatus
 from engine.sampling import describe
 from engine.types import Sampling
 
 ANSWER_ALL = "answer_all"
+SCOPES = ("global", "channel")
+UNPIN = "default"
 CHANNEL_MODES = ("on", "off")
 CHANNEL_TEXTS = {
     "on": "I will answer every message in this channel (and its threads) from now on.",
@@ -32,10 +35,14 @@ class ModelCommand:
     def spec(self) -> Command:
         name = Option("name", Text("the model to serve; empty lists them", "要切换的模型；留空则列出"),
                       complete=self.complete)
-        help_text = Text("list models; /model NAME switches (admins)", "查看模型；/model 名称 切换（管理员）")
+        scope = Option("scope", Text("global (default), or channel: only here (\"default\" unpins)",
+                                     "global（默认），或 channel：只在本频道（default 取消）"),
+                       choices=SCOPES)
+        help_text = Text("list models; /model NAME [channel] switches (admins)",
+                         "查看模型；/model 名称 [channel] 切换（管理员）")
         return Command(
             "model", help_text, self.run, access=lambda args: Access.ADMIN if args else Access.ANYONE,
-            options=(name,),
+            options=(name, scope),
         )
 
     def complete(self, typed: str) -> list[str]:
@@ -43,17 +50,30 @@ class ModelCommand:
 
     async def run(self, call: Invocation) -> str:
         if not call.args:
-            return self._listing()
-        spec = await self._models.switch(call.args)
+            return await self._listing(call)
+        name, _, scope = call.args.rpartition(" ")
+        if scope in SCOPES and name:
+            if scope == "channel":
+                serving = await self._models.pin(call.msg.key, None if name == UNPIN else name)
+                return f"This channel is answered by {serving}."
+        else:
+            name = call.args
+        spec = await self._models.switch(name)
         return f"Now serving {spec.name} ({spec.quantization})."
 
-    def _listing(self) -> str:
+    async def _listing(self, call: Invocation) -> str:
         current = self._models.spec.name
+        pinned = await self._models.pinned(call.msg.key)
+        here = f"\nThis channel is pinned to {pinned}." if pinned else ""
+        served = await self._models.served()
+        if served is not None:
+            return "Models the servers serve (* = serving):\n" + "\n".join(
+                f"{'*' if n == current else ' '} {n}" for n in served) + here
         lines = [
             f"{'*' if s.name == current else ' '} {s.name} [{s.quantization}, {s.device}] {s.description}"
             for s in self._models.registry
         ]
-        return "Models (* = serving):\n" + "\n".join(lines)
+        return "Models (* = serving):\n" + "\n".join(lines) + here
 
 
 class PersonaCommand:
@@ -150,15 +170,27 @@ class StatusCommand:
         if stats.note:
             engine += f"; {stats.note}"
         sampling = describe(self._sampling, stats.sampling, stats.sampling_origin) or "the server decides"
+        replicas = [_replica_line(r) for r in await self._models.replicas() or []]
         return "\n".join([
             f"model: {stats.model} ({stats.quantization}), {stats.state}",
             engine,
+            *replicas,
             f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
             f"uptime: {uptime}",
             f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
             f"prefix-cache hit rate: {stats.hit_rate:.1%}",
             f"sampling: {sampling}",
         ])
+
+
+def _replica_line(replica: ReplicaStatus) -> str:
+    """One remote server: its health and, from vLLM's /metrics, its cache and queue."""
+    state = "up" if replica.healthy else f"down ({replica.last_error})"
+    line = f"replica {replica.url}: {state}, {replica.replies} replies"
+    if replica.metrics is not None:
+        m = replica.metrics
+        line += f", prefix-cache hit rate {m.hit_rate:.1%}, {m.running} running, {m.waiting} waiting"
+    return line
 
 
 class ChannelModes:

@@ -1,8 +1,8 @@
 """The one place an `IncomingMessage` becomes a reply: two chains of small stages.
 
-    intake:  Boundary → Accept                       (stores it: awaited by the adapter)
-    answer:  Boundary → InOrder → InputGate → BuildPrompt → Generate → Record
-                                                      (in a task the pipeline owns)
+    intake:  Boundary → CountIntake → Accept → QuotaGate          (stores it: awaited by the adapter)
+    answer:  Boundary → CountAnswer → QuotaGate.answer → InputGate → Backlog → BuildPrompt
+             → Generate → Record                                   (in a task the pipeline owns)
 
 Intake returns as soon as the message is stored, so an adapter can confirm it to
 the platform and take the next one; nothing waiting for its turn holds a
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from bot import i18n
 from bot.i18n import Locale
 from bot.messages import IncomingMessage, PendingMessage
-from bot.pipeline.answer import BuildPrompt, Degrade, Generate, InputGate, PromptLimits, Record
+from bot.pipeline.answer import BuildPrompt, Degrade, Generate, InputGate, PinnedModel, PromptLimits, Record
 from bot.pipeline.intake import Accept, Boundary, InOrder
 from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
 from bot.ports import ReplyChannel
@@ -29,8 +29,22 @@ from bot.streaming import ReplyStream
 from bot.tasks import TaskOwner
 
 __all__ = [
-    "Accept", "Answer", "Boundary", "BuildPrompt", "Degrade", "Generate", "Handler", "InOrder", "InputGate",
-    "Pipeline", "PromptLimits", "Record", "Stage", "Turn", "chain",
+    "Accept",
+    "Answer",
+    "Boundary",
+    "BuildPrompt",
+    "Degrade",
+    "Generate",
+    "Handler",
+    "InOrder",
+    "InputGate",
+    "PinnedModel",
+    "Pipeline",
+    "PromptLimits",
+    "Record",
+    "Stage",
+    "Turn",
+    "chain",
 ]
 
 log = logging.getLogger(__name__)

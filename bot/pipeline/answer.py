@@ -8,15 +8,16 @@ import logging
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot import i18n
 from bot.context import Prompt, build_prompt
-from bot.messages import MessageStatus, StoredMessage, Verdict
+from bot.messages import ConversationKey, MessageStatus, StoredMessage, Verdict
 from bot.moderation import Gate
 from bot.persona import Personas
 from bot.pipeline.turn import Answer, Handler, Turn
 from bot.store import Conversations, VerdictLog
-from engine.affinity import conversation
+from engine.affinity import conversation, requested_model
 from engine.base import Engine
 from engine.errors import EngineOutOfMemoryError
 from engine.types import ReplyChunk, Sampling
@@ -92,6 +93,22 @@ class PromptLimits:
         """Tokens the prompt may use, leaving room for the reply; a fifth less per `shrink`
         step (a retry after the engine ran out of memory)."""
         return int((max_model_len - min(self.max_reply_tokens, max_model_len // 2)) * SHRINK ** shrink)
+
+
+class Pins(Protocol):
+    async def pinned(self, key: ConversationKey) -> str | None: ...
+
+
+class PinnedModel:
+    """A channel an admin pinned to a model (`/model NAME channel`) asks the engine for
+    it; everything after this stage (counting, generating) runs under that request."""
+
+    def __init__(self, pins: Pins) -> None:
+        self._pins = pins
+
+    async def __call__(self, turn: Turn, call_next: Handler) -> None:
+        with requested_model(await self._pins.pinned(turn.msg.key)):
+            await call_next(turn)
 
 
 class BuildPrompt:
