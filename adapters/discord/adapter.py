@@ -2,10 +2,12 @@
 
 Messages are taken one at a time, in the order the gateway delivered them, and
 stored (`Inbox.submit`); answering runs in tasks the pipeline owns, so channels
-are answered concurrently and each conversation in order. A rejected token, at
-start-up or on a reconnect, ends `run()` with `PlatformAuthError`; a gateway
-that stays disconnected longer than `down_s` seconds with `PlatformDownError`:
-the process exits rather than running deaf.
+are answered concurrently and each conversation in order. The process runs the
+gateway shards `DiscordConfig` names (all, by default). A rejected token, at
+start-up or on a reconnect, ends `run()` with `PlatformAuthError`; a shard count
+Discord refuses with `ConfigError`; a shard that stays disconnected longer than
+`down_s` seconds with `PlatformDownError`: the process exits rather than running
+deaf.
 discord.py waits out 429s and retries 500/502/504/524 itself (five tries); a 503,
 which it does not retry, or a dropped connection is retried here, twice. A message
 Discord rejects (4xx) raises `bot.errors.DeliveryError`, which the core logs and
@@ -22,7 +24,14 @@ from typing import TYPE_CHECKING, TypeVar
 import aiohttp
 import discord
 
-from adapters.discord.client import MAX_CHARS, NO_MENTIONS, DiscordConfig, HearthClient, endpoints
+from adapters.discord.client import (
+    IDENTIFY_INTERVAL_S,
+    MAX_CHARS,
+    NO_MENTIONS,
+    DiscordConfig,
+    HearthClient,
+    endpoints,
+)
 from adapters.discord.commands import HelpTranslator, render
 from adapters.discord.convert import (
     PLATFORM,
@@ -34,7 +43,8 @@ from adapters.discord.convert import (
     replies_to_bot,
 )
 from adapters.discord.interactions import SlashAnswers
-from bot.errors import DeliveryError, PlatformAuthError, PlatformDownError
+from adapters.discord.liveness import ShardLiveness
+from bot.errors import ConfigError, DeliveryError, HearthError, PlatformAuthError
 from bot.messages import ConversationKey, IncomingMessage
 from bot.ports import ReplyLimits
 from bot.tasks import TaskOwner
@@ -54,6 +64,11 @@ TYPING_REFRESH_S = 8.0  # Discord shows "typing…" for about 10 s per request
 # discord.py already retried 500/502/504/524 five times before raising them.
 RETRIED_HERE = frozenset({503})
 AUTH_CLOSE_CODES = frozenset({4004})  # authentication failed
+SHARD_CLOSE_CODES = {  # the gateway's word on a shard setting, as the setting's error
+    4010: "HEARTH_DISCORD_SHARD_IDS: Discord refused a shard as invalid (gateway closed with 4010)",
+    4011: "HEARTH_DISCORD_SHARD_COUNT: too few shards for this bot's servers (gateway closed with 4011);"
+          " raise it, the same in every process, or unset it to use Discord's recommendation",
+}
 INTENTS_HINT = "the Message Content intent is not enabled for this bot (developer portal → Bot)"
 
 T = TypeVar("T")
@@ -63,8 +78,8 @@ class DiscordAdapter:
     """The Discord platform adapter. `run()` serves until `stop()`.
 
     Messages go to `inbox`, slash commands to `commands`; `modes` says which
-    channels want every message answered. `edit_interval`, `guild_ready_timeout`
-    and `retry_delay` exist for tests; the defaults suit Discord."""
+    channels want every message answered. `edit_interval`, `guild_ready_timeout`,
+    `retry_delay` and `identify_interval` exist for tests; the defaults suit Discord."""
 
     platform = PLATFORM
 
@@ -78,6 +93,7 @@ class DiscordAdapter:
         edit_interval: float = EDIT_INTERVAL_S,
         guild_ready_timeout: float = GUILD_READY_TIMEOUT_S,
         retry_delay: float = RETRY_DELAY_S,
+        identify_interval: float = IDENTIFY_INTERVAL_S,
     ) -> None:
         self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=edit_interval, spoiler=spoiler)
         self._config = config
@@ -86,38 +102,52 @@ class DiscordAdapter:
         self._retry_delay = retry_delay
         self._tasks = TaskOwner("discord")
         self._stopping = False
-        self._ready = asyncio.Event()
+        self._liveness = ShardLiveness(config.down_s)
         self._arrivals: asyncio.Queue[discord.Message] = asyncio.Queue()
         self._typing: dict[ConversationKey, tuple[asyncio.Task[None], set[asyncio.Task[None]]]] = {}
         slash = render(commands, SlashAnswers(commands, self._tasks))
-        self._down_since: float | None = None
         self._client = HearthClient(
-            self._on_message, self._connected, slash, self._disconnected, HelpTranslator(),
-            guild_ready_timeout=guild_ready_timeout,
+            config, self._on_message, slash, HelpTranslator(), self._liveness,
+            guild_ready_timeout=guild_ready_timeout, identify_interval=identify_interval,
         )
 
     async def run(self) -> None:
         """Log in, sync the slash commands and serve; reconnects are discord.py's.
 
-        Raises PlatformAuthError (token rejected) or PlatformDownError (gone too long)."""
+        Raises PlatformAuthError (token rejected), ConfigError (shards refused) or
+        PlatformDownError (a shard gone too long)."""
         if self._stopping:
             return
         self._tasks.spawn(self._take_arrivals(), "discord-intake")
         with endpoints(self._config.api_base, self._config.gateway_url):
             async with self._client:
-                watch = self._tasks.spawn(self._watch_connection(), "discord-liveness")
-                try:
-                    await self._client.start(self._config.token.get_secret_value())
-                except discord.LoginFailure as exc:
-                    raise PlatformAuthError(PLATFORM, str(exc)) from None
-                except discord.PrivilegedIntentsRequired:
-                    raise PlatformAuthError(PLATFORM, INTENTS_HINT) from None
-                except discord.ConnectionClosed as exc:
-                    if exc.code in AUTH_CLOSE_CODES:
-                        raise PlatformAuthError(PLATFORM, f"gateway closed with {exc.code}") from None
-                    raise
-                if watch.done() and not watch.cancelled() and (error := watch.exception()) is not None:
-                    raise error
+                gateway = self._tasks.spawn(self._serve(), "discord-gateway")
+                # A task of its own: discord.py may be deep in a reconnect back-off when a
+                # shard has been down too long, so closing the client alone would not end run().
+                watch = self._tasks.spawn(self._liveness.watch(self._client.close), "discord-liveness")
+                await asyncio.wait((gateway, watch), return_when=asyncio.FIRST_COMPLETED)
+                error = _outcome(watch) or _outcome(gateway)
+                for task in (gateway, watch):
+                    task.cancel()
+                await asyncio.wait((gateway, watch))
+        if error is not None:
+            raise error
+
+    async def _serve(self) -> HearthError | None:
+        """The gateway until the client closes; why Discord refused us, as the error to raise."""
+        try:
+            await self._client.start(self._config.token.get_secret_value())
+        except discord.LoginFailure as exc:
+            return PlatformAuthError(PLATFORM, str(exc))
+        except discord.PrivilegedIntentsRequired:
+            return PlatformAuthError(PLATFORM, INTENTS_HINT)
+        except discord.ConnectionClosed as exc:
+            if exc.code in AUTH_CLOSE_CODES:
+                return PlatformAuthError(PLATFORM, f"gateway closed with {exc.code}")
+            if exc.code in SHARD_CLOSE_CODES:
+                return ConfigError([SHARD_CLOSE_CODES[exc.code]])
+            raise
+        return None
 
     async def stop(self) -> None:
         """Stop the background work, then disconnect. Idempotent."""
@@ -125,28 +155,9 @@ class DiscordAdapter:
         await self._tasks.close()
         await self._client.close()
 
-    def _connected(self) -> None:
-        self._down_since = None
-        self._ready.set()
-
-    def _disconnected(self) -> None:
-        if self._down_since is None:
-            self._down_since = asyncio.get_running_loop().time()
-
-    async def _watch_connection(self) -> None:
-        """End the client when the gateway stays down longer than `down_s` seconds."""
-        while True:
-            await asyncio.sleep(min(1.0, self._config.down_s / 4))
-            if self._down_since is None or self._stopping:
-                continue
-            down = asyncio.get_running_loop().time() - self._down_since
-            if down > self._config.down_s:
-                await self._client.close()
-                raise PlatformDownError(PLATFORM, down, "the gateway did not come back")
-
     async def wait_until_ready(self) -> None:
-        """Until the gateway session is up and the servers are loaded."""
-        await self._ready.wait()
+        """Until every shard's gateway session is up and its servers are loaded."""
+        await self._liveness.ready.wait()
 
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
         """Post `text` in the conversation, quoting `reply_to` when it is a Discord message id."""
@@ -262,6 +273,14 @@ async def _keep_typing(channel: discord.abc.Messageable) -> None:
 def spoiler(text: str) -> str:
     """Discord's spoiler: hidden until clicked (a `||` inside would end it early)."""
     return "||" + text.replace("||", "|\u200b|") + "||"
+
+
+def _outcome(task: asyncio.Task[HearthError | None]) -> BaseException | None:
+    """What a finished task of `run()` ended with: the error it returned or raised; None
+    while it runs, when it was cancelled (stop()) or ended cleanly."""
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception() or task.result()
 
 
 def _delivery_error(exc: discord.HTTPException | aiohttp.ClientConnectionError) -> DeliveryError:

@@ -27,7 +27,8 @@ def discord_config(settings: Settings) -> DiscordConfig:
     assert settings.discord_token is not None
     return DiscordConfig(
         settings.discord_token, settings.discord_api_base, settings.discord_gateway_url,
-        settings.platform_down_s,
+        settings.platform_down_s, shard_count=settings.discord_shard_count,
+        shard_ids=settings.discord_shard_ids or None,
     )
 
 

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
+    # Sharding: None = Discord's recommendation; ids empty = every shard (see .env.example).
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
     # --- telegram ---
     telegram_token: SecretStr | None = None
@@ -129,6 +132,25 @@ class Settings(BaseSettings):
                 # Never quote the entry: a pasted token would end up in the log.
                 raise ValueError("entries must be platform:id, platform one of discord, telegram, terminal")
         return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _check_shard_ids(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if not value or "discord_shard_count" not in info.data:  # a bad count is reported on its own
+            return value
+        count = info.data["discord_shard_count"]
+        if count is None:
+            raise ValueError("needs HEARTH_DISCORD_SHARD_COUNT, the same in every process")
+        if any(not 0 <= shard < count for shard in value):
+            raise ValueError(f"each shard id must be from 0 to {count - 1} (HEARTH_DISCORD_SHARD_COUNT - 1)")
+        if len(set(value)) != len(value):
+            raise ValueError("a shard id is listed twice")
+        return tuple(sorted(value))
 
     @field_validator("engine_urls", mode="before")
     @classmethod

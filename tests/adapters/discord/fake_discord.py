@@ -1,12 +1,16 @@
 """A wire-level fake Discord on 127.0.0.1: the REST API (aiohttp) and the gateway websocket.
 
 The real discord.py client talks to it through `Route.BASE` and
-`DiscordWebSocket.DEFAULT_GATEWAY`. It holds one server ("guild") with a text
-channel and two threads, a DM channel, and a few users; it records every request,
-answers like Discord does (JSON with Content-Type exactly `application/json`,
-text gateway frames, 429 with `Via` and `retry_after`, 400/50035 for content
-over 2,000 characters), and fails loudly: an unexpected route or gateway opcode
-is answered 404 and listed in `unexpected`, which the tests require to be empty.
+`DiscordWebSocket.DEFAULT_GATEWAY`; what it holds (two servers, a DM channel, a few
+users) is in `payloads`. The gateway takes one websocket per shard: each IDENTIFY
+names its `[shard_id, count]`, each shard gets its own READY with its own guilds,
+and events are routed as Discord routes them (a guild's to shard
+`(guild_id >> 22) % count`, DMs to shard 0); an event for a shard nobody runs is
+dropped and listed in `undelivered`. It records every request, answers like
+Discord does (JSON with Content-Type exactly `application/json`, text gateway
+frames, 429 with `Via` and `retry_after`, 400/50035 for content over 2,000
+characters), and fails loudly: an unexpected route or gateway opcode is answered
+404 and listed in `unexpected`, which the tests require to be empty.
 """
 
 from __future__ import annotations
@@ -21,36 +25,39 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from tests.adapters.discord.payloads import (
+    BOT_ID,
+    BOT_ROLE_ID,
+    CHANNEL_ID,
+    DM_ID,
+    EPHEMERAL,
+    EVERYONE_PERMISSIONS,
+    GUILD_OF,
+    GUILDS,
+    MAX_CONTENT,
+    MEMBER_ID,
+    MESSAGE_CONTENT_INTENT,
+    NAMES,
+    OWNER_ID,
+    SNOWFLAKE,
+    TOKEN,
+    Json,
+    channel_payload,
+    guild,
+    member,
+    message,
+    permissions,
+    shard_of,
+    user,
+)
+
 T = TypeVar("T")
-Json = dict[str, Any]
 Handler = Callable[[web.Request, Any], Awaitable[tuple[int, Any]]]
 
-TOKEN = "fake-discord-token-4f9a1c"
 API_PREFIX = "/api/v10"
-# Snowflake-sized ids: discord.py finds mentions with a 15-20 digit pattern.
-SNOWFLAKE = 310_000_000_000_000_000
-BOT_ID = SNOWFLAKE + 1000  # also the application id, as for real bots
-GUILD_ID = SNOWFLAKE + 2000
-ADMIN_ROLE_ID = SNOWFLAKE + 2001
-BOT_ROLE_ID = SNOWFLAKE + 2002  # the role Discord makes for a bot it adds to a server
-CHANNEL_ID = SNOWFLAKE + 3000
-THREAD_A_ID = SNOWFLAKE + 3001
-THREAD_B_ID = SNOWFLAKE + 3002
-DM_ID = SNOWFLAKE + 4000
-ADMIN_ID = SNOWFLAKE + 5001  # has a role with Manage Server
-MEMBER_ID = SNOWFLAKE + 5002  # no special permissions
-OTHER_BOT_ID = SNOWFLAKE + 5003
-OWNER_ID = SNOWFLAKE + 5009
-
-MANAGE_GUILD = 1 << 5
-EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 38)  # view, send, history, threads
-MESSAGE_CONTENT_INTENT = 1 << 15
-EPHEMERAL = 1 << 6
-MAX_CONTENT = 2000
-TIMESTAMP = "2026-11-22T12:00:00+00:00"
 HEARTBEAT_MS = 41250
 WAIT_S = 5.0
-NAMES = {BOT_ID: "hearth", ADMIN_ID: "alice", MEMBER_ID: "bob", OTHER_BOT_ID: "otherbot", OWNER_ID: "olga"}
+SESSION_PREFIX = "fake-session-"  # + the shard id: a RESUME names its shard by its session
 
 
 @dataclass(frozen=True)
@@ -103,84 +110,6 @@ def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.
     )
 
 
-def user(uid: int) -> Json:
-    name = NAMES[uid]
-    return {"id": str(uid), "username": name, "discriminator": "0", "global_name": name.title(),
-            "avatar": None, "bot": uid in (BOT_ID, OTHER_BOT_ID)}
-
-
-def member(uid: int) -> Json:
-    roles = {ADMIN_ID: [str(ADMIN_ROLE_ID)], BOT_ID: [str(BOT_ROLE_ID)]}.get(uid, [])
-    return {"user": user(uid), "roles": roles, "joined_at": TIMESTAMP, "deaf": False, "mute": False,
-            "flags": 0, "nick": None}
-
-
-def permissions(uid: int) -> int:
-    return EVERYONE_PERMISSIONS | (MANAGE_GUILD if uid == ADMIN_ID else 0)
-
-
-def text_channel() -> Json:
-    return {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "general", "position": 0,
-            "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
-            "last_message_id": None, "rate_limit_per_user": 0, "flags": 0}
-
-
-def thread(tid: int) -> Json:
-    return {"id": str(tid), "type": 11, "guild_id": str(GUILD_ID), "parent_id": str(CHANNEL_ID),
-            "owner_id": str(MEMBER_ID), "name": f"thread-{tid}", "message_count": 0, "member_count": 1,
-            "rate_limit_per_user": 0, "flags": 0,
-            "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
-                                "archive_timestamp": TIMESTAMP, "locked": False}}
-
-
-def dm_channel(uid: int) -> Json:
-    return {"id": str(DM_ID), "type": 1, "recipients": [user(uid)], "last_message_id": None}
-
-
-def channel_payload(channel_id: int, uid: int) -> Json:
-    if channel_id == DM_ID:
-        return dm_channel(uid)
-    return text_channel() if channel_id == CHANNEL_ID else thread(channel_id)
-
-
-def role(rid: int, name: str, perms: int) -> Json:
-    data = {"id": str(rid), "name": name, "permissions": str(perms), "position": int(rid != GUILD_ID),
-            "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
-    if rid == BOT_ROLE_ID:
-        data |= {"managed": True, "tags": {"bot_id": str(BOT_ID)}}
-    return data
-
-
-def guild() -> Json:
-    return {
-        "id": str(GUILD_ID), "name": "Hearth test server", "owner_id": str(OWNER_ID), "icon": None,
-        "roles": [role(GUILD_ID, "@everyone", EVERYONE_PERMISSIONS),
-                  role(ADMIN_ROLE_ID, "admins", MANAGE_GUILD),
-                  role(BOT_ROLE_ID, "Hearth", EVERYONE_PERMISSIONS)],
-        "channels": [text_channel()], "threads": [thread(THREAD_A_ID), thread(THREAD_B_ID)],
-        "members": [member(BOT_ID)], "member_count": 4, "unavailable": False, "large": False,
-        "features": [], "emojis": [], "stickers": [], "voice_states": [], "presences": [],
-        "stage_instances": [], "guild_scheduled_events": [], "joined_at": TIMESTAMP,
-        "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
-        "explicit_content_filter": 0, "mfa_level": 0, "system_channel_flags": 0, "premium_tier": 0,
-        "preferred_locale": "en-US", "nsfw_level": 0,
-    }
-
-
-def message(mid: int, channel_id: int, author: int, content: str, **extra: Any) -> Json:
-    data: Json = {
-        "id": str(mid), "channel_id": str(channel_id), "author": user(author), "content": content,
-        "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False, "mention_everyone": False,
-        "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
-        "type": 0, "flags": 0,
-    }
-    if channel_id != DM_ID:
-        data["guild_id"] = str(GUILD_ID)
-        if author != BOT_ID:
-            data["member"] = {k: v for k, v in member(author).items() if k != "user"}
-    return data | extra
-
-
 class FakeDiscord:
     """Start with `async with FakeDiscord() as fake`; point the client at `api_base`/`gateway_url`."""
 
@@ -191,13 +120,18 @@ class FakeDiscord:
         self.deleted: dict[int, Posted] = {}  # messages the bot removed, by id
         self.interactions: dict[str, Interaction] = {}
         self.commands: list[Json] = []  # the last synced tree: each payload as sent, plus its ids
-        self.identify: Json | None = None
+        self.identifies: list[Json] = []  # every IDENTIFY, oldest first
         self.resumes = 0
+        self.recommended_shards = 1  # what GET /gateway/bot recommends
+        self.required_shards = 1  # fewer and IDENTIFY is refused: 4011 Sharding required
+        self.shard_count = 1  # as the connected clients identified: how events are routed
+        self.undelivered: list[tuple[int, str]] = []  # (shard, event) sent while nobody ran that shard
         self.allow_message_content = True  # as ticked in the developer portal
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
         self._ids = itertools.count(SNOWFLAKE + 900_000)
-        self._seq = 0
-        self._ws: web.WebSocketResponse | None = None
+        self._seq: dict[int, int] = defaultdict(int)  # per shard, as each session has its own
+        self._sockets: dict[int, web.WebSocketResponse] = {}  # the live session of each shard
+        self._connections: set[web.WebSocketResponse] = set()
         self.gateway_down = False  # when set, every (re)connection to the gateway is refused
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -212,8 +146,8 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in list(self._connections):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -272,22 +206,37 @@ class FakeDiscord:
         if channel == DM_ID:
             data |= {"user": user(author), "context": 1}
         else:
-            data |= {"guild_id": str(GUILD_ID), "guild_locale": "en-US", "context": 0,
-                     "member": member(author) | {"permissions": str(permissions(author))}}
+            data |= {"guild_id": str(GUILD_OF[channel]), "guild_locale": "en-US", "context": 0,
+                     "member": member(author, GUILD_OF[channel]) | {"permissions": str(permissions(author))}}
         await self.dispatch("INTERACTION_CREATE", data)
         return self.interactions[token]
 
-    async def drop_connection(self, code: int = 4000) -> None:
-        """Close the gateway websocket as Discord does now and then; the client should resume."""
-        if self._ws is not None:
-            await self._ws.close(code=code)
+    async def drop_connection(self, code: int = 4000, *, shard: int = 0) -> None:
+        """Close a shard's gateway websocket as Discord does now and then; the client should resume."""
+        if (ws := self._sockets.get(shard)) is not None:
+            await ws.close(code=code)
 
     async def dispatch(self, event: str, data: Json) -> None:
-        """Send a gateway event to the connected client."""
-        if self._ws is None:
+        """Send a gateway event where Discord would: a guild's to its shard, anything else to shard 0."""
+        if not self._sockets:
             raise AssertionError("no client is connected to the gateway")
-        self._seq += 1
-        await self._ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+        guild_id = data.get("guild_id")
+        shard = 0 if guild_id is None else shard_of(int(guild_id), self.shard_count)
+        if shard not in self._sockets:
+            self.undelivered.append((shard, event))
+            await self._notify()
+            return
+        await self._send_event(shard, event, data)
+
+    @property
+    def identify(self) -> Json | None:
+        """The last IDENTIFY a client sent."""
+        return self.identifies[-1] if self.identifies else None
+
+    @property
+    def shards(self) -> set[int]:
+        """The shards with a live session now."""
+        return set(self._sockets)
 
     # --- queries -------------------------------------------------------------
 
@@ -313,6 +262,7 @@ class FakeDiscord:
             ("POST", "/users/@me/channels", self._open_dm, True),
             ("GET", "/users/{user}", self._user, True),
             ("GET", "/oauth2/applications/@me", self._application, True),
+            ("GET", "/gateway/bot", self._gateway_bot, True),
             ("PUT", "/applications/{app}/commands", self._sync_commands, True),
             ("POST", "/channels/{channel}/typing", self._typing, True),
             ("POST", "/channels/{channel}/messages", self._create_message, True),
@@ -380,6 +330,10 @@ class FakeDiscord:
         return 200, {"id": str(BOT_ID), "name": "Hearth", "description": "", "icon": None, "bot_public": True,
                      "bot_require_code_grant": False, "owner": user(OWNER_ID), "verify_key": "0" * 64,
                      "flags": 0}
+
+    async def _gateway_bot(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return 200, {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
 
     async def _sync_commands(self, request: web.Request, body: Any) -> tuple[int, Any]:
         self.commands = [cmd | {"id": str(next(self._ids)), "application_id": str(BOT_ID), "version": "1",
@@ -458,16 +412,23 @@ class FakeDiscord:
             return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        self._ws = ws
+        self._connections.add(ws)
         await self._send(ws, 10, {"heartbeat_interval": HEARTBEAT_MS})
-        async for frame in ws:
-            if frame.type is not WSMsgType.TEXT:
-                self.unexpected.append(f"gateway frame {frame.type}")
-                continue
-            await self._on_gateway(ws, json.loads(frame.data))
+        shard: int | None = None  # known once the client identifies or resumes
+        try:
+            async for frame in ws:
+                if frame.type is not WSMsgType.TEXT:
+                    self.unexpected.append(f"gateway frame {frame.type}")
+                    continue
+                shard = await self._on_gateway(ws, json.loads(frame.data), shard)
+        finally:
+            self._connections.discard(ws)
+            if shard is not None and self._sockets.get(shard) is ws:
+                del self._sockets[shard]
         return ws
 
-    async def _on_gateway(self, ws: web.WebSocketResponse, payload: Json) -> None:
+    async def _on_gateway(self, ws: web.WebSocketResponse, payload: Json, shard: int | None) -> int | None:
+        """Answer one client frame; the shard this connection serves, once known."""
         op, data = payload["op"], payload["d"]
         if op == 1:
             await self._send(ws, 11, None)
@@ -477,23 +438,57 @@ class FakeDiscord:
         elif op == 2 and data["intents"] & MESSAGE_CONTENT_INTENT and not self.allow_message_content:
             await ws.close(code=4014)  # Disallowed intent(s)
         elif op == 2:
-            self.identify = data
-            await self._ready()
+            shard = await self._identified(ws, data)
         elif op == 6:
-            self.resumes += 1
-            await self.dispatch("RESUMED", {})
+            shard = await self._resumed(ws, data)
         else:
             self.unexpected.append(f"gateway op {op}")
             await ws.close(code=4001)  # Unknown opcode
         await self._notify()
+        return shard
 
-    async def _ready(self) -> None:
-        await self.dispatch("READY", {
-            "v": 10, "user": user(BOT_ID), "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
-            "session_id": "fake-session", "resume_gateway_url": self.gateway_url,
-            "application": {"id": str(BOT_ID), "flags": 0}, "private_channels": [], "shard": [0, 1],
+    async def _identified(self, ws: web.WebSocketResponse, data: Json) -> int | None:
+        shard, count = data.get("shard", [0, 1])
+        if not 0 <= shard < count or (self._sockets and count != self.shard_count):
+            self.unexpected.append(f"IDENTIFY as shard {shard} of {count}")
+            await ws.close(code=4010)  # Invalid shard
+            return None
+        if count < self.required_shards:
+            await ws.close(code=4011)  # Sharding required
+            return None
+        self.identifies.append(data)
+        self.shard_count, self._sockets[shard], self._seq[shard] = count, ws, 0
+        await self._ready(shard, count)
+        return int(shard)
+
+    async def _resumed(self, ws: web.WebSocketResponse, data: Json) -> int | None:
+        session = str(data["session_id"])
+        if not session.startswith(SESSION_PREFIX):
+            self.unexpected.append(f"RESUME of unknown session {session}")
+            await ws.close(code=4009)  # Session timed out
+            return None
+        shard = int(session.removeprefix(SESSION_PREFIX))
+        self.resumes += 1
+        self._sockets[shard] = ws
+        await self._send_event(shard, "RESUMED", {})
+        return shard
+
+    async def _ready(self, shard: int, count: int) -> None:
+        """READY for one shard, then a GUILD_CREATE for each of its guilds."""
+        guilds = [gid for gid in GUILDS if shard_of(gid, count) == shard]
+        await self._send_event(shard, "READY", {
+            "v": 10, "user": user(BOT_ID),
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in guilds],
+            "session_id": f"{SESSION_PREFIX}{shard}", "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(BOT_ID), "flags": 0}, "private_channels": [], "shard": [shard, count],
         })
-        await self.dispatch("GUILD_CREATE", guild())
+        for gid in guilds:
+            await self._send_event(shard, "GUILD_CREATE", guild(gid))
+
+    async def _send_event(self, shard: int, event: str, data: Json) -> None:
+        self._seq[shard] += 1
+        frame = {"op": 0, "t": event, "s": self._seq[shard], "d": data}
+        await self._sockets[shard].send_str(json.dumps(frame))
 
     @staticmethod
     async def _send(ws: web.WebSocketResponse, op: int, data: Any) -> None:
@@ -503,8 +498,9 @@ class FakeDiscord:
         return next((c["id"] for c in self.commands if c["name"] == name), "0")
 
     def _reply_fields(self, target: Posted) -> Json:
-        reference = {"type": 0, "message_id": str(target.id), "channel_id": str(target.channel_id),
-                     "guild_id": str(GUILD_ID)}
+        reference = {"type": 0, "message_id": str(target.id), "channel_id": str(target.channel_id)}
+        if target.channel_id in GUILD_OF:
+            reference["guild_id"] = str(GUILD_OF[target.channel_id])
         return {"type": 19, "message_reference": reference,
                 "referenced_message": message(target.id, target.channel_id, BOT_ID, target.text)}
 

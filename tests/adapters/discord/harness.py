@@ -16,7 +16,8 @@ from bot.messages import ConversationKey, StoredMessage
 from bot.store import SqliteStore
 from engine.fake import FakeEngine
 from engine.registry import Registry
-from tests.adapters.discord.fake_discord import CHANNEL_ID, TOKEN, FakeDiscord, Interaction, Posted
+from tests.adapters.discord.fake_discord import FakeDiscord, Interaction, Posted
+from tests.adapters.discord.payloads import CHANNEL_ID, TOKEN
 from tests.conftest import TODAY, make_settings
 
 WAIT_S = 5.0
@@ -48,7 +49,7 @@ async def hearth_on(
         async with builder.build() as app:
             adapter = DiscordAdapter(
                 discord_config(config), app.pipeline, app.commands, app.modes,
-                edit_interval=0.05, guild_ready_timeout=0.05, retry_delay=0.05,
+                edit_interval=0.05, guild_ready_timeout=0.05, retry_delay=0.05, identify_interval=0.05,
             )
             yield app, engine, adapter
 
@@ -58,10 +59,20 @@ async def running(
     tmp_path: Path, registry: Registry, engine: FakeEngine | None = None, **settings: Any
 ) -> AsyncIterator[Running]:
     """Hearth serving Discord, connected to a fresh fake Discord; stopped afterwards."""
-    async with (
-        FakeDiscord() as fake,
-        hearth_on(fake, tmp_path, registry, engine, **settings) as (app, used_engine, adapter),
-    ):
+    async with FakeDiscord() as fake:
+        async with serving(fake, tmp_path, registry, engine, **settings) as env:
+            yield env
+        assert fake.unexpected == []
+
+
+@asynccontextmanager
+async def serving(
+    fake: FakeDiscord, tmp_path: Path, registry: Registry, engine: FakeEngine | None = None, **settings: Any
+) -> AsyncIterator[Running]:
+    """Hearth serving `fake` (other Hearths may serve it too), ready; stopped afterwards.
+    Several at once must stop in the reverse order they started: discord.py's endpoints
+    are process-wide, and each run puts back what it found."""
+    async with hearth_on(fake, tmp_path, registry, engine, **settings) as (app, used_engine, adapter):
         task = asyncio.create_task(adapter.run())
         try:
             await _until_ready(adapter, task)
@@ -69,7 +80,6 @@ async def running(
         finally:
             await adapter.stop()
             await asyncio.wait_for(task, WAIT_S)
-        assert fake.unexpected == []
 
 
 async def _until_ready(adapter: DiscordAdapter, task: asyncio.Task[None]) -> None:

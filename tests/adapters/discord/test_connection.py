@@ -14,8 +14,9 @@ from adapters.discord import check_token
 from bot.app.platforms import discord_config
 from bot.errors import PlatformAuthError, PlatformDownError
 from engine.registry import Registry
-from tests.adapters.discord.fake_discord import MESSAGE_CONTENT_INTENT, TOKEN, FakeDiscord
+from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.harness import WAIT_S, Running, hearth_on, reply_to, running
+from tests.adapters.discord.payloads import MESSAGE_CONTENT_INTENT, TOKEN
 from tests.conftest import make_settings
 
 

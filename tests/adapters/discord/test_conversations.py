@@ -11,7 +11,8 @@ from bot.messages import ConversationKey
 from engine.fake import FakeEngine
 from engine.registry import Registry
 from engine.types import ChatMessage, ReplyChunk, Sampling
-from tests.adapters.discord.fake_discord import (
+from tests.adapters.discord.harness import CHANNEL, WAIT_S, Running, answered, reply_to, running, stored
+from tests.adapters.discord.payloads import (
     ADMIN_ID,
     CHANNEL_ID,
     DM_ID,
@@ -19,7 +20,6 @@ from tests.adapters.discord.fake_discord import (
     THREAD_A_ID,
     THREAD_B_ID,
 )
-from tests.adapters.discord.harness import CHANNEL, WAIT_S, Running, answered, reply_to, running, stored
 
 
 async def test_a_mention_gets_a_streamed_reply(hearth: Running) -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from bot import i18n
 from bot.errors import DeliveryError
-from tests.adapters.discord.fake_discord import ADMIN_ID
 from tests.adapters.discord.harness import CHANNEL, Running, reply_to
+from tests.adapters.discord.payloads import ADMIN_ID
 
 
 async def test_the_fake_rejects_content_over_2000_characters(hearth: Running) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from bot import i18n
 from bot.messages import ConversationKey, WordRule
 from engine.registry import ModelSpec, Registry
-from tests.adapters.discord.fake_discord import ADMIN_ID, CHANNEL_ID, DM_ID, EPHEMERAL, MEMBER_ID, Json
 from tests.adapters.discord.harness import CHANNEL, Running, answered, reply_to, running, stored
+from tests.adapters.discord.payloads import ADMIN_ID, CHANNEL_ID, DM_ID, EPHEMERAL, MEMBER_ID, Json
 
 MODEL_DEMO_AWQ = [{"name": "name", "type": 3, "value": "demo-awq"}]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tests.adapters.discord.fake_discord import FakeDiscord, Json
+from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.harness import Running
+from tests.adapters.discord.payloads import Json
 
 MAX_DESCRIPTION = 100  # Discord rejects a longer command or option description
 
