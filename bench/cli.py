@@ -282,12 +282,14 @@ def all_command(
               help="Scrape the metrics endpoint every second into this JSON-lines file.")
 @click.option("--dashboard", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the Grafana dashboard's panels from the scraped series into this PNG.")
+@click.option("--quotas/--no-quotas", default=True,
+              help="--no-quotas: rate limits off (the queue bound alone meets the flood).")
 @common
 def flood_command(talkers: int, duration: float, rate: float, think: float, tokens: int, scrape: Path | None,
-                  dashboard: Path | None, model: str | None, as_json: bool) -> None:
+                  dashboard: Path | None, quotas: bool, model: str | None, as_json: bool) -> None:
     """One user floods one chat while other chats talk: their latency with and without it."""
     settings = _settings(model)
-    plan = flood.FloodPlan(talkers, duration, rate, think, tokens)
+    plan = flood.FloodPlan(talkers, duration, rate, think, tokens, quotas)
     recorder = Recorder() if scrape or dashboard else None
 
     async def work(engine: Engine) -> Results:

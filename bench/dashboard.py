@@ -34,7 +34,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.samples: list[dict[str, Any]] = []
-        self._start = time.perf_counter()
+        self._start: float | None = None  # the first scrape is second 0
 
     async def __call__(self, app: App, phase: str) -> None:
         url = app.metrics_url
@@ -43,6 +43,7 @@ class Recorder:
             while True:
                 async with session.get(url) as response:
                     text = await response.text()
+                self._start = self._start if self._start is not None else time.perf_counter()
                 self.samples.append({"t": round(time.perf_counter() - self._start, 3), "phase": phase,
                                      "values": _kept(text)})
                 await asyncio.sleep(SCRAPE_S)
@@ -57,7 +58,7 @@ def _kept(text: str) -> dict[str, float]:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             vllm = s.name.startswith("vllm:") and not s.name.endswith("_bucket")
-            if s.name.startswith("hearth_") or vllm:
+            if s.name.startswith("hearth_") or vllm or s.name == "process_resident_memory_bytes":
                 labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()) if k != "engine")
                 kept[f"{s.name}{{{labels}}}"] = s.value
     return kept
@@ -140,17 +141,24 @@ def render(samples: list[dict[str, Any]], path: Path, title: str) -> None:
          lambda ax: _quantiles(ax, data, "hearth_time_to_first_token_seconds")),
         ("Queue depth, engine generating", "", lambda ax: _gauges(ax, data)),
         ("Tokens / s", "tok/s", lambda ax: _by_label(ax, data, "hearth_tokens_total", "kind", rate_of=True)),
-        ("Waiting messages merged / dropped per s", "msg/s",
-         lambda ax: _by_label(ax, data, "hearth_queue_messages_total", "outcome", rate_of=True)),
+        ("Waiting messages merged / dropped (total)", "messages",
+         lambda ax: _by_label(ax, data, "hearth_queue_messages_total", "outcome", rate_of=False)),
+        ("Quota refusals / s by scope and kind", "msg/s", lambda ax: _quota(ax, data)),
         ("Moderation verdicts / s", "checks/s",
          lambda ax: _by_label(ax, data, "hearth_moderation_verdicts_total", "direction", rate_of=True)),
         ("Prefix-cache hit rate, engine restarts", "", lambda ax: _engine(ax, data)),
+        ("Delivery errors / s by status", "errors/s",
+         lambda ax: _by_label(ax, data, "hearth_delivery_errors_total", "status", rate_of=True)),
+        ("Process memory, resident (MiB)", "MiB", lambda ax: _plot(
+            ax, [(t, v / (1 << 20)) for t, v in _summed(matching(data, "process_resident_memory_bytes"))],
+            "Hearth process")),
     ]
-    fig, axes = plt.subplots(3, 3, figsize=(18, 11), facecolor="#111217")
+    fig, axes = plt.subplots(3, 4, figsize=(22, 11), facecolor="#111217")
     phases = _phase_starts(samples)
     for ax, (name, unit, draw) in zip(axes.flat, panels, strict=True):
         _style(ax, name, unit)
         draw(ax)
+        ax.set_ylim(bottom=0)
         for t, phase in phases:
             ax.axvline(t, color="#888", linestyle=":", linewidth=1)
             ax.text(t, 1.0, f" {phase}", transform=ax.get_xaxis_transform(), color="#aaa", fontsize=8,
@@ -207,6 +215,12 @@ def _gauges(ax: Any, data: Series) -> None:
     _plot(ax, _summed(matching(data, "hearth_queue_depth")), "queue depth")
     _plot(ax, _summed(matching(data, "hearth_engine_generating")), "generating")
     _plot(ax, _summed(matching(data, "vllm:num_requests_running")), "vLLM running")
+
+
+def _quota(ax: Any, data: Series) -> None:
+    for key, points in sorted(matching(data, "hearth_quota_refusals_total").items()):
+        labels = dict(part.split("=", 1) for part in key.partition("{")[2].rstrip("}").split(",") if part)
+        _plot(ax, rate(points), f"{labels.get('scope')} {labels.get('kind')}")
 
 
 def _engine(ax: Any, data: Series) -> None:

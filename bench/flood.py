@@ -1,15 +1,17 @@
 """`hearth bench flood`: one user floods one chat while other chats talk normally.
 
-One app (the settings' quotas and bounds, a fresh database), on the real engine, in
-two phases of `duration_s` each, every phase with conversations of its own: `calm`,
+One app (the settings' quotas and bounds, a fresh database) on the real engine, in
+three phases of `duration_s` each, every phase with conversations of its own: `calm`,
 where `talkers` chats talk like people (send a line, wait for the reply, think
-`think_s`, again), then `flood`, the same while one user also sends `rate` messages a
+`think_s`, again); `flood`, the same while one user also sends `rate` messages a
 second into one chat without waiting for anything, each handed to the pipeline the
-way an adapter does (intake awaited, one after the other). Figures: the talkers'
-reply latency (message handed over → reply complete) p50/p99 in each phase and the
-p99 ratio (target ≤ 1.5); what became of the flood (accepted, refused by a quota,
-merged into one reply, dropped past the bound, replies it got, the intake rate
-actually reached); the process's resident memory; the deepest queue seen.
+way an adapter does (intake awaited, one after the other); `calm-after`, like the
+first. Figures: the talkers' reply latency (message handed over → reply complete)
+p50/p99 without the flood (both calm phases) and with it, and the p99 ratio (target
+≤ 1.5); what became of the flood (accepted, refused by a quota, merged into one
+reply, dropped past the bound, replies it got, the intake rate actually reached);
+the process's resident memory; the deepest queue seen. `--no-quotas` runs it with
+the rate limits off, so the bounded queue alone meets the flood.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class FloodPlan:
     rate: float = DEFAULT_RATE
     think_s: float = DEFAULT_THINK_S
     reply_tokens: int = DEFAULT_REPLY_TOKENS
+    quotas: bool = True  # False: the settings' rate limits off for the run
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     flood_sent: int = 0
     flood_handed_on: int = 0
+    flood_channel: BenchChannel = field(default_factory=BenchChannel)
     intake_s: float = 0.0
     rss_mib: list[float] = field(default_factory=list)
     depth: list[int] = field(default_factory=list)
@@ -75,11 +79,16 @@ async def run_flood(settings: Settings, engine: Engine, plan: FloodPlan, scrape:
     beside each phase (the app then serves its metrics endpoint)."""
     if scrape is not None:
         settings = settings.model_copy(update={"metrics_port": 0})
+    if not plan.quotas:
+        off = {"user_messages_per_minute": 0, "channel_messages_per_minute": 0}
+        settings = settings.model_copy(update=off)
     async with bench_app(settings, engine, plan.reply_tokens) as app:
         await _talk(app, BenchChannel(), "warm", plan.talkers, 0.0, 0.0)  # one line each: warms the engine
-        calm = await _phase(app, plan, "calm", flood=False, scrape=scrape)
+        before = await _phase(app, plan, "calm", flood=False, scrape=scrape)
         flood = await _phase(app, plan, "flood", flood=True, scrape=scrape)
-        return {**_figures(settings, engine, plan, calm, flood), "flooder": await _flooder(app, flood)}
+        after = await _phase(app, plan, "calm-after", flood=False, scrape=scrape)
+        figures = _figures(settings, engine, plan, before, flood, after)
+        return {**figures, "flooder": await _flooder(app, flood)}
 
 
 async def _phase(app: App, plan: FloodPlan, tag: str, *, flood: bool, scrape: Scraper | None) -> Phase:
@@ -89,7 +98,7 @@ async def _phase(app: App, plan: FloodPlan, tag: str, *, flood: bool, scrape: Sc
         helpers.append(asyncio.create_task(scrape(app, tag)))
     try:
         talk = _talk(app, channel, tag, plan.talkers, plan.duration_s, plan.think_s, phase.latencies)
-        await asyncio.gather(talk, _flood(app, channel, tag, plan, phase) if flood else asyncio.sleep(0))
+        await asyncio.gather(talk, _flood(app, tag, plan, phase) if flood else asyncio.sleep(0))
         await _settled(app)
     finally:
         for helper in helpers:
@@ -117,7 +126,7 @@ async def _talk(app: App, channel: BenchChannel, tag: str, talkers: int, duratio
     await asyncio.gather(*(talker(n) for n in range(talkers)))
 
 
-async def _flood(app: App, channel: BenchChannel, tag: str, plan: FloodPlan, phase: Phase) -> None:
+async def _flood(app: App, tag: str, plan: FloodPlan, phase: Phase) -> None:
     """`rate` messages a second from one user into one chat, each handed over after the last."""
     key = ConversationKey("bench", f"{tag}-flooded")
     count = int(plan.rate * plan.duration_s)
@@ -128,7 +137,7 @@ async def _flood(app: App, channel: BenchChannel, tag: str, plan: FloodPlan, pha
             await asyncio.sleep(delay)
         msg = IncomingMessage(key, FLOODER, "Flooder", f"flood {n}: {text_for(n)}", f"{tag}-flood-{n}",
                               is_direct=True, channel_name="flooded")
-        phase.flood_handed_on += await app.pipeline.submit(msg, channel) is not None
+        phase.flood_handed_on += await app.pipeline.submit(msg, phase.flood_channel) is not None
         phase.flood_sent += 1
     phase.intake_s = time.perf_counter() - start
 
@@ -153,8 +162,12 @@ async def _sample(app: App, phase: Phase) -> None:
 
 
 def _figures(
-    settings: Settings, engine: Engine, plan: FloodPlan, calm: Phase, flood: Phase
+    settings: Settings, engine: Engine, plan: FloodPlan, before: Phase, flood: Phase, after: Phase
 ) -> dict[str, Any]:
+    """`calm` pools the phases before and after the flood, so a drift of the machine or
+    the engine over the run (warming up, say) does not pass for the flood's effect."""
+    calm = Phase(latencies=before.latencies + after.latencies, rss_mib=before.rss_mib + after.rss_mib,
+                 depth=before.depth + after.depth, in_flight=before.in_flight + after.in_flight)
     calm_p99 = _percentile(sorted(calm.latencies), 0.99)
     flood_p99 = _percentile(sorted(flood.latencies), 0.99)
     ratio = flood_p99 / calm_p99 if calm_p99 and flood_p99 else None
@@ -168,6 +181,7 @@ def _figures(
                    "channel_concurrency": settings.channel_concurrency},
         "calm": calm.latency_json(),
         "flood": flood.latency_json(),
+        "calm_before": before.latency_json(), "calm_after": after.latency_json(),
         "p99_ratio": _round(ratio), "target_p99_ratio": TARGET_P99_RATIO,
         "met": ratio is not None and ratio <= TARGET_P99_RATIO,
         "memory_mib": {phase: _memory(p) for phase, p in (("calm", calm), ("flood", flood))},
@@ -185,7 +199,6 @@ async def _flooder(app: App, flood: Phase) -> dict[str, Any]:
     usage = await app.store.usage("0000-00-00")
     mine = [u for u in usage if u.author_id == FLOODER]
     accepted, refused = sum(u.messages for u in mine), sum(u.refused for u in mine)
-    history = await app.store.history(ConversationKey("bench", "flood-flooded"), 100_000)
     return {
         "sent": flood.flood_sent,
         "intake_rate_per_s": _round(flood.flood_sent / flood.intake_s if flood.intake_s else None),
@@ -194,7 +207,7 @@ async def _flooder(app: App, flood: Phase) -> dict[str, Any]:
         "notices": flood.flood_handed_on - accepted,
         "merged": sample("hearth_queue_messages_total", outcome="merged"),
         "dropped": sample("hearth_queue_messages_total", outcome="dropped"),
-        "replies": sum(m.role == "assistant" for m in history),
+        "replies": flood.flood_channel.sends - (flood.flood_handed_on - accepted),  # the rest are notices
         "others_refused": sum(u.refused for u in usage if u.author_id != FLOODER),
     }
 

@@ -51,11 +51,15 @@ class IncomingMessage:
 
 # A user message is stored `pending` and ends `answered`, `refused` (the gate flagged it),
 # `failed` (an error reply was sent instead), `skipped` (too old to answer after a
-# restart) or stays `pending` (interrupted: answered after the next start). A reply is
-# `answered`, or `interrupted` when shutdown cut it. Only answered turns and the message
-# being answered enter prompts.
-MessageStatus = Literal["pending", "answered", "refused", "failed", "skipped", "interrupted"]
-PROMPT_STATUSES = frozenset({"pending", "answered"})
+# restart), `limited` (over a quota: never queued for the model), `merged` (it waited
+# while its author sent more, and one reply answered them together), `dropped` (it
+# waited past the bound of merged messages) or stays `pending` (interrupted: answered
+# after the next start). A reply is `answered`, or `interrupted` when shutdown cut it.
+# Only answered and merged turns and the message being answered enter prompts.
+MessageStatus = Literal[
+    "pending", "answered", "refused", "failed", "skipped", "interrupted", "limited", "merged", "dropped"
+]
+PROMPT_STATUSES = frozenset({"pending", "answered", "merged"})
 
 
 def default_status(role: Role) -> MessageStatus:
@@ -129,3 +133,27 @@ class Verdict:
     categories: dict[str, bool] = field(default_factory=dict)
     category_scores: dict[str, float] = field(default_factory=dict)
     action: str = "allow"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one author spent in one channel (`platform`, `channel`: threads count with
+    their channel) on one UTC day (`YYYY-MM-DD`): messages taken for answering, messages
+    a quota refused, and the tokens of the replies they got."""
+
+    day: str
+    platform: str
+    channel: str
+    author_id: str
+    author_name: str = ""
+    messages: int = 0
+    refused: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    reply_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """What a daily token quota counts: prompt tokens the prefix cache did not
+        serve (the work prefill really did) plus reply tokens."""
+        return self.prompt_tokens - self.cached_tokens + self.reply_tokens

@@ -25,9 +25,14 @@ if TYPE_CHECKING:
 TODAY = dt.date(2026, 11, 22)
 
 
+# Tests send messages faster than any person: rate limits are off unless a test turns
+# them on (tests/core/test_quotas.py does).
+NO_RATE_LIMITS = {"user_messages_per_minute": 0, "channel_messages_per_minute": 0}
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings that ignore any developer's .env and environment."""
-    return load_settings(_env_file=None, data_dir=data_dir, **overrides)
+    return load_settings(_env_file=None, data_dir=data_dir, **{**NO_RATE_LIMITS, **overrides})
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import SecretStr
-from telegram import Message, ReplyParameters, Update
-from telegram.error import BadRequest, TelegramError
+from telegram import Message, Update
+from telegram.error import BadRequest, ChatMigrated, TelegramError
 from telegram.request import HTTPXRequest
 
 from adapters.telegram.admins import AdminCache, GroupAdmins
@@ -38,10 +39,11 @@ from adapters.telegram.incoming import (
     BotIdentity,
     addressed_text,
     conversation_key,
-    is_from_other_bot,
+    is_answered_sender,
     to_incoming,
 )
-from adapters.telegram.outgoing import ShownTexts, delivery_error, keep_typing, target
+from adapters.telegram.migration import ChannelMoves, Migrations, migration_of
+from adapters.telegram.outgoing import ShownTexts, delivery_error, keep_typing, quote_of, target
 from adapters.telegram.pacing import Pacing
 from adapters.telegram.polling import Poller
 from adapters.telegram.redact import guarded_logs
@@ -63,13 +65,16 @@ READY_WAIT_S = 60.0  # a reply resumed at start-up waits this long for the conne
 
 
 class TelegramAdapter:
-    """Private chats, groups and forum topics, answered through the inbox; the command table."""
+    """Private chats, groups and forum topics, answered through the inbox; the command table.
+
+    `moves` is told when a group becomes a supergroup (a new chat id), to move what is
+    stored about it; without it, only sends follow the group."""
 
     platform = PLATFORM
 
     def __init__(
         self, config: TelegramConfig, inbox: Inbox, commands: Commands, modes: ChannelModes,
-        pacing: Pacing | None = None,
+        pacing: Pacing | None = None, *, moves: ChannelMoves | None = None,
     ) -> None:
         self._config = config
         self._inbox = inbox
@@ -79,7 +84,9 @@ class TelegramAdapter:
         self._webhook_secret = SecretStr(_webhook_secret(config))
         self._secrets = [config.token, self._webhook_secret]
         self.limits = ReplyLimits(MAX_CHARS, self._pacing.edit_interval, utf16_len)
-        self._admins = GroupAdmins(config.operators, AdminCache(self._pacing.admin_cache_ttl))
+        admin_cache = AdminCache(self._pacing.admin_cache_ttl)
+        self._admins = GroupAdmins(config.operators, admin_cache)
+        self._migrations = Migrations(moves, admin_cache)
         self._shown = ShownTexts()
         self._tasks = TaskOwner("telegram")
         self._stopping = asyncio.Event()
@@ -146,7 +153,12 @@ class TelegramAdapter:
     async def _on_update(self, update: Update) -> None:
         """One update, in arrival order: a message is stored before this returns."""
         message = update.message
-        if message is None or is_from_other_bot(message):
+        if message is None:
+            return
+        if (migration := migration_of(message)) is not None:
+            await self._chat_moved(*migration)
+            return
+        if not is_answered_sender(message):
             return
         command = command_in(message, self._me.username, self._names)
         if command is not None:
@@ -174,8 +186,7 @@ class TelegramAdapter:
         """Show "typing…" in `key` while any of its messages is being answered: one
         indicator per conversation, however many messages wait in it."""
         if key not in self._typing:
-            every = self._pacing.typing_every
-            indicator = self._tasks.spawn(keep_typing(self._bot, key, every), f"typing-{key}")
+            indicator = self._tasks.spawn(self._keep_typing(key), f"typing-{key}")
             self._typing[key] = (indicator, set())
         indicator, answering = self._typing[key]
         answering.add(task)
@@ -188,11 +199,30 @@ class TelegramAdapter:
 
         task.add_done_callback(done)
 
+    def _keep_typing(self, key: ConversationKey) -> Coroutine[Any, Any, None]:
+        """Typing shown in `key`'s chat, wherever it moves meanwhile."""
+        return keep_typing(self._bot, lambda: self._target(key), self._pacing.typing_every)
+
+    # --- a group upgraded to a supergroup -----------------------------------------
+
+    async def _chat_moved(self, old: int, new: int) -> int:
+        """Follow a group to its new id (see `migration`); returns the new id. A reply still
+        being written there is stored under the old id when it ends: move once more then."""
+        await self._migrations.moved(old, new)
+        answering = {t for k, (_, tasks) in self._typing.items() if k.channel == str(old) for t in tasks}
+        if answering and self._ready.is_set():  # once not ready, the task owner is closing
+            self._tasks.spawn(self._move_after(answering, old, new), f"telegram-move-{old}")
+        return new
+
+    async def _move_after(self, answering: set[asyncio.Task[None]], old: int, new: int) -> None:
+        await asyncio.wait(answering)
+        await self._migrations.moved(old, new)
+
     # --- commands ----------------------------------------------------------
 
     async def _answer_command(self, message: Message, name: str, args: str) -> None:
         key = conversation_key(message)
-        typing = self._tasks.spawn(keep_typing(self._bot, key, self._pacing.typing_every), f"typing-{key}")
+        typing = self._tasks.spawn(self._keep_typing(key), f"typing-{key}")
         try:
             reply = await self._command_reply(message, name, args)
         finally:
@@ -214,16 +244,17 @@ class TelegramAdapter:
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
         """Post `text` as plain text (no parse mode: no markup for Telegram to reject).
 
-        In a group the first part quotes the message it answers; a private chat needs no quote."""
-        chat_id, thread = target(key)
-        quote = None
-        if reply_to is not None and reply_to.isdigit() and chat_id < 0:
-            quote = ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+        In a group the first part quotes the message it answers; a private chat needs no quote.
+        A group upgraded to a supergroup is followed to its new id, and sent to there."""
+        chat_id, thread = self._target(key)
+        quote = quote_of(key, chat_id, reply_to)
         bot = await self._connected()
-        with self._delivering():
-            sent = await bot.send_message(
-                chat_id, text, message_thread_id=thread, reply_parameters=quote
-            )
+        async with self._delivering(chat_id):
+            try:
+                sent = await bot.send_message(chat_id, text, message_thread_id=thread, reply_parameters=quote)
+            except ChatMigrated as exc:  # upgraded, not heard of yet: follow; no quote (ids differ there)
+                chat_id = await self._chat_moved(chat_id, exc.new_chat_id)
+                sent = await bot.send_message(chat_id, text)
         self._shown.put(key.channel, str(sent.message_id), text)
         return str(sent.message_id)
 
@@ -231,9 +262,9 @@ class TelegramAdapter:
         """Replace a sent message's text; an edit that changes nothing is not sent."""
         if self._shown.get(key.channel, message_id) == text:
             return  # Telegram rejects an edit that changes nothing
-        chat_id, _ = target(key)
+        chat_id, _ = self._target(key)
         bot = await self._connected()
-        with self._delivering():
+        async with self._delivering(chat_id):
             try:
                 await bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
             except BadRequest as exc:
@@ -243,9 +274,9 @@ class TelegramAdapter:
 
     async def delete(self, key: ConversationKey, message_id: str) -> None:
         """Remove a message the bot sent (Bot API deleteMessage)."""
-        chat_id, _ = target(key)
+        chat_id, _ = self._target(key)
         bot = await self._connected()
-        with self._delivering():
+        async with self._delivering(chat_id):
             await bot.delete_message(chat_id, int(message_id))
         self._shown.forget(key.channel, message_id)
 
@@ -257,13 +288,21 @@ class TelegramAdapter:
         for part in split_message(text, MAX_CHARS, utf16_len):
             await self.send(ConversationKey(PLATFORM, user_id), part)
 
-    @contextmanager
-    def _delivering(self) -> Iterator[None]:
-        """Telegram's refusal (after the retries) as the core's `DeliveryError`, token scrubbed."""
+    @asynccontextmanager
+    async def _delivering(self, chat_id: int) -> AsyncIterator[None]:
+        """Telegram's refusal (after the retries) as the core's `DeliveryError`, token scrubbed.
+        A message in a group that was upgraded since is out of reach; the group is followed."""
         try:
             yield
         except TelegramError as exc:
+            if isinstance(exc, ChatMigrated):
+                await self._chat_moved(chat_id, exc.new_chat_id)
             raise delivery_error(exc, self._scrub(str(exc))) from exc
+
+    def _target(self, key: ConversationKey) -> tuple[int, int | None]:
+        """The chat (its newest id) and forum topic a conversation key names."""
+        chat_id, thread = target(key)
+        return self._migrations.chat_of(chat_id), thread
 
     async def _post(self, key: ConversationKey, text: str, reply_to: str) -> None:
         """A command's answer, in as many messages as it takes."""

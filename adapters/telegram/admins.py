@@ -14,7 +14,7 @@ from telegram import Bot, Message
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
-from adapters.telegram.incoming import PLATFORM, is_anonymous_admin, is_private
+from adapters.telegram.incoming import PLATFORM, Sender, is_private, sender_of
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ class AdminCache:
         self._remember((chat_id, user_id), now, admin)
         return admin
 
+    def move(self, old_chat: int, new_chat: int) -> None:
+        """The group became a supergroup (a new id): its admins are still its admins. What
+        the new id has already is newer and stays."""
+        for chat, user in [k for k in self._entries if k[0] == old_chat]:
+            entry = self._entries.pop((chat, user))
+            self._entries.setdefault((new_chat, user), entry)
+
     def _remember(self, key: tuple[int, int], now: float, admin: bool) -> None:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self._ttl}
@@ -53,8 +60,9 @@ class AdminCache:
 class GroupAdmins:
     """Whether a message's author administers its group (never so in a private chat).
 
-    An anonymous admin posting as the group is one; someone posting as a channel
-    is not; an operator (HEARTH_ADMIN_IDS, `telegram:ID`) is, without asking Telegram."""
+    An anonymous admin posting as the group is one (only admins can); someone posting
+    as a channel is not: Telegram names no member behind it to ask about. An operator
+    (HEARTH_ADMIN_IDS, `telegram:ID`) is, without asking Telegram."""
 
     def __init__(self, operators: frozenset[str], cache: AdminCache) -> None:
         self._operators = operators
@@ -63,10 +71,11 @@ class GroupAdmins:
     async def author_of(self, bot: Bot, message: Message) -> bool:
         if is_private(message):
             return False
-        if is_anonymous_admin(message):
+        sender = sender_of(message)
+        if sender is Sender.GROUP:
             return True
         user = message.from_user
-        if user is None or message.sender_chat is not None:  # someone posting as a channel
+        if user is None or sender is not Sender.PERSON:
             return False
         if f"{PLATFORM}:{user.id}" in self._operators:
             return True  # the command table would say yes anyway: spare the API call

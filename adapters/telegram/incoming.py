@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 
 from telegram import Message, MessageEntity
 from telegram.constants import ChatType
@@ -18,8 +19,22 @@ from telegram.constants import ChatType
 from bot.messages import ConversationKey, IncomingMessage
 
 PLATFORM = "telegram"
-# Telegram's stand-in sender when a group admin posts anonymously, as the group itself.
-ANONYMOUS_ADMIN_ID = 1087968824
+
+
+class Sender(Enum):
+    """Who wrote a message. When a chat speaks, `from` holds only Telegram's placeholder
+    (GroupAnonymousBot, Channel_Bot, or the "Telegram" service account): `sender_chat`
+    says who it is."""
+
+    PERSON = "person"
+    GROUP = "group"  # an anonymous admin, posting as the group itself
+    CHANNEL = "channel"  # someone posting as a channel (their own, or the group's linked one)
+    AUTOMATIC_FORWARD = "automatic forward"  # a post of the linked channel, copied in by Telegram
+    BOT = "bot"
+
+
+# Answered as people are; a bot and a channel's automatically forwarded posts never are.
+ANSWERED_SENDERS = frozenset({Sender.PERSON, Sender.GROUP, Sender.CHANNEL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +89,19 @@ def strip_mention(text: str, username: str) -> str:
     return pattern.sub(r"\1", text).strip()
 
 
-def is_anonymous_admin(message: Message) -> bool:
-    """An admin posting as the group: Telegram sends it from GroupAnonymousBot."""
-    sender, user = message.sender_chat, message.from_user
-    from_group = sender is not None and sender.id == message.chat.id
-    return from_group and user is not None and user.id == ANONYMOUS_ADMIN_ID
-
-
-def is_from_other_bot(message: Message) -> bool:
+def sender_of(message: Message) -> Sender:
+    """Who wrote `message`, judged by `sender_chat` before `from` (whose placeholder is a bot)."""
+    if message.is_automatic_forward:
+        return Sender.AUTOMATIC_FORWARD
+    if message.sender_chat is not None:
+        return Sender.GROUP if message.sender_chat.id == message.chat.id else Sender.CHANNEL
     user = message.from_user
-    return user is not None and user.is_bot and not is_anonymous_admin(message)
+    return Sender.BOT if user is not None and user.is_bot else Sender.PERSON
+
+
+def is_answered_sender(message: Message) -> bool:
+    """Whether Hearth may answer (and store) what this sender writes, were it addressed."""
+    return sender_of(message) in ANSWERED_SENDERS
 
 
 def to_incoming(
@@ -107,7 +125,8 @@ def to_incoming(
 
 
 def _author(message: Message) -> tuple[str, str]:
-    """A chat speaking for itself (anonymous admin, a channel) or the user."""
+    """A chat speaking for itself (anonymous admin, a channel), else the user: Channel_Bot
+    or GroupAnonymousBot in `from` is nobody."""
     if message.sender_chat is not None:
         return str(message.sender_chat.id), message.sender_chat.title or ""
     if message.from_user is not None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
-from telegram import Bot
+from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import (
     BadRequest,
@@ -75,18 +76,27 @@ def target(key: ConversationKey) -> tuple[int, int | None]:
     return int(key.channel), int(key.thread) if key.thread else None
 
 
+def quote_of(key: ConversationKey, chat_id: int, reply_to: str | None) -> ReplyParameters | None:
+    """Quote the message answered in a group (`chat_id`, where the reply goes); not once the
+    group moved to a new id: message ids there are the new chat's."""
+    if reply_to is None or not reply_to.isdigit() or chat_id >= 0 or str(chat_id) != key.channel:
+        return None
+    return ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+
+
 def file_url(base_url: str) -> str:
     """The file-download URL beside an API URL: `…/bot` → `…/file/bot`."""
     head, sep, tail = base_url.rpartition("/bot")
     return f"{head}/file/bot{tail}" if sep else base_url
 
 
-async def keep_typing(bot: Bot, key: ConversationKey, every: float) -> None:
-    """Show "typing…" until cancelled; Telegram clears it after about 5 s, so repeat."""
-    chat_id, thread = target(key)
+async def keep_typing(bot: Bot, where: Callable[[], tuple[int, int | None]], every: float) -> None:
+    """Show "typing…" in `where()` (chat id, forum topic: asked each time, the chat may move)
+    until cancelled; Telegram clears it after about 5 s, so repeat."""
     while True:
+        chat_id, thread = where()
         try:
             await bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread)
         except TelegramError as exc:  # cosmetic: never fail a reply over it
-            log.debug("typing indicator in %s failed: %s", key, exc)
+            log.debug("typing indicator in %s failed: %s", chat_id, exc)
         await asyncio.sleep(every)

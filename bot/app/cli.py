@@ -76,11 +76,20 @@ def run() -> None:
 @main.command("demo-model")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quantize", type=click.Choice(["awq"]), default=None, help="Write a 4-bit AWQ checkpoint.")
-def demo_model(directory: Path, quantize: str | None) -> None:
-    """Build the tiny offline demo model into DIRECTORY."""
-    from engine.demo_model import build_demo_model
+@click.option("--shape", default=None, metavar="MODEL",
+              help="Random weights in a real model's exact shape: qwen2.5-0.5b, qwen2.5-1.5b or qwen2.5-7b.")
+def demo_model(directory: Path, quantize: str | None, shape: str | None) -> None:
+    """Build the tiny offline demo model (or, with --shape, a realistic-size one) into DIRECTORY."""
+    if shape is not None:
+        from engine.shapes import SHAPES, build_shape_model
 
-    path = build_demo_model(directory, quantize=quantize)  # type: ignore[arg-type]
+        if shape not in SHAPES:
+            raise click.BadParameter(f"one of {', '.join(SHAPES)}", param_hint="--shape")
+        path = build_shape_model(directory, shape, quantize=quantize)
+    else:
+        from engine.demo_model import build_demo_model
+
+        path = build_demo_model(directory, quantize=quantize)  # type: ignore[arg-type]
     click.echo(f"demo model written to {path}")
 
 

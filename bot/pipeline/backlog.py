@@ -84,15 +84,20 @@ class Backlog:
 
     async def _wait(self, line: _Line, turn: Turn) -> _Waiting | None:
         """Wait for `turn`'s go; None when a newer message of its author took its place."""
-        author = turn.msg.author_id
-        earlier = line.waiting.pop(author, None)
+        author, message_id = turn.msg.author_id, turn.message_id or 0
+        earlier = line.waiting.get(author)
+        if earlier is not None and (earlier.turn.message_id or 0) > message_id:
+            # Stored before the one waiting, it got here after it (the input gate took longer).
+            earlier.merged = sorted([*earlier.merged, message_id])
+            await self._settle(turn, self._over_bound(earlier), "dropped")
+            return None
         entry = _Waiting(turn, asyncio.get_running_loop().create_future())
-        if earlier is not None and earlier.turn.message_id is not None:
+        if earlier is not None:
+            del line.waiting[author]
             earlier.ready.set_result(False)
-            entry.merged = [*earlier.merged, earlier.turn.message_id]
-        line.waiting[author] = entry  # no await since the pop: the line never looks empty
-        dropped = entry.merged[: max(0, len(entry.merged) - (self._merge_limit - 1))]
-        del entry.merged[: len(dropped)]
+            entry.merged = [*earlier.merged, earlier.turn.message_id or 0]
+        line.waiting[author] = entry  # no await since the lookup: the line never looks empty
+        dropped = self._over_bound(entry)
         try:
             await self._settle(turn, dropped, "dropped")
             go = await entry.ready
@@ -103,6 +108,12 @@ class Backlog:
                 self._next(turn.msg.key, line)  # given the go as it was cancelled: pass it on
             raise
         return entry if go else None
+
+    def _over_bound(self, entry: _Waiting) -> list[int]:
+        """Take out of `entry` the oldest merged messages past the bound: they are dropped."""
+        dropped = entry.merged[: max(0, len(entry.merged) - (self._merge_limit - 1))]
+        del entry.merged[: len(dropped)]
+        return dropped
 
     async def _settle(self, turn: Turn, ids: list[int], status: Literal["merged", "dropped"]) -> None:
         for message_id in ids:

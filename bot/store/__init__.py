@@ -6,6 +6,7 @@ from bot.store.base import (
     GlobalSettings,
     ModerationWords,
     Store,
+    UsageLog,
     VerdictLog,
 )
 from bot.store.memory import MemoryStore
@@ -14,5 +15,5 @@ from bot.store.sqlite import SqliteStore
 
 __all__ = [
     "ChannelSettings", "Conversations", "GlobalSettings", "MemoryStore", "ModerationWords",
-    "PostgresStore", "SqliteStore", "Store", "VerdictLog",
+    "PostgresStore", "SqliteStore", "Store", "UsageLog", "VerdictLog",
 ]

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from bot.messages import ConversationKey, MessageStatus, PendingMessage, StoredMessage, Verdict, WordRule
+from bot.messages import (
+    ConversationKey,
+    MessageStatus,
+    PendingMessage,
+    StoredMessage,
+    Usage,
+    Verdict,
+    WordRule,
+)
 from engine.types import Role
 
 
@@ -112,6 +120,20 @@ class ChannelSettings(Protocol):
         """Set (or with None, clear) a per-channel setting."""
         ...
 
+    async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
+        """Move everything kept about a channel to the id the platform now gives it (a
+        Telegram group upgraded to a supergroup), in one transaction: its conversations
+        (every thread, with messages, verdicts and context floor), persona, flags and
+        moderation words (scope `platform:channel`, as `bot.moderation.gate.scope_of`).
+
+        Rows the new channel has already (a message that arrived there first) are merged:
+        a history gains the old messages, the higher context floor holds, and where both
+        have a value (persona, flag, word) the new channel's, the more recent, is kept.
+        A moved message's platform id is qualified by its old channel (`old/123`), since
+        platform ids are unique only within a channel. False, and nothing changes, when
+        nothing is stored under `old_channel`: calling it again is a no-op."""
+        ...
+
 
 
 class ModerationWords(Protocol):
@@ -156,7 +178,24 @@ class VerdictLog(Protocol):
         ...
 
 
-class Store(Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, Protocol):
+class UsageLog(Protocol):
+    """Daily usage per author and channel: what daily quotas and `/usage` read."""
+
+    async def add_usage(self, rows: Sequence[Usage]) -> None:
+        """Add each row's counts to what is stored for its day, channel and author, all in
+        one transaction; a non-empty `author_name` replaces the stored one."""
+        ...
+
+    async def usage(
+        self, since: str, *, platform: str | None = None, channel: str | None = None,
+        author_id: str | None = None,
+    ) -> list[Usage]:
+        """The rows of day `since` (`YYYY-MM-DD`) and later that match every filter given,
+        ordered by day, platform, channel, author."""
+        ...
+
+
+class Store(Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Protocol):
     """Every role in one place. Implementations are async context managers;
     `open` and `close` are idempotent. No two tasks ever share a transaction."""
 

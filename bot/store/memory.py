@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from bot.messages import (
     PROMPT_STATUSES,
@@ -14,12 +14,16 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Usage,
     Verdict,
     WordRule,
     default_status,
 )
-from bot.store.rows import check_role
+from bot.store.rows import check_role, moved_platform_id, word_scope
 from engine.types import Role
+
+K = TypeVar("K", bound=tuple[str, ...])
+V = TypeVar("V")
 
 
 @dataclass(slots=True)
@@ -54,6 +58,7 @@ class MemoryStore:
         self._last_message_id = 0
         self._meta: dict[int, dict[str, object]] = {}
         self._owners: dict[int, str] = {}  # message id → the owner that claimed it
+        self._usage: dict[tuple[str, str, str, str], Usage] = {}  # (day, platform, channel, author)
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -214,6 +219,33 @@ class MemoryStore:
         else:
             self._flags[(key.platform, key.channel, name)] = value
 
+    async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
+        """Move a channel's conversations, persona, flags and words to its new id, merging
+        into what the new id has (see `ChannelSettings.move_channel`). Nothing here awaits:
+        it happens whole."""
+        self._check_open()
+        if old_channel == new_channel:
+            return False
+        moved = [k for k in self._conversations if (k.platform, k.channel) == (platform, old_channel)]
+        for key in moved:
+            self._move_conversation(key, replace(key, channel=new_channel))
+        old, new = (platform, old_channel), (platform, new_channel)
+        settings = _rekey(self._personas, lambda k: new if k == old else None)
+        settings += _rekey(self._flags, lambda k: (*new, k[2]) if k[:2] == old else None)
+        old_scope, new_scope = word_scope(*old), word_scope(*new)
+        words = _rekey(self._words, lambda k: (new_scope, k[1]) if k[0] == old_scope else None)
+        self._words = {k: replace(rule, scope=k[0]) for k, rule in self._words.items()}
+        return bool(moved) or settings + words > 0
+
+    def _move_conversation(self, key: ConversationKey, to: ConversationKey) -> None:
+        """One conversation into `to`'s (made when new); its messages' platform ids qualified."""
+        old = self._conversations.pop(key)
+        target = self._conversations.setdefault(to, _Conversation())
+        target.messages = sorted(target.messages + [_moved(m, key.channel) for m in old.messages],
+                                 key=lambda m: m.id)
+        target.context_floor = max(target.context_floor, old.context_floor)
+        self._verdicts = [replace(row, key=to) if row.key == key else row for row in self._verdicts]
+
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
         self._check_open()
@@ -260,6 +292,25 @@ class MemoryStore:
         rows = [row for row in self._verdicts if row.key == key]
         return [(row.message_id, row.direction, _copy(row.verdict)) for row in rows]
 
+    async def add_usage(self, rows: Sequence[Usage]) -> None:
+        """Add each row's counts to the stored ones (nothing awaits: all or nothing)."""
+        self._check_open()
+        for row in rows:
+            key = (row.day, row.platform, row.channel, row.author_id)
+            self._usage[key] = _add_usage(self._usage.get(key), row)
+
+    async def usage(
+        self, since: str, *, platform: str | None = None, channel: str | None = None,
+        author_id: str | None = None,
+    ) -> list[Usage]:
+        """Rows of day `since` and later matching the filters, by day, platform, channel, author."""
+        self._check_open()
+        wanted = {1: platform, 2: channel, 3: author_id}
+        return [
+            row for key, row in sorted(self._usage.items())
+            if key[0] >= since and all(value is None or key[i] == value for i, value in wanted.items())
+        ]
+
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""
         self._check_open()
@@ -287,6 +338,42 @@ def _has_platform_id(conversation: _Conversation, platform_message_id: str | Non
     if platform_message_id is None:  # like SQL NULLs, missing ids never collide
         return False
     return any(m.platform_message_id == platform_message_id for m in conversation.messages)
+
+
+def _moved(message: StoredMessage, old_channel: str) -> StoredMessage:
+    platform_id = message.platform_message_id
+    if platform_id is None:
+        return message
+    return replace(message, platform_message_id=moved_platform_id(old_channel, platform_id))
+
+
+def _rekey(rows: dict[K, V], new_key: Callable[[K], K | None]) -> int:
+    """Give each row its `new_key` (None: it stays), in place and keeping the order; a row
+    whose new key is taken already is dropped (the one there is newer). How many moved or dropped."""
+    changed = 0
+    kept: dict[K, V] = {}
+    for key, value in rows.items():
+        to = new_key(key)
+        changed += to is not None
+        if to is None:
+            kept[key] = value
+        elif to not in rows:
+            kept[to] = value
+    rows.clear()
+    rows.update(kept)
+    return changed
+
+
+def _add_usage(stored: Usage | None, row: Usage) -> Usage:
+    if stored is None:
+        return row
+    return replace(
+        stored, author_name=row.author_name or stored.author_name,
+        messages=stored.messages + row.messages, refused=stored.refused + row.refused,
+        prompt_tokens=stored.prompt_tokens + row.prompt_tokens,
+        cached_tokens=stored.cached_tokens + row.cached_tokens,
+        reply_tokens=stored.reply_tokens + row.reply_tokens,
+    )
 
 
 def _detach(row: _VerdictRow, deleted: set[int]) -> _VerdictRow:

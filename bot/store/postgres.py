@@ -20,12 +20,21 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Usage,
     Verdict,
     WordRule,
     default_status,
 )
 from bot.store import postgres_schema as sql
-from bot.store.rows import check_role, meta_json, pending_from_row, verdict_from_row
+from bot.store.rows import (
+    check_role,
+    forget_channel,
+    meta_json,
+    pending_from_row,
+    usage_values,
+    verdict_from_row,
+    word_scope,
+)
 from bot.store.sqlite import SchemaTooNewError
 from engine.types import Role
 
@@ -55,7 +64,8 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._order = asyncio.Lock()
         self._lifecycle = asyncio.Lock()
-        # Conversation rows are never deleted, so their ids can be remembered.
+        # Conversation rows are deleted only by `move_channel`, which forgets their ids,
+        # so ids can be remembered.
         self._conversation_ids: dict[ConversationKey, int] = {}
 
     async def __aenter__(self) -> Self:
@@ -178,6 +188,26 @@ class PostgresStore:
         else:
             await self._connections().execute(sql.UPSERT_FLAG, key.platform, key.channel, name, value)
 
+    async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
+        """Move a channel's conversations, persona, flags and words to its new id, merging
+        into what the new id has, in one transaction (see `ChannelSettings.move_channel`).
+        `_order` keeps this process's messages out of it, and its remembered ids right."""
+        if old_channel == new_channel:
+            return False
+        scopes = (word_scope(platform, old_channel), word_scope(platform, new_channel))
+        async with self._order, self._connections().acquire() as db, db.transaction():
+            conversations = await db.fetch(sql.SELECT_CHANNEL_CONVERSATIONS, platform, old_channel)
+            for conversation_id, thread, floor in conversations:
+                to = ConversationKey(platform, new_channel, thread)
+                await _move_conversation(db, (conversation_id, floor), old_channel, to)
+            changed = len(conversations)
+            for statement in sql.MOVE_SETTINGS:
+                changed += _row_count(await db.execute(statement, platform, old_channel, new_channel))
+            for statement in sql.MOVE_WORDS:
+                changed += _row_count(await db.execute(statement, *scopes))
+            forget_channel(self._conversation_ids, platform, old_channel)
+        return changed > 0
+
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
         await self._connections().execute(sql.UPSERT_WORD, rule.scope, rule.word, rule.action, rule.category)
@@ -207,12 +237,15 @@ class PostgresStore:
     ) -> int:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
-        values = _verdict_values(await self._conversation_id(key), message_id, direction, verdict)
         try:
-            async with self._connections().acquire() as db, db.transaction():
-                new_id = int(await db.fetchval(sql.INSERT_VERDICT, *values))
-                if direction == "input" and verdict.flagged and message_id is not None:
-                    await db.execute(sql.FLAG_MESSAGE, message_id)
+            # Under `_order`, like storing a message: a channel moved in between
+            # (move_channel) may have removed the conversation the id named.
+            async with self._order:
+                values = _verdict_values(await self._conversation_id(key), message_id, direction, verdict)
+                async with self._connections().acquire() as db, db.transaction():
+                    new_id = int(await db.fetchval(sql.INSERT_VERDICT, *values))
+                    if direction == "input" and verdict.flagged and message_id is not None:
+                        await db.execute(sql.FLAG_MESSAGE, message_id)
         except asyncpg.ForeignKeyViolationError as error:
             raise ValueError(f"no stored message has id {message_id}") from error
         return new_id
@@ -221,6 +254,22 @@ class PostgresStore:
         """(message_id, direction, verdict) for a conversation, oldest first."""
         rows = await self._connections().fetch(sql.SELECT_VERDICTS, *_key(key))
         return [verdict_from_row(row) for row in rows]
+
+    async def add_usage(self, rows: Sequence[Usage]) -> None:
+        """Add each row's counts to the stored ones, in one transaction. Rows are sorted
+        by key first, so two processes adding at once never deadlock on each other's rows."""
+        values = sorted(usage_values(row) for row in rows)
+        if values:
+            async with self._connections().acquire() as db, db.transaction():
+                await db.executemany(sql.ADD_USAGE, values)
+
+    async def usage(
+        self, since: str, *, platform: str | None = None, channel: str | None = None,
+        author_id: str | None = None,
+    ) -> list[Usage]:
+        """Rows of day `since` and later matching the filters, by day, platform, channel, author."""
+        rows = await self._connections().fetch(sql.SELECT_USAGE, since, platform, channel, author_id)
+        return [Usage(*row) for row in rows]
 
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""
@@ -278,6 +327,23 @@ class PostgresStore:
 
 def _key(key: ConversationKey) -> tuple[str, str, str]:
     return (key.platform, key.channel, key.thread)
+
+
+async def _move_conversation(
+    db: asyncpg.Connection, row: tuple[int, int], old_channel: str, to: ConversationKey
+) -> None:
+    """One conversation (id, context floor) of `old_channel` to `to`: renamed, or merged
+    into the row `to` has already."""
+    conversation_id, floor = row
+    await db.execute(sql.QUALIFY_PLATFORM_IDS, old_channel, conversation_id)
+    target = await db.fetchval(sql.SELECT_CONVERSATION, *_key(to))
+    if target is None:
+        await db.execute(sql.RENAME_CONVERSATION, to.channel, conversation_id)
+        return
+    for statement in (sql.MERGE_MESSAGES, sql.MERGE_VERDICTS):
+        await db.execute(statement, target, conversation_id)
+    await db.execute(sql.RAISE_FLOOR, floor, target)
+    await db.execute(sql.DELETE_CONVERSATION, conversation_id)
 
 
 def _row_count(status: str) -> int:

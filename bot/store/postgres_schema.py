@@ -94,6 +94,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN claimed_by TEXT NULL;
     """,
+    """
+    CREATE TABLE usage (
+        day TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        author_id TEXT NOT NULL,
+        author_name TEXT NOT NULL DEFAULT '',
+        messages BIGINT NOT NULL DEFAULT 0,
+        refused BIGINT NOT NULL DEFAULT 0,
+        prompt_tokens BIGINT NOT NULL DEFAULT 0,
+        cached_tokens BIGINT NOT NULL DEFAULT 0,
+        reply_tokens BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, platform, channel, author_id)
+    );
+    CREATE INDEX usage_by_author ON usage (platform, author_id, day);
+    """,
 )
 
 # Migrations run under this transaction-level advisory lock, so two processes
@@ -123,7 +139,7 @@ SELECT_HISTORY = """
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
         AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged AND m.status IN ('pending', 'answered')
+        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged')
     ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT $4
 """
 UPSERT_FLOOR = """
@@ -171,6 +187,35 @@ DELETE_MESSAGES = """
 RESET_FLOOR = """
     UPDATE conversations SET context_floor = 0 WHERE platform = $1 AND channel = $2 AND thread = $3
 """
+# Moving a channel (see ChannelSettings.move_channel), statement by statement in one transaction.
+SELECT_CHANNEL_CONVERSATIONS = """
+    SELECT id, thread, context_floor FROM conversations WHERE platform = $1 AND channel = $2 ORDER BY id
+"""
+QUALIFY_PLATFORM_IDS = """
+    UPDATE messages SET platform_message_id = $1 || '/' || platform_message_id
+    WHERE conversation_id = $2 AND platform_message_id IS NOT NULL
+"""
+RENAME_CONVERSATION = "UPDATE conversations SET channel = $1 WHERE id = $2"
+MERGE_MESSAGES = "UPDATE messages SET conversation_id = $1 WHERE conversation_id = $2"
+MERGE_VERDICTS = "UPDATE verdicts SET conversation_id = $1 WHERE conversation_id = $2"
+RAISE_FLOOR = "UPDATE conversations SET context_floor = GREATEST(context_floor, $1) WHERE id = $2"
+DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = $1"
+# Each pair: drop the old channel's rows the new one has a value for, then rename the rest.
+# Parameters: platform, old channel, new channel.
+MOVE_SETTINGS = (
+    """DELETE FROM channel_settings WHERE platform = $1 AND channel = $2
+        AND EXISTS (SELECT 1 FROM channel_settings WHERE platform = $1 AND channel = $3)""",
+    "UPDATE channel_settings SET channel = $3 WHERE platform = $1 AND channel = $2",
+    """DELETE FROM channel_flags WHERE platform = $1 AND channel = $2
+        AND name IN (SELECT name FROM channel_flags WHERE platform = $1 AND channel = $3)""",
+    "UPDATE channel_flags SET channel = $3 WHERE platform = $1 AND channel = $2",
+)
+# Parameters: old scope, new scope.
+MOVE_WORDS = (
+    """DELETE FROM moderation_words WHERE scope = $1
+        AND word IN (SELECT word FROM moderation_words WHERE scope = $2)""",
+    "UPDATE moderation_words SET scope = $2 WHERE scope = $1",
+)
 SELECT_PERSONA = "SELECT persona FROM channel_settings WHERE platform = $1 AND channel = $2"
 UPSERT_PERSONA = """
     INSERT INTO channel_settings (platform, channel, persona) VALUES ($1, $2, $3)
@@ -208,3 +253,24 @@ SELECT_VERDICTS = """
     ORDER BY v.id
 """
 COUNT_MESSAGES = "SELECT count(*) FROM messages"
+ADD_USAGE = """
+    INSERT INTO usage (day, platform, channel, author_id, author_name, messages, refused,
+        prompt_tokens, cached_tokens, reply_tokens)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (day, platform, channel, author_id) DO UPDATE SET
+        author_name = CASE WHEN excluded.author_name = '' THEN usage.author_name
+            ELSE excluded.author_name END,
+        messages = usage.messages + excluded.messages,
+        refused = usage.refused + excluded.refused,
+        prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
+        cached_tokens = usage.cached_tokens + excluded.cached_tokens,
+        reply_tokens = usage.reply_tokens + excluded.reply_tokens
+"""
+SELECT_USAGE = """
+    SELECT day, platform, channel, author_id, author_name, messages, refused,
+        prompt_tokens, cached_tokens, reply_tokens
+    FROM usage
+    WHERE day >= $1 AND ($2::text IS NULL OR platform = $2)
+        AND ($3::text IS NULL OR channel = $3) AND ($4::text IS NULL OR author_id = $4)
+    ORDER BY day, platform, channel, author_id
+"""

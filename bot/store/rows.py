@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.messages import ConversationKey, PendingMessage, Verdict
+from bot.messages import ConversationKey, PendingMessage, Usage, Verdict
 
 STORED_ROLES = frozenset({"user", "assistant"})
 
@@ -44,3 +44,26 @@ def verdict_from_row(row: Sequence[Any]) -> tuple[int | None, str, Verdict]:
         action=action,
     )
     return (message_id, direction, verdict)
+
+
+def word_scope(platform: str, channel: str) -> str:
+    """The moderation words' scope of a channel, as `bot.moderation.gate.scope_of` names it."""
+    return f"{platform}:{channel}"
+
+
+def moved_platform_id(old_channel: str, platform_id: str) -> str:
+    """A platform message id moved out of `old_channel`, kept apart from the new channel's ids."""
+    return f"{old_channel}/{platform_id}"
+
+
+def forget_channel(conversation_ids: dict[ConversationKey, int], platform: str, channel: str) -> None:
+    """Forget the remembered row ids of a moved channel's conversations: each now names a
+    conversation of the new channel, or nothing."""
+    for key in [k for k in conversation_ids if (k.platform, k.channel) == (platform, channel)]:
+        del conversation_ids[key]
+
+
+def usage_values(row: Usage) -> tuple[Any, ...]:
+    """A usage row's columns, in the order the stores' ADD_USAGE statements take them."""
+    return (row.day, row.platform, row.channel, row.author_id, row.author_name, row.messages,
+            row.refused, row.prompt_tokens, row.cached_tokens, row.reply_tokens)

@@ -21,11 +21,20 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Usage,
     Verdict,
     WordRule,
     default_status,
 )
-from bot.store.rows import check_role, meta_json, pending_from_row, verdict_from_row
+from bot.store.rows import (
+    check_role,
+    forget_channel,
+    meta_json,
+    pending_from_row,
+    usage_values,
+    verdict_from_row,
+    word_scope,
+)
 from engine.types import Role
 
 log = logging.getLogger(__name__)
@@ -138,6 +147,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN claimed_by TEXT NULL;
     """,
+    # Daily usage per author and channel (see UsageLog): daily quotas hold across restarts.
+    """
+    CREATE TABLE usage (
+        day TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        author_id TEXT NOT NULL,
+        author_name TEXT NOT NULL DEFAULT '',
+        messages INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        reply_tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, platform, channel, author_id)
+    );
+    CREATE INDEX usage_by_author ON usage (platform, author_id, day);
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -161,7 +187,7 @@ SELECT_HISTORY = """
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
         AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged AND m.status IN ('pending', 'answered')
+        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged')
     ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
 """
 UPSERT_FLOOR = """
@@ -238,6 +264,56 @@ SELECT_VERDICTS = """
     ORDER BY v.id
 """
 
+# Moving a channel (see ChannelSettings.move_channel), statement by statement in one transaction.
+SELECT_CHANNEL_CONVERSATIONS = """
+    SELECT id, thread, context_floor FROM conversations WHERE platform = ? AND channel = ? ORDER BY id
+"""
+QUALIFY_PLATFORM_IDS = """
+    UPDATE messages SET platform_message_id = ? || '/' || platform_message_id
+    WHERE conversation_id = ? AND platform_message_id IS NOT NULL
+"""
+RENAME_CONVERSATION = "UPDATE conversations SET channel = ? WHERE id = ?"
+MERGE_MESSAGES = "UPDATE messages SET conversation_id = ? WHERE conversation_id = ?"
+MERGE_VERDICTS = "UPDATE verdicts SET conversation_id = ? WHERE conversation_id = ?"
+RAISE_FLOOR = "UPDATE conversations SET context_floor = MAX(context_floor, ?) WHERE id = ?"
+DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = ?"
+# Each pair: drop the old channel's rows the new one has a value for, then rename the rest.
+# Parameters: platform, old channel, new channel.
+MOVE_SETTINGS = (
+    """DELETE FROM channel_settings WHERE platform = ?1 AND channel = ?2
+        AND EXISTS (SELECT 1 FROM channel_settings WHERE platform = ?1 AND channel = ?3)""",
+    "UPDATE channel_settings SET channel = ?3 WHERE platform = ?1 AND channel = ?2",
+    """DELETE FROM channel_flags WHERE platform = ?1 AND channel = ?2
+        AND name IN (SELECT name FROM channel_flags WHERE platform = ?1 AND channel = ?3)""",
+    "UPDATE channel_flags SET channel = ?3 WHERE platform = ?1 AND channel = ?2",
+)
+# Parameters: old scope, new scope.
+MOVE_WORDS = (
+    """DELETE FROM moderation_words WHERE scope = ?1
+        AND word IN (SELECT word FROM moderation_words WHERE scope = ?2)""",
+    "UPDATE moderation_words SET scope = ?2 WHERE scope = ?1",
+)
+ADD_USAGE = """
+    INSERT INTO usage (day, platform, channel, author_id, author_name, messages, refused,
+        prompt_tokens, cached_tokens, reply_tokens)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (day, platform, channel, author_id) DO UPDATE SET
+        author_name = CASE WHEN excluded.author_name = '' THEN usage.author_name
+            ELSE excluded.author_name END,
+        messages = usage.messages + excluded.messages,
+        refused = usage.refused + excluded.refused,
+        prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
+        cached_tokens = usage.cached_tokens + excluded.cached_tokens,
+        reply_tokens = usage.reply_tokens + excluded.reply_tokens
+"""
+SELECT_USAGE = """
+    SELECT day, platform, channel, author_id, author_name, messages, refused,
+        prompt_tokens, cached_tokens, reply_tokens
+    FROM usage
+    WHERE day >= ?1 AND (?2 IS NULL OR platform = ?2)
+        AND (?3 IS NULL OR channel = ?3) AND (?4 IS NULL OR author_id = ?4)
+    ORDER BY day, platform, channel, author_id
+"""
 
 CHECKPOINT_INTERVAL_S = 2.0
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
@@ -275,8 +351,8 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._lifecycle = asyncio.Lock()
-        # Conversation rows are never deleted, so their ids can be remembered;
-        # with the id known, a write is one statement, atomic on its own.
+        # Conversation rows are deleted only by `move_channel`, which forgets their ids,
+        # so ids can be remembered; with the id known, a write is one statement, atomic on its own.
         self._conversation_ids: dict[ConversationKey, int] = {}
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -423,6 +499,25 @@ class SqliteStore:
             else:
                 await db.execute_fetchall(UPSERT_FLAG, (key.platform, key.channel, name, value))
 
+    async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
+        """Move a channel's conversations, persona, flags and words to its new id, merging
+        into what the new id has, in one transaction (see `ChannelSettings.move_channel`)."""
+        if old_channel == new_channel:
+            return False
+        scopes = (word_scope(platform, old_channel), word_scope(platform, new_channel))
+        async with self._transaction() as db:
+            conversations = await db.execute_fetchall(SELECT_CHANNEL_CONVERSATIONS, (platform, old_channel))
+            for conversation_id, thread, floor in conversations:
+                to = ConversationKey(platform, new_channel, thread)
+                await _move_conversation(db, (conversation_id, floor), old_channel, to)
+            changed = len(list(conversations))
+            for statement in MOVE_SETTINGS:
+                changed += await _row_count(db, statement, (platform, old_channel, new_channel))
+            for statement in MOVE_WORDS:
+                changed += await _row_count(db, statement, scopes)
+            forget_channel(self._conversation_ids, platform, old_channel)
+        return changed > 0
+
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
         async with self._transaction() as db:
@@ -456,25 +551,39 @@ class SqliteStore:
     ) -> int:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
-        conversation_id = await self._conversation_id(key)
-        values = _verdict_values(conversation_id, message_id, direction, verdict)
         try:
-            if direction == "input" and verdict.flagged and message_id is not None:
-                return await self._add_flagging_verdict(message_id, values)
-            return int(await self._write_value(INSERT_VERDICT, values))
+            # One hold of the lock for the conversation's id and the insert: a channel moved
+            # in between (move_channel) may have removed the conversation the id named.
+            async with self._lock:
+                conversation_id = await self._conversation_id_locked(key)
+                values = _verdict_values(conversation_id, message_id, direction, verdict)
+                if direction == "input" and verdict.flagged and message_id is not None:
+                    async with _atomic(self._connection()) as db:
+                        new_id = int(await _value(db, INSERT_VERDICT, values))
+                        await db.execute_fetchall(FLAG_MESSAGE, (message_id,))
+                    return new_id
+                return int(await _value(self._connection(), INSERT_VERDICT, values))
         except sqlite3.IntegrityError as error:  # the foreign key on messages
             raise ValueError(f"no stored message has id {message_id}") from error
-
-    async def _add_flagging_verdict(self, message_id: int, values: Sequence[Any]) -> int:
-        async with self._transaction() as db:
-            new_id = int(await _value(db, INSERT_VERDICT, values))
-            await db.execute_fetchall(FLAG_MESSAGE, (message_id,))
-        return new_id
 
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
         rows = await self._fetch(SELECT_VERDICTS, _key(key))
         return [verdict_from_row(row) for row in rows]
+
+    async def add_usage(self, rows: Sequence[Usage]) -> None:
+        """Add each row's counts to the stored ones, in one transaction."""
+        if rows:
+            async with self._transaction() as db:
+                await db.executemany(ADD_USAGE, [usage_values(row) for row in rows])
+
+    async def usage(
+        self, since: str, *, platform: str | None = None, channel: str | None = None,
+        author_id: str | None = None,
+    ) -> list[Usage]:
+        """Rows of day `since` and later matching the filters, by day, platform, channel, author."""
+        rows = await self._fetch(SELECT_USAGE, (since, platform, channel, author_id))
+        return [Usage(*row) for row in rows]
 
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""
@@ -570,6 +679,29 @@ async def _atomic(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connectio
         # (even a cancelled BEGIN), and does nothing when no transaction is open.
         await db.rollback()
         raise
+
+
+async def _move_conversation(
+    db: aiosqlite.Connection, row: tuple[int, int], old_channel: str, to: ConversationKey
+) -> None:
+    """One conversation (id, context floor) of `old_channel` to `to`: renamed, or merged
+    into the row `to` has already."""
+    conversation_id, floor = row
+    await db.execute_fetchall(QUALIFY_PLATFORM_IDS, (old_channel, conversation_id))
+    target = await _value(db, SELECT_CONVERSATION, _key(to))
+    if target is None:
+        await db.execute_fetchall(RENAME_CONVERSATION, (to.channel, conversation_id))
+        return
+    for statement in (MERGE_MESSAGES, MERGE_VERDICTS):
+        await db.execute_fetchall(statement, (target, conversation_id))
+    await db.execute_fetchall(RAISE_FLOOR, (floor, target))
+    await db.execute_fetchall(DELETE_CONVERSATION, (conversation_id,))
+
+
+async def _row_count(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> int:
+    """How many rows one writing statement changed."""
+    async with db.execute(sql, params) as cursor:
+        return cursor.rowcount
 
 
 async def _value(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Any:

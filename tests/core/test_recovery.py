@@ -81,8 +81,9 @@ async def test_after_a_restart_pending_messages_are_answered_once_in_order(
 ) -> None:
     async with open_app(settings, engine) as first:  # a crash: stored, never answered
         await first.pipeline.drain(grace_s=0)
-        for n in range(3):
-            await first.pipeline.submit(message(f"queued {n}", f"q{n}", direct=False), adapter)
+        for n in range(3):  # three authors: one author's waiting messages would be merged
+            queued = message(f"queued {n}", f"q{n}", author=f"u{n}", direct=False)
+            await first.pipeline.submit(queued, adapter)
 
     async with open_app(settings, engine) as second:
         recovered = await second.recovery.run({"telegram": adapter})
@@ -91,7 +92,7 @@ async def test_after_a_restart_pending_messages_are_answered_once_in_order(
         history = await second.store.history(ROOM)
 
     assert (recovered.resumed, recovered.skipped) == (3, 0)
-    assert adapter.texts() == [f"echo: user-u1: queued {n}" for n in range(3)]
+    assert adapter.texts() == [f"echo: user-u{n}: queued {n}" for n in range(3)]
     assert [m.text for m in history if m.role == "user"] == ["queued 0", "queued 1", "queued 2"]
     assert again.resumed == 0, "answered once"
 

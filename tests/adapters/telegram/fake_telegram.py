@@ -6,7 +6,10 @@ edit that changes nothing ("message is not modified"), an empty text, a message
 or chat it never saw, a command name with anything but a-z, 0-9 and `_`. Such
 rejections, and any unknown method, land in `errors`, which a test expects to stay
 empty. Tests script failures (`fail`) such as a 429
-with `retry_after`, and play users (`user_says`).
+with `retry_after`, play users (`user_says`, also posting as a channel or the group:
+`sender_chat`, or a linked channel's automatic forward) and upgrade a group to a
+supergroup (`migrate`): both service messages, and every later call on the old id
+answered 400 with `migrate_to_chat_id`, as Telegram does.
 
 PTB posts form-encoded bodies and JSON-encodes only non-string values, so only
 known structured or numeric keys are decoded: the text "123" stays a string.
@@ -39,6 +42,7 @@ JSON_KEYS = frozenset({
 })
 COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_document"})
+UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -86,6 +90,8 @@ class Chat:
 
 BOT = User(4242, "Hearth", "HearthTestBot", is_bot=True)
 ANONYMOUS_ADMIN = User(1087968824, "Group", "GroupAnonymousBot", is_bot=True)
+CHANNEL_BOT = User(136817688, "Channel", "Channel_Bot", is_bot=True)  # `from` of a post as a channel
+SERVICE = User(777000, "Telegram")  # `from` of a linked channel's automatic forward
 
 
 @dataclass
@@ -124,9 +130,15 @@ class Failure:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, description: str, retry_after: float | None = None) -> None:
+    def __init__(self, status: int, description: str, retry_after: float | None = None,
+                 migrate_to_chat_id: int | None = None) -> None:
         super().__init__(description)
-        self.status, self.description, self.retry_after = status, description, retry_after
+        self.status, self.description = status, description
+        self.parameters: dict[str, Any] = {}
+        if retry_after is not None:
+            self.parameters["retry_after"] = retry_after
+        if migrate_to_chat_id is not None:
+            self.parameters["migrate_to_chat_id"] = migrate_to_chat_id
 
 
 class FakeTelegram:
@@ -144,6 +156,7 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], Posted] = {}
         self._next_id: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
         self._members: dict[tuple[int, int], str] = {}
+        self._upgraded: dict[int, int] = {}  # a group's id → its supergroup's
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -204,14 +217,39 @@ class FakeTelegram:
         self._store(chat, by, "", topic, None, None, extra)
         return topic
 
+    def migrate(
+        self, group: Chat, supergroup: Chat, by: User, *, announce: tuple[str, ...] = ("to", "from")
+    ) -> None:
+        """Upgrade `group` to `supergroup`, a new chat with its own message ids. `announce`:
+        which service messages are delivered, in order ("to" in the group, "from" in the
+        supergroup). From now on a call on the group's id fails with `migrate_to_chat_id`."""
+        self._chats[supergroup.id] = supergroup
+        self._upgraded[group.id] = supergroup.id
+        services = {"to": (group, {"migrate_to_chat_id": supergroup.id}),
+                    "from": (supergroup, {"migrate_from_chat_id": group.id})}
+        for which in announce:
+            chat, extra = services[which]
+            posted = self._store(chat, by, "", next(self._next_id[chat.id]), None, None, extra)
+            self._updates.append({"update_id": next(self._update_ids), "message": posted.json})
+        self._notify()
+
     def make_update(self, chat: Chat, user: User, text: str, *, thread: int | None = None,
-                    reply_to: int | None = None, sender_chat: Chat | None = None) -> dict[str, Any]:
-        """A user's message as an Update (not yet delivered), with Telegram's entities."""
+                    reply_to: int | None = None, sender_chat: Chat | None = None,
+                    automatic_forward: bool = False) -> dict[str, Any]:
+        """A user's message as an Update (not yet delivered), with Telegram's entities.
+
+        `sender_chat`: posted as that chat (give `user` as its placeholder, e.g. CHANNEL_BOT);
+        `automatic_forward`: the post of a linked channel (`sender_chat`) copied in by Telegram."""
         self._chats[chat.id] = chat
         message_id = next(self._next_id[chat.id])
         extra: dict[str, Any] = {"entities": entities(text)} if entities(text) else {}
         if sender_chat is not None:
             extra["sender_chat"] = sender_chat.json()
+        if automatic_forward:
+            assert sender_chat is not None, "an automatic forward comes from a channel"
+            origin = {"type": "channel", "chat": sender_chat.json(), "message_id": message_id,
+                      "date": int(time.time())}
+            extra |= {"is_automatic_forward": True, "forward_origin": origin}
         if thread is not None:
             extra |= {"message_thread_id": thread, "is_topic_message": True}
         replied = reply_to if reply_to is not None else thread  # a topic message "replies" to its root
@@ -266,8 +304,8 @@ class FakeTelegram:
         except ApiError as exc:
             call.status, call.description = exc.status, exc.description
             body = {"ok": False, "error_code": exc.status, "description": exc.description}
-            if exc.retry_after is not None:
-                body["parameters"] = {"retry_after": exc.retry_after}
+            if exc.parameters:
+                body["parameters"] = exc.parameters
         self._notify()
         return web.json_response(body, status=call.status)
 
@@ -386,7 +424,10 @@ class FakeTelegram:
     # --- state -------------------------------------------------------------------
 
     def _chat(self, method: str, params: dict[str, Any]) -> Chat:
-        chat = self._chats.get(params.get("chat_id"))  # type: ignore[arg-type]
+        chat_id = params.get("chat_id")
+        if chat_id in self._upgraded:  # what Telegram answers; the adapter must then follow
+            raise ApiError(400, UPGRADED, migrate_to_chat_id=self._upgraded[chat_id])
+        chat = self._chats.get(chat_id)  # type: ignore[arg-type]
         if chat is None:
             raise self._bad(method, params, "Bad Request: chat not found")
         return chat

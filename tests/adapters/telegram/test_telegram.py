@@ -81,16 +81,18 @@ async def test_typing_shows_while_the_reply_is_generated(
 async def test_messages_in_one_chat_are_answered_in_arrival_order(
     app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    engine.delay = 0.02
+    # The first reply is held until all three are stored: the author's two messages that
+    # wait behind it are merged, and one reply answers both (bot.pipeline.backlog).
+    engine.hold("first", lambda: history(app.store, key(DM), 3))
     for text in ("first", "second", "third"):
         fake.user_says(DM, ALICE, text)
 
-    await fake.wait_for_reply(DM, "echo: third")
+    await fake.wait_for_reply(DM, "echo: second\n\nthird")
 
-    assert await history(app.store, key(DM), 6) == [
-        "first", "echo: first", "second", "echo: second", "third", "echo: third",
+    assert await history(app.store, key(DM), 5) == [
+        "first", "echo: first", "second", "third", "echo: second\n\nthird",
     ]
-    assert [m.text for m in fake.bot_messages(DM)] == ["echo: first", "echo: second", "echo: third"]
+    assert [m.text for m in fake.bot_messages(DM)] == ["echo: first", "echo: second\n\nthird"]
 
 
 # --- groups and forum topics --------------------------------------------------------
@@ -256,14 +258,14 @@ async def test_a_group_that_answers_everything_is_answered_in_arrival_order(
     await fake.wait_for_reply(GROUP, "echo: Alice: hello")
     fake.user_says(GROUP, ALICE, "/hearth_channel on")
     await fake.wait_for_reply(GROUP, "answer every message")
-    engine.delay = 0.02
+    engine.hold("first", lambda: history(app.store, key(GROUP), 5))  # until all three are stored
 
     for text in ("first", f"{MENTION} second", "third"):  # only the mention needs no look at the mode
         fake.user_says(GROUP, BOB, text)
 
-    await fake.wait_for_reply(GROUP, "echo: Bob: third")
-    assert (await history(app.store, key(GROUP), 8))[2:] == [
-        "first", "echo: Bob: first", "second", "echo: Bob: second", "third", "echo: Bob: third",
+    await fake.wait_for_reply(GROUP, "echo: Bob: second\n\nBob: third")  # the two that waited, merged
+    assert (await history(app.store, key(GROUP), 7))[2:] == [
+        "first", "echo: Bob: first", "second", "third", "echo: Bob: second\n\nBob: third",
     ]
 
 

@@ -1,0 +1,176 @@
+"""Hearth's Prometheus metrics: counters and histograms the pipeline moves, gauges read at scrape.
+
+Each `Metrics` has a registry of its own (an App builds one, and tests build many
+apps in one process); the endpoint (`bot.app.metrics_server`) serves it beside
+prometheus_client's default registry, where vLLM's in-process engine keeps its own
+metrics (`vllm:*`). The gate and the engine are metered by wrapping them
+(`MeteredGate`, `TimedEngine`), so neither knows about metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from contextlib import aclosing
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot.errors import DeliveryError
+from bot.messages import ConversationKey, Verdict
+from bot.moderation import Direction, Gate
+from engine.base import Engine
+from engine.registry import ModelSpec
+from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
+
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0,
+                   60.0, 120.0)
+ENGINE_STATES = ("ready", "loading", "restarting", "failed", "stopped")
+NO_CATEGORY = "none"
+
+
+class Metrics:
+    """Every metric Hearth keeps, in `registry`; label values are platforms, reasons, layers."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.received = Counter("hearth_messages_received", "Messages addressed to the bot (stored first)",
+                                ["platform"], registry=r)
+        self.answered = Counter("hearth_messages_answered", "Messages answered (a refusal by the output "
+                                "gate is an answer)", ["platform"], registry=r)
+        self.refused = Counter("hearth_messages_refused", "Messages not answered, by reason: rate_user, "
+                               "rate_channel, tokens_user, tokens_channel, moderation, too_long, "
+                               "delivery, error", ["platform", "reason"], registry=r)
+        self.queued = Counter("hearth_queue_messages", "Messages that waited behind a reply: merged into "
+                              "the author's next one, or dropped past the bound", ["platform", "outcome"],
+                              registry=r)
+        self.quota_refusals = Counter("hearth_quota_refusals", "Messages a quota refused",
+                                      ["platform", "scope", "kind"], registry=r)
+        self.first_token = Histogram("hearth_time_to_first_token_seconds", "From asking the engine for a "
+                                     "reply to its first token", buckets=LATENCY_BUCKETS, registry=r)
+        self.reply_duration = Histogram("hearth_reply_duration_seconds", "From a message stored to its "
+                                        "reply complete (waiting included)", ["platform"],
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("hearth_tokens", "Tokens of answered messages: prompt, cached (of the prompt, "
+                              "from the prefix cache), reply", ["platform", "kind"], registry=r)
+        self.verdicts = Counter("hearth_moderation_verdicts", "Moderation checks (a streamed reply is "
+                                "checked at each update), by category when flagged",
+                                ["direction", "layer", "category", "flagged"], registry=r)
+        self.delivery_errors = Counter("hearth_delivery_errors", "Sends and edits a platform did not take "
+                                       "(status 0: no connection)", ["platform", "status"], registry=r)
+
+    def watch(self, engine_stats: Callable[[], EngineStats], queue_depth: Callable[[], int]) -> None:
+        """Read the engine's state and counters and the queue's depth at every scrape."""
+        self.registry.register(_Live(engine_stats, queue_depth))
+
+    def refuse(self, platform: str, reason: str) -> None:
+        self.refused.labels(platform, reason).inc()
+
+    def verdict(self, direction: str, verdict: Verdict) -> None:
+        flagged = "true" if verdict.flagged else "false"
+        categories = [c for c, on in verdict.categories.items() if on] if verdict.flagged else []
+        for category in categories or [NO_CATEGORY]:
+            self.verdicts.labels(direction, verdict.layer, category, flagged).inc()
+
+    def delivery_failed(self, error: DeliveryError) -> None:
+        self.delivery_errors.labels(error.platform, str(error.status)).inc()
+
+    def answered_with(self, platform: str, seconds: float, final: ReplyChunk | None) -> None:
+        """One answer, `seconds` after its message was stored; its tokens when the engine gave them."""
+        self.answered.labels(platform).inc()
+        self.reply_duration.labels(platform).observe(seconds)
+        if final is not None:
+            self.tokens.labels(platform, "prompt").inc(final.prompt_tokens)
+            self.tokens.labels(platform, "cached").inc(final.cached_tokens)
+            self.tokens.labels(platform, "reply").inc(final.reply_tokens)
+
+
+class _Live(Collector):
+    """Gauges read when scraped: queue depth, engine state, replies generating, prefix-cache
+    hit rate, engine restarts."""
+
+    def __init__(self, engine_stats: Callable[[], EngineStats], queue_depth: Callable[[], int]) -> None:
+        self._engine_stats = engine_stats
+        self._queue_depth = queue_depth
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._engine_stats()
+        yield GaugeMetricFamily("hearth_queue_depth", "Replies to come: conversations answering now and "
+                                "turns waiting their turn", value=self._queue_depth())
+        yield GaugeMetricFamily("hearth_engine_generating", "Replies the engine is generating",
+                                value=stats.running)
+        state = GaugeMetricFamily("hearth_engine_state", "1 for the engine's current state",
+                                  labels=["model", "state"])
+        for name in sorted({*ENGINE_STATES, stats.state}):
+            state.add_metric([stats.model, name], 1.0 if name == stats.state else 0.0)
+        yield state
+        yield CounterMetricFamily("hearth_engine_restarts", "Engine restarts since Hearth started",
+                                  value=stats.restarts)
+        yield GaugeMetricFamily("hearth_prefix_cache_hit_rate", "Share of prompt tokens served from the "
+                                "prefix cache since the engine started", value=stats.hit_rate)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collected only at scrape time: the stats may not exist yet at registration
+
+
+class MeteredGate:
+    """A gate that counts every verdict, and input refusals as refused messages."""
+
+    def __init__(self, gate: Gate, metrics: Metrics) -> None:
+        self._gate = gate
+        self._metrics = metrics
+
+    async def check(
+        self, text: str, direction: Direction, key: ConversationKey, system_prompt: str = ""
+    ) -> Verdict:
+        verdict = await self._gate.check(text, direction, key, system_prompt)
+        self._metrics.verdict(direction, verdict)
+        if direction == "input" and verdict.flagged:
+            self._metrics.refuse(key.platform, "moderation")
+        return verdict
+
+
+class TimedEngine:
+    """An engine whose replies are timed to their first token; the rest passes through."""
+
+    def __init__(
+        self, engine: Engine, metrics: Metrics, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._clock = clock
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._engine.spec
+
+    @property
+    def max_model_len(self) -> int:
+        return self._engine.max_model_len
+
+    async def start(self) -> None:
+        await self._engine.start()
+
+    async def close(self) -> None:
+        await self._engine.close()
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        started, timed = self._clock(), False
+        async with aclosing(self._engine.stream(messages, sampling)) as chunks:
+            async for chunk in chunks:
+                if not timed:
+                    self._metrics.first_token.observe(self._clock() - started)
+                    timed = True
+                yield chunk
+
+    async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return await self._engine.count_tokens(messages)
+
+    async def switch(self, spec: ModelSpec) -> None:
+        await self._engine.switch(spec)
+
+    def stats(self) -> EngineStats:
+        return self._engine.stats()
