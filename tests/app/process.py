@@ -25,6 +25,8 @@ def hearth_env(data_dir: Path, db: Path, **settings: str) -> dict[str, str]:
     env.update(
         HEARTH_DATA_DIR=str(data_dir), HEARTH_DB_PATH=str(db), HEARTH_KV_CACHE_GIB="0.25",
         HEARTH_MAX_REPLY_TOKENS="16", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+        # These tests count every message: no rate limit may refuse one.
+        HEARTH_USER_MESSAGES_PER_MINUTE="0", HEARTH_CHANNEL_MESSAGES_PER_MINUTE="0",
     )
     env.update({f"HEARTH_{k.upper()}": v for k, v in settings.items()})
     return env

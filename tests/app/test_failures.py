@@ -16,7 +16,7 @@ from tests.app.process import HearthProcess, engine_pids, gone, hearth_env, rows
 pytestmark = pytest.mark.engine
 
 MENTION = "@HearthTestBot"
-PEOPLE = [User(200 + n, f"Person {n}", f"person{n}") for n in range(10)]
+PEOPLE = [User(200 + n, f"Person {n}", f"person{n}") for n in range(400)]
 GROUPS = [Chat(-2000 - n, "supergroup", f"Room {n}") for n in range(10)]
 INTERRUPTED = "[interrupted"
 ANSWER_WITHIN_S = 240.0
@@ -39,10 +39,12 @@ def hearth(fake: FakeTelegram, data_dir: Path, db: Path, cwd: Path, **settings: 
 
 
 def burst(fake: FakeTelegram, per_group: int, tag: str) -> list[tuple[Chat, int]]:
-    """`per_group` mentions in each group, interleaved; (chat, message id) of each."""
+    """`per_group` mentions in each group, interleaved, each from a different person (one
+    person's waiting messages would be merged into one reply); (chat, message id) of each."""
     sent = []
     for n in range(per_group):
-        for group, person in zip(GROUPS, PEOPLE, strict=True):
+        for g, group in enumerate(GROUPS):
+            person = PEOPLE[(n * len(GROUPS) + g) % len(PEOPLE)]
             sent.append((group, fake.user_says(group, person, f"{MENTION} {tag} {n}")))
     return sent
 
