@@ -39,10 +39,10 @@ class Lifeline:
             self._watched.pop(pid, None)
         self._send([f"release {pid}" for pid in pids])
 
-    def end(self, pids: list[int]) -> int:
-        """End these watched processes now if they still run (blocking, up to
-        TERMINATE_WAIT_S); how many were still running."""
-        return end_processes({pid: self._watched.get(pid, 0.0) for pid in pids})
+    def end(self, pids: list[int], grace_s: float = TERMINATE_WAIT_S) -> int:
+        """End these watched processes now if they still run (blocking, up to `grace_s`
+        before SIGKILL); how many were still running."""
+        return end_processes({pid: self._watched.get(pid, 0.0) for pid in pids}, grace_s)
 
     def close(self) -> None:
         """Stop the watchdog (everything watched should be released by now)."""
@@ -95,14 +95,14 @@ def watchdog(lines: list[str] | None = None) -> int:
     return end_processes(watched)
 
 
-def end_processes(watched: dict[int, float]) -> int:
+def end_processes(watched: dict[int, float], grace_s: float = TERMINATE_WAIT_S) -> int:
     """Terminate (then kill) each pid still running as the process started at its time;
     how many there were."""
     alive = [p for pid, started in watched.items() if (p := _same_process(pid, started)) is not None]
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, still = psutil.wait_procs(alive, timeout=TERMINATE_WAIT_S)
+    _, still = psutil.wait_procs(alive, timeout=grace_s)
     for process in still:
         with contextlib.suppress(psutil.Error):
             process.kill()

@@ -15,6 +15,7 @@ import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from engine.builds import build_once
 
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 SEED = 0
 CHUNK_ELEMENTS = 1 << 24  # random numbers are made this many at a time
 # Random bfloat16 / float16 values of magnitude 2**-6 to 2**-5 (about the 0.02 of
@@ -141,6 +142,8 @@ def model_config(shape: Shape, quantize: str | None, token_ids: dict[str, Any]) 
         "attention_dropout": 0.0,
         "initializer_range": 0.02,
         "dtype": "bfloat16" if quantize is None else "float16",
+        # Without it, transformers takes the directory for an old Mistral one and warns.
+        "transformers_version": metadata.version("transformers"),
         **token_ids,
     }
     if quantize == "awq":

@@ -193,11 +193,14 @@ class Supervisor:
         engine's life is checked, and a dead one ends the wait (EngineUnavailableError)."""
         while True:
             waiting = asyncio.ensure_future(anext(chunks))
-            while not (await asyncio.wait({waiting}, timeout=self._policy.check_every_s))[0]:
-                if not self._engine.alive():
+            try:
+                while not (await asyncio.wait({waiting}, timeout=self._policy.check_every_s))[0]:
+                    if not self._engine.alive():
+                        raise EngineUnavailableError("the engine died during the reply")
+            finally:  # cancelled or given up: the pending read must end before `chunks` closes
+                if not waiting.done():
                     waiting.cancel()
                     await asyncio.gather(waiting, return_exceptions=True)
-                    raise EngineUnavailableError("the engine died during the reply")
             try:
                 chunk = waiting.result()
             except StopAsyncIteration:

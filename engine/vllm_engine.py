@@ -31,7 +31,8 @@ GIB = 1 << 30
 CPU_DEFAULT_KV_CACHE_GIB = 1.0  # on CPU vLLM cannot size the cache itself
 READY_TIMEOUT_S = 900.0
 DRAIN_TIMEOUT_S = 60.0
-SHUTDOWN_TIMEOUT_S = 3.0  # vLLM terminates its engine core within this, then we kill it
+SURVIVOR_GRACE_S = 0.5
+SHUTDOWN_TIMEOUT_S = 1.0  # vLLM terminates its engine core within this, then we kill it
 RENDER_CACHE_SIZE = 256
 MEMORY_HINTS = ("memory", "out of memory", "oom", "kv cache", "cannot allocate")
 # vLLM logs to stdout by default, which would mix with a terminal chat.
@@ -421,7 +422,7 @@ class VllmEngine:
         if handler is not None:
             handler.cancel()
         await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
-        await asyncio.to_thread(self._lifeline.end, pids)
+        await asyncio.to_thread(self._lifeline.end, pids, SURVIVOR_GRACE_S)  # vLLM had its chance
         self._lifeline.release(pids)
         # AsyncLLM.__del__ calls shutdown() again, and at interpreter exit that
         # fails noisily on torn-down module globals. It is done: make it a no-op.

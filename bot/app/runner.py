@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORCED_EXIT_CODE = 130
+HARD_STOP_S = 9.0  # a stop never takes longer than this (README: "within 10 s")
 STOP_GRACE_S = 2.0  # platforms close their connections within this, then are cancelled
 ENGINE_NOTICES = {
     "restarting": "Hearth: the model engine died ({detail}); restarting it. Messages wait meanwhile.",
@@ -115,6 +116,16 @@ class Runner:
                 log.warning("could not tell %s about the engine", entry, exc_info=True)
 
 
+def _hard_stop() -> None:
+    """The backstop of the 10 s promise: whatever is still closing is abandoned. Nothing
+    stored is lost (every write was committed), vLLM's processes go with the lifeline,
+    and the messages left unanswered are answered after the next start."""
+    log.error("shutdown took longer than %.0f s; exiting now", HARD_STOP_S)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(0)
+
+
 def _install_signal_handlers(stop: asyncio.Event) -> None:
     """First SIGINT/SIGTERM: stop gracefully. A second one: leave at once."""
     loop = asyncio.get_running_loop()
@@ -124,6 +135,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
             os._exit(FORCED_EXIT_CODE)
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
+        loop.call_later(HARD_STOP_S, _hard_stop)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)

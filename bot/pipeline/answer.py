@@ -29,7 +29,7 @@ WAITING_NOTICES = {"switching": "switching_models", "loading": "switching_models
 SHRINK = 0.8  # each retry after running out of memory: a fifth less prompt and reply
 MIN_REPLY_TOKENS = 32
 MAX_SHRINKS = 3
-INTERRUPT_BOUND_S = 2.0  # at shutdown, the most a cut reply may take to be marked and stored
+INTERRUPT_BOUND_S = 1.5  # at shutdown, the most a cut reply may take to be marked and stored
 
 
 class Degrade:

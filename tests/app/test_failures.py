@@ -113,7 +113,7 @@ async def test_sigterm_mid_reply_exits_within_10_s_and_answers_the_cut_ones_afte
         first.ensure_gone()
 
     assert code == 0 and seconds < 10.0, f"SIGTERM took {seconds:.1f} s, exit {code}"
-    assert gone(engines, 1.0), "an engine process survived a clean exit"
+    assert gone(engines, 5.0), "an engine process survived the exit"
     assert "Traceback" not in first.tail(400)
     shown = [m for g in GROUPS for m in fake.bot_messages(g)]
     recorded = rows(db, "SELECT platform_message_id FROM messages WHERE role = 'assistant'")

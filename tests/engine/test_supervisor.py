@@ -134,3 +134,21 @@ async def test_a_reply_stuck_on_a_dead_engine_fails_within_the_check_interval(re
             await asyncio.wait_for(anext(stream), 1.0)
     finally:
         await supervisor.close()
+
+
+async def test_a_reply_cancelled_mid_stream_closes_cleanly(supervised: tuple[Supervisor, list[tuple[str, str]]],
+                                                          fake: FakeEngine) -> None:
+    """Shutdown cancels replies in progress: no "generator already running" on the way out."""
+    supervisor, _ = supervised
+    fake.delay = 0.5
+
+    async def consume() -> None:
+        async for _ in supervisor.stream(HELLO, Sampling()):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.6)  # one chunk in, the next one awaited
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+
+    assert done and task.cancelled(), "cancelled, not failed with RuntimeError"
