@@ -24,6 +24,7 @@ from bot.app.quotas import build_quotas, exemption
 from bot.app.settings import Settings
 from bot.app.stores import store_for
 from bot.boundary import ErrorBoundary
+from bot.channels import ChannelMover
 from bot.commands import Admins, Commands
 from bot.commands.builtin import (
     ChannelModes,
@@ -263,6 +264,10 @@ class App:
         return self._metrics_url
 
     @property
+    def moves(self) -> ChannelMover:
+        return self._get().moves
+
+    @property
     def recovery(self) -> Recovery:
         return self._get().recovery
 
@@ -329,6 +334,7 @@ class _Wired:
     personas: Personas
     queue: Backlog
     recovery: Recovery
+    moves: ChannelMover
     metrics: Metrics
     quotas: Quotas
 
@@ -370,12 +376,15 @@ def _wire(
     commands = Commands(table, admins, boundary, locale)
     metrics.watch(models.stats, queue.depth)
     recovery = Recovery(store, pipeline, settings.recover_window_s, settings.instance)
+    moves = ChannelMover(store, words_changed)
     return _Wired(
-        store, engine, pipeline, commands, modes, models, personas, queue, recovery, metrics, quotas
+        store, engine, pipeline, commands, modes, models, personas, queue, recovery, moves, metrics, quotas
     )
 
 
-def persona_command(personas: Personas, store: Store, engine: Engine, limits: PromptLimits) -> PersonaCommand:
+def persona_command(
+    personas: Personas, store: Store, engine: Engine, limits: PromptLimits
+) -> PersonaCommand:
     """`/persona`, refusing a persona that would take more than half the prompt budget."""
 
     async def tokens(system: str) -> int:

@@ -60,7 +60,9 @@ def build_platforms(app: App, stdin: TextIO, stdout: TextIO) -> list[Platform]:
     if settings.telegram_token is not None:
         from adapters.telegram import TelegramAdapter
 
-        platforms.append(TelegramAdapter(telegram_config(settings), app.pipeline, app.commands, app.modes))
+        platforms.append(TelegramAdapter(
+            telegram_config(settings), app.pipeline, app.commands, app.modes, moves=app.moves,
+        ))
     if platforms:
         return platforms
     from adapters.terminal import TerminalAdapter
