@@ -1,8 +1,8 @@
 """The one place an `IncomingMessage` becomes a reply: two chains of small stages.
 
     intake:  Boundary → CountIntake → Accept → QuotaGate          (stores it: awaited by the adapter)
-    answer:  Boundary → CountAnswer → QuotaGate.answer → InputGate → Backlog → BuildPrompt
-             → Generate → Record                                   (in a task the pipeline owns)
+    answer:  Boundary → CountAnswer → QuotaGate.answer → InputGate → Backlog → Degrade
+             → PinnedModel → BuildPrompt → Generate → Record      (in a task the pipeline owns)
 
 Intake returns as soon as the message is stored, so an adapter can confirm it to
 the platform and take the next one; nothing waiting for its turn holds a
@@ -21,7 +21,7 @@ from bot import i18n
 from bot.i18n import Locale
 from bot.messages import IncomingMessage, PendingMessage
 from bot.pipeline.answer import BuildPrompt, Degrade, Generate, InputGate, PinnedModel, PromptLimits, Record
-from bot.pipeline.intake import Accept, Boundary, InOrder
+from bot.pipeline.intake import Accept, Boundary
 from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
 from bot.ports import ReplyChannel
 from bot.store import Conversations
@@ -36,7 +36,6 @@ __all__ = [
     "Degrade",
     "Generate",
     "Handler",
-    "InOrder",
     "InputGate",
     "PinnedModel",
     "Pipeline",

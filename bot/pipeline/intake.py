@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from bot.boundary import ErrorBoundary
 from bot.errors import MessageTooLongError
-from bot.messages import ConversationKey, IncomingMessage
+from bot.messages import IncomingMessage
 from bot.pipeline.turn import Handler, Turn
 from bot.store import Conversations
 
@@ -80,32 +77,3 @@ def _storable(msg: IncomingMessage) -> IncomingMessage:
     log.warning("message %s in %s had %d lone surrogates; stored as U+FFFD",
                 msg.message_id, msg.key, sum(1 for c in msg.text if "\ud800" <= c <= "\udfff"))
     return dataclasses.replace(msg, text=text)
-
-
-class InOrder:
-    """One reply at a time per conversation, in arrival order (asyncio.Lock is FIFO);
-    different conversations run concurrently."""
-
-    def __init__(self) -> None:
-        self._locks: dict[ConversationKey, asyncio.Lock] = {}
-        self._waiting: dict[ConversationKey, int] = {}
-
-    async def __call__(self, turn: Turn, call_next: Handler) -> None:
-        async with self._turn(turn.msg.key):
-            await call_next(turn)
-
-    def depth(self) -> int:
-        """Messages accepted and not yet answered, across all conversations."""
-        return sum(self._waiting.values())
-
-    @asynccontextmanager
-    async def _turn(self, key: ConversationKey) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key], self._locks[key]
