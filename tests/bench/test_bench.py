@@ -56,5 +56,8 @@ async def test_switch_answers_messages_sent_while_it_runs(
     figures: dict[str, Any] = (await run_switch(bench_settings, real_engine, plan)).to_json()
 
     assert figures["serving"] == "demo-awq" and figures["answered_during_switch"] == 1
-    assert figures["time_to_first_reply_s"] >= figures["command_s"] > 0
+    # The new model loads beside the old one, which answers meanwhile: no message waits for
+    # the switch, and the new model's first reply comes once it is serving.
+    assert figures["mode"] == "auto"
+    assert figures["longest_wait_s"] < figures["command_s"] <= figures["new_model_first_reply_s"]
     assert real_engine.spec.name == "demo"
