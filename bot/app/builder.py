@@ -370,7 +370,8 @@ def _wire(
     table = [
         ModelCommand(models).spec(), persona_command(personas, store, engine, limits).spec(),
         ResetCommand(store).spec(),
-        StatusCommand(models, queue.depth).spec(), ModerationCommand(store, words_changed).spec(),
+        StatusCommand(models, queue.depth, sampling=parts.sampling or sampling_from(settings)).spec(),
+        ModerationCommand(store, words_changed).spec(),
         modes.spec(), UsageCommand(store, quotas).spec(), QuotaCommand(quotas).spec(),
     ]
     commands = Commands(table, admins, boundary, locale)

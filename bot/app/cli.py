@@ -102,5 +102,5 @@ def models() -> None:
     except RegistryError as exc:
         fail(exc.problems)
     for spec in registry:
-        click.echo(f"{spec.name:<18} {spec.quantization:<5} {spec.device:<4} {spec.source}")
+        click.echo(f"{spec.name:<24} {spec.quantization:<5} {spec.device:<4} {spec.source}")
         click.echo(f"    {spec.description}")

@@ -42,9 +42,10 @@ class Settings(BaseSettings):
     persona: str | None = None
     language: Literal["auto", "zh", "en"] = "auto"
 
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(default=1.15, ge=1.0, le=2.0)
+    # Unset: the model's recommendation (registry, generation_config.json), else 0.7, 0.9, 1.15.
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
     max_reply_tokens: int = Field(default=512, ge=1, le=32768)
     max_model_len: int | None = Field(default=None, ge=256)
     kv_cache_gib: float | None = Field(default=None, gt=0.0)

@@ -11,6 +11,7 @@ import pytest
 
 from bot.app.settings import ENV_PREFIX, load_settings
 from bot.errors import ConfigError
+from engine.sampling import HEARTH_DEFAULTS
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_LIKE = "MTIzNDU2Nzg5.GhXyZw.s3cr3t-t0ken-value"
@@ -34,13 +35,15 @@ def test_default_model_is_demo() -> None:
     assert load_settings(_env_file=None).model == "demo"
 
 
-def test_default_sampling() -> None:
+def test_sampling_is_left_to_the_model_unless_set() -> None:
     settings = load_settings(_env_file=None)
-    assert (settings.temperature, settings.top_p) == (0.7, 0.9)
+    assert (settings.temperature, settings.top_p, settings.repetition_penalty) == (None, None, None)
 
 
-def test_default_repetition_penalty_is_in_the_reference_range() -> None:
-    assert 1.1 <= load_settings(_env_file=None).repetition_penalty <= 1.2
+def test_hearths_own_defaults_are_in_the_reference_range() -> None:
+    """What a model that recommends nothing gets (engine.sampling)."""
+    assert HEARTH_DEFAULTS["temperature"] == 0.7 and HEARTH_DEFAULTS["top_p"] == 0.9
+    assert 1.1 <= HEARTH_DEFAULTS["repetition_penalty"] <= 1.2
 
 
 def test_default_language_is_auto() -> None:

@@ -136,8 +136,9 @@ async def test_a_reply_stuck_on_a_dead_engine_fails_within_the_check_interval(re
         await supervisor.close()
 
 
-async def test_a_reply_cancelled_mid_stream_closes_cleanly(supervised: tuple[Supervisor, list[tuple[str, str]]],
-                                                          fake: FakeEngine) -> None:
+async def test_a_reply_cancelled_mid_stream_closes_cleanly(
+    supervised: tuple[Supervisor, list[tuple[str, str]]], fake: FakeEngine
+) -> None:
     """Shutdown cancels replies in progress: no "generator already running" on the way out."""
     supervisor, _ = supervised
     fake.delay = 0.5
