@@ -35,288 +35,53 @@ from bot.store.rows import (
     verdict_from_row,
     word_scope,
 )
+from bot.store.sqlite_schema import (
+    ADD_USAGE,
+    CHECKPOINT,
+    CHECKPOINT_INTERVAL_S,
+    CLAIM_PENDING,
+    DELETE_CONVERSATION,
+    DELETE_FLAG,
+    DELETE_MESSAGES,
+    DELETE_WORD,
+    FLAG_MESSAGE,
+    INSERT_CONVERSATION,
+    INSERT_MESSAGE,
+    INSERT_VERDICT,
+    MERGE_MESSAGES,
+    MERGE_VERDICTS,
+    MIGRATIONS,
+    MOVE_SETTINGS,
+    MOVE_WORDS,
+    NOTE_SHOWN,
+    PRAGMAS,
+    QUALIFY_PLATFORM_IDS,
+    RAISE_FLOOR,
+    RENAME_CONVERSATION,
+    RESET_FLOOR,
+    SELECT_CHANNEL_CONVERSATIONS,
+    SELECT_CLAIMED,
+    SELECT_CONVERSATION,
+    SELECT_FLAG,
+    SELECT_HISTORY,
+    SELECT_PENDING,
+    SELECT_PERSONA,
+    SELECT_SETTING,
+    SELECT_USAGE,
+    SELECT_VERDICTS,
+    SELECT_WORDS,
+    SET_STATUS,
+    SKIP_PENDING,
+    UPSERT_FLAG,
+    UPSERT_FLOOR,
+    UPSERT_PERSONA,
+    UPSERT_SETTING,
+    UPSERT_WORD,
+)
 from engine.types import Role
 
 log = logging.getLogger(__name__)
 
-PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA busy_timeout = 5000",
-    "PRAGMA foreign_keys = ON",
-    # Checkpoints run from a background task on their own connection, not inside
-    # whichever message's commit happens to cross the WAL threshold.
-    "PRAGMA wal_autocheckpoint = 0",
-)
-
-# Applied in order, all missing ones in one transaction; PRAGMA user_version counts
-# those applied. Append new scripts, never edit old ones, and never BEGIN or COMMIT
-# in them. Message ids use AUTOINCREMENT so they are never reused after a reset:
-# a context floor is an id, and a reused id would land under some other floor.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE conversations (
-        id INTEGER PRIMARY KEY,
-        platform TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        thread TEXT NOT NULL DEFAULT '',
-        created_at REAL NOT NULL,
-        context_floor INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (platform, channel, thread)
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        conversation_id INTEGER NOT NULL
-            REFERENCES conversations (id) ON DELETE CASCADE,
-        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-        author_id TEXT NOT NULL DEFAULT '',
-        author_name TEXT NOT NULL DEFAULT '',
-        text TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        platform_message_id TEXT NULL,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        cached_tokens INTEGER NOT NULL DEFAULT 0,
-        reply_tokens INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (conversation_id, platform_message_id)
-    );
-    CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
-    CREATE TABLE channel_settings (
-        platform TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        persona TEXT NULL,
-        PRIMARY KEY (platform, channel)
-    );
-    CREATE TABLE global_settings (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    CREATE TABLE verdicts (
-        id INTEGER PRIMARY KEY,
-        conversation_id INTEGER NOT NULL
-            REFERENCES conversations (id) ON DELETE CASCADE,
-        message_id INTEGER NULL REFERENCES messages (id) ON DELETE SET NULL,
-        direction TEXT NOT NULL,
-        layer TEXT NOT NULL,
-        flagged INTEGER NOT NULL,
-        categories TEXT NOT NULL,
-        category_scores TEXT NOT NULL,
-        action TEXT NOT NULL,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX verdicts_by_conversation ON verdicts (conversation_id, id);
-    -- Without it, every deleted message would scan verdicts for ON DELETE SET NULL.
-    CREATE INDEX verdicts_by_message ON verdicts (message_id);
-    """,
-    """
-    ALTER TABLE messages ADD COLUMN reply_to INTEGER NULL;
-    CREATE INDEX messages_by_turn ON messages (conversation_id, COALESCE(reply_to, id), id);
-    """,
-    """
-    CREATE TABLE channel_flags (
-        platform TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        name TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (platform, channel, name)
-    );
-    CREATE TABLE moderation_words (
-        id INTEGER PRIMARY KEY,
-        scope TEXT NOT NULL,
-        word TEXT NOT NULL,
-        action TEXT NOT NULL CHECK (action IN ('block', 'allow')),
-        category TEXT NOT NULL,
-        UNIQUE (scope, word)
-    );
-    """,
-    # Set with a flagged input verdict: history leaves such messages out, and a
-    # column is much cheaper to test than a lookup in verdicts for every row.
-    """
-    ALTER TABLE messages ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
-    UPDATE messages SET flagged = 1 WHERE id IN (
-        SELECT message_id FROM verdicts WHERE direction = 'input' AND flagged);
-    """,
-    # Whether each message was answered (see bot.messages.MessageStatus), and what it
-    # takes to answer a pending one after a restart. Earlier rows count as answered.
-    """
-    ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'answered';
-    ALTER TABLE messages ADD COLUMN meta TEXT NULL;
-    CREATE INDEX messages_pending ON messages (id) WHERE status = 'pending';
-    """,
-    # The process that answers a pending message, when several share one database
-    # (see Conversations.claim_pending).
-    """
-    ALTER TABLE messages ADD COLUMN claimed_by TEXT NULL;
-    """,
-    # Daily usage per author and channel (see UsageLog): daily quotas hold across restarts.
-    """
-    CREATE TABLE usage (
-        day TEXT NOT NULL,
-        platform TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        author_id TEXT NOT NULL,
-        author_name TEXT NOT NULL DEFAULT '',
-        messages INTEGER NOT NULL DEFAULT 0,
-        refused INTEGER NOT NULL DEFAULT 0,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        cached_tokens INTEGER NOT NULL DEFAULT 0,
-        reply_tokens INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (day, platform, channel, author_id)
-    );
-    CREATE INDEX usage_by_author ON usage (platform, author_id, day);
-    """,
-)
-
-INSERT_CONVERSATION = """
-    INSERT INTO conversations (platform, channel, thread, created_at) VALUES (?, ?, ?, ?)
-    ON CONFLICT (platform, channel, thread) DO NOTHING
-"""
-SELECT_CONVERSATION = """
-    SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?
-"""
-INSERT_MESSAGE = """
-    INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
-        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta,
-        claimed_by)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
-    RETURNING id
-"""
-SELECT_HISTORY = """
-    SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
-        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
-        AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged')
-    ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
-"""
-UPSERT_FLOOR = """
-    INSERT INTO conversations (platform, channel, thread, created_at, context_floor)
-    VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
-"""
-SET_STATUS = "UPDATE messages SET status = ? WHERE id = ?"
-NOTE_SHOWN = """
-    UPDATE messages SET meta = json_set(COALESCE(meta, '{}'), '$.shown', json(?)) WHERE id = ?
-"""
-SELECT_PENDING = """
-    SELECT m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
-        m.platform_message_id, m.created_at, m.meta
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    WHERE m.status = 'pending' AND m.role = 'user' AND m.created_at >= ?
-    ORDER BY m.id
-"""
-CLAIM_PENDING = """
-    UPDATE messages SET claimed_by = :owner
-    WHERE status = 'pending' AND role = 'user' AND created_at >= :since
-        AND (claimed_by IS NULL OR claimed_by = :owner)
-"""
-SELECT_CLAIMED = """
-    SELECT m.id, c.platform, c.channel, c.thread, m.author_id, m.author_name, m.text,
-        m.platform_message_id, m.created_at, m.meta
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    WHERE m.status = 'pending' AND m.role = 'user' AND m.created_at >= :since
-        AND m.claimed_by = :owner
-    ORDER BY m.id
-"""
-SKIP_PENDING = "UPDATE messages SET status = 'skipped' WHERE status = 'pending' AND created_at < ?"
-DELETE_MESSAGES = """
-    DELETE FROM messages WHERE conversation_id IN (
-        SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?)
-"""
-RESET_FLOOR = """
-    UPDATE conversations SET context_floor = 0 WHERE platform = ? AND channel = ? AND thread = ?
-"""
-SELECT_PERSONA = "SELECT persona FROM channel_settings WHERE platform = ? AND channel = ?"
-UPSERT_PERSONA = """
-    INSERT INTO channel_settings (platform, channel, persona) VALUES (?, ?, ?)
-    ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
-"""
-SELECT_FLAG = "SELECT value FROM channel_flags WHERE platform = ? AND channel = ? AND name = ?"
-UPSERT_FLAG = """
-    INSERT INTO channel_flags (platform, channel, name, value) VALUES (?, ?, ?, ?)
-    ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value
-"""
-DELETE_FLAG = "DELETE FROM channel_flags WHERE platform = ? AND channel = ? AND name = ?"
-UPSERT_WORD = """
-    INSERT INTO moderation_words (scope, word, action, category) VALUES (?, ?, ?, ?)
-    ON CONFLICT (scope, word) DO UPDATE SET action = excluded.action, category = excluded.category
-"""
-DELETE_WORD = "DELETE FROM moderation_words WHERE scope = ? AND word = ?"
-SELECT_WORDS = "SELECT scope, word, action, category FROM moderation_words ORDER BY id"
-SELECT_SETTING = "SELECT value FROM global_settings WHERE name = ?"
-UPSERT_SETTING = """
-    INSERT INTO global_settings (name, value) VALUES (?, ?)
-    ON CONFLICT (name) DO UPDATE SET value = excluded.value
-"""
-INSERT_VERDICT = """
-    INSERT INTO verdicts (conversation_id, message_id, direction, layer, flagged,
-        categories, category_scores, action, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    RETURNING id
-"""
-FLAG_MESSAGE = "UPDATE messages SET flagged = 1 WHERE id = ?"
-SELECT_VERDICTS = """
-    SELECT v.message_id, v.direction, v.flagged, v.layer, v.categories,
-        v.category_scores, v.action
-    FROM verdicts AS v JOIN conversations AS c ON c.id = v.conversation_id
-    WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
-    ORDER BY v.id
-"""
-
-# Moving a channel (see ChannelSettings.move_channel), statement by statement in one transaction.
-SELECT_CHANNEL_CONVERSATIONS = """
-    SELECT id, thread, context_floor FROM conversations WHERE platform = ? AND channel = ? ORDER BY id
-"""
-QUALIFY_PLATFORM_IDS = """
-    UPDATE messages SET platform_message_id = ? || '/' || platform_message_id
-    WHERE conversation_id = ? AND platform_message_id IS NOT NULL
-"""
-RENAME_CONVERSATION = "UPDATE conversations SET channel = ? WHERE id = ?"
-MERGE_MESSAGES = "UPDATE messages SET conversation_id = ? WHERE conversation_id = ?"
-MERGE_VERDICTS = "UPDATE verdicts SET conversation_id = ? WHERE conversation_id = ?"
-RAISE_FLOOR = "UPDATE conversations SET context_floor = MAX(context_floor, ?) WHERE id = ?"
-DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = ?"
-# Each pair: drop the old channel's rows the new one has a value for, then rename the rest.
-# Parameters: platform, old channel, new channel.
-MOVE_SETTINGS = (
-    """DELETE FROM channel_settings WHERE platform = ?1 AND channel = ?2
-        AND EXISTS (SELECT 1 FROM channel_settings WHERE platform = ?1 AND channel = ?3)""",
-    "UPDATE channel_settings SET channel = ?3 WHERE platform = ?1 AND channel = ?2",
-    """DELETE FROM channel_flags WHERE platform = ?1 AND channel = ?2
-        AND name IN (SELECT name FROM channel_flags WHERE platform = ?1 AND channel = ?3)""",
-    "UPDATE channel_flags SET channel = ?3 WHERE platform = ?1 AND channel = ?2",
-)
-# Parameters: old scope, new scope.
-MOVE_WORDS = (
-    """DELETE FROM moderation_words WHERE scope = ?1
-        AND word IN (SELECT word FROM moderation_words WHERE scope = ?2)""",
-    "UPDATE moderation_words SET scope = ?2 WHERE scope = ?1",
-)
-ADD_USAGE = """
-    INSERT INTO usage (day, platform, channel, author_id, author_name, messages, refused,
-        prompt_tokens, cached_tokens, reply_tokens)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (day, platform, channel, author_id) DO UPDATE SET
-        author_name = CASE WHEN excluded.author_name = '' THEN usage.author_name
-            ELSE excluded.author_name END,
-        messages = usage.messages + excluded.messages,
-        refused = usage.refused + excluded.refused,
-        prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
-        cached_tokens = usage.cached_tokens + excluded.cached_tokens,
-        reply_tokens = usage.reply_tokens + excluded.reply_tokens
-"""
-SELECT_USAGE = """
-    SELECT day, platform, channel, author_id, author_name, messages, refused,
-        prompt_tokens, cached_tokens, reply_tokens
-    FROM usage
-    WHERE day >= ?1 AND (?2 IS NULL OR platform = ?2)
-        AND (?3 IS NULL OR channel = ?3) AND (?4 IS NULL OR author_id = ?4)
-    ORDER BY day, platform, channel, author_id
-"""
-
-CHECKPOINT_INTERVAL_S = 2.0
-CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
 class SchemaTooNewError(HearthError):
