@@ -204,11 +204,12 @@ class Generate:
 
     async def _interrupted(self, turn: Turn, shown: tuple[str, Verdict] | None) -> None:
         """End what is on screen with a short notice and keep it as `interrupted`; the user
-        message stays `pending`, so it is answered again after the next start."""
-        if shown is None:
+        message stays `pending`, so it is answered again after the next start. A reply
+        posted but not yet shown past the gate (a status, a first part) becomes the notice."""
+        if shown is None and not turn.reply.message_ids:
             return
-        text, verdict = shown
-        marked = f"{text.strip()}{i18n.text('interrupted', turn.lang)}"
+        text, verdict = shown if shown is not None else ("", Verdict(False))
+        marked = f"{text.strip()}{i18n.text('interrupted', turn.lang)}".strip()
         try:
             async with asyncio.timeout(INTERRUPT_BOUND_S):
                 await turn.reply.finish(marked)
