@@ -7,7 +7,8 @@ from the same directory vLLM serves, warms up, then times each prompt alone.
 The naive design gets its best shot: before timing, the child tries torch's
 default thread count and a single thread, and keeps the faster. On a busy
 2-core machine torch's two threads wait on each other whenever one is
-descheduled, and `generate` slows down tenfold; one thread does not.
+descheduled, and `generate` slows down tenfold; one thread does not. Where CUDA
+is available the model runs on the GPU, as vLLM does there.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def generate_all(job: GenerateJob) -> SequentialRun:
 
     tokenizer = AutoTokenizer.from_pretrained(job.source)
     model = AutoModelForCausalLM.from_pretrained(job.source, dtype="auto")
+    if torch.cuda.is_available():
+        model = model.to("cuda")  # type: ignore[arg-type]  # transformers types `to` narrowly
     if job.sampling.seed is not None:
         torch.manual_seed(job.sampling.seed)
     encoded = [_encode(tokenizer, prompt) for prompt in job.prompts]
@@ -103,7 +106,7 @@ def _generate(model: object, tokenizer: object, ids: list[int], sampling: Sampli
     """Fixed-length generation (`min_new_tokens` = `max_new_tokens`), sampled like vLLM."""
     import torch
 
-    inputs = torch.tensor([ids])
+    inputs = torch.tensor([ids], device=model.device)  # type: ignore[attr-defined]
     sample = bool(sampling.temperature)  # None or 0: greedy (the caller makes the model's choice explicit)
     out = model.generate(  # type: ignore[attr-defined]
         inputs,

@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,13 @@ def _build_async_llm(source: str, spec: ModelSpec, options: EngineOptions, max_l
 
     on_cpu = current_platform.is_cpu()
     kv_gib = options.kv_cache_gib or (CPU_DEFAULT_KV_CACHE_GIB if on_cpu else None)
+    extra: dict[str, Any] = {}
+    if "prefix_cache_retention_interval" in _engine_arg_names(vllm):
+        # vLLM 0.32's default (0) keeps a sliding-window layer's cached blocks only up to
+        # the end of each prompt, so the previous reply is never reused next turn (Gemma 3:
+        # 0.895x of the best hit rate; 1.00x with None). None keeps them all; full-attention
+        # models ignore it. Older vLLM (e.g. 0.26, the last built for torch 2.11) lacks it.
+        extra["prefix_cache_retention_interval"] = None
     args = vllm.AsyncEngineArgs(
         model=source,
         served_model_name=spec.name,
@@ -88,17 +95,18 @@ def _build_async_llm(source: str, spec: ModelSpec, options: EngineOptions, max_l
         kv_cache_memory_bytes=int(kv_gib * GIB) if kv_gib else None,
         gpu_memory_utilization=options.gpu_memory_utilization,
         enable_prefix_caching=True,
-        # vLLM 0.32's default (0) keeps a sliding-window layer's cached blocks only up to
-        # the end of each prompt, so the previous reply is never reused next turn (Gemma 3:
-        # 0.895x of the best hit rate; 1.00x with None). None keeps them all; full-attention
-        # models ignore it.
-        prefix_cache_retention_interval=None,
         trust_remote_code=spec.trust_remote_code,
         # CUDA graphs pay off on GPU; on CPU they only slow start-up down.
         enforce_eager=on_cpu,
         disable_log_stats=False,
+        **extra,
     )
     return AsyncLLM.from_engine_args(args)
+
+
+def _engine_arg_names(vllm: Any) -> set[str]:
+    """The fields `vllm.AsyncEngineArgs` (a dataclass) accepts in this vLLM version."""
+    return {field.name for field in fields(vllm.AsyncEngineArgs)}
 
 
 class _Loaded:

@@ -11,6 +11,9 @@
 # venv is already set up: HEARTH_GPU_CHECK_OFFLINE=1 skips the install and that test.
 # HEARTH_GPU_CHECK_MODELS="qwen2.5-7b-awq ..." benchmarks those registry models too
 # (real weights: downloaded from the Hugging Face hub on first use).
+# HEARTH_GPU_CHECK_QUICK=1 runs what fits a short lease (about 6 minutes on an H200):
+# no engine tests, no 7B AWQ build, no memory benchmark; throughput and cache on the
+# 0.5B shape, then a switch from it to demo-awq in both modes.
 # Exit status: 0 when every step passed, 1 when any failed (each is still run).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -58,7 +61,17 @@ export HEARTH_DATA_DIR=$DATA
 step build-demo .venv/bin/hearth demo-model "$DATA/models/demo"
 step build-demo-awq .venv/bin/hearth demo-model "$DATA/models/demo-awq" --quantize awq
 step "build-$SMALL" .venv/bin/hearth demo-model "$DATA/models/$SMALL" --shape qwen2.5-0.5b
-step "build-$AWQ" .venv/bin/hearth demo-model "$DATA/models/$AWQ" --shape qwen2.5-7b --quantize awq
+[ "${HEARTH_GPU_CHECK_QUICK:-0}" = 1 ] ||
+    step "build-$AWQ" .venv/bin/hearth demo-model "$DATA/models/$AWQ" --shape qwen2.5-7b --quantize awq
+
+if [ "${HEARTH_GPU_CHECK_QUICK:-0}" = 1 ]; then
+    bench "throughput-$SMALL" throughput --model "$SMALL" --channels 1,8,32 --tokens 64 --repeats 2
+    bench "cache-$SMALL" cache --model "$SMALL"
+    bench "switch-$SMALL-to-demo-awq" switch --model "$SMALL" --to demo-awq
+    [ ${#failed[@]} -eq 0 ] || { echo "gpu-check: failed: ${failed[*]}; results in $OUT/" >&2; exit 1; }
+    echo "gpu-check: every quick step passed; results in $OUT/" >&2
+    exit 0
+fi
 
 tests=(tests/engine -m engine)
 [ "${HEARTH_GPU_CHECK_OFFLINE:-0}" = 1 ] && tests+=(--deselect tests/engine/test_real_model.py)
