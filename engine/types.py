@@ -71,6 +71,7 @@ class EngineStats:
     restarts: int = 0
     last_error: str = ""
     note: str = ""  # e.g. which model a fallback serves for, and why
+    asleep: tuple[str, ...] = ()  # models in vLLM's sleep mode, for a quick switch back
     # The served model's sampling where no setting fixes a value, and its origin
     # (`engine.sampling`); empty when the engine cannot tell (a remote server decides).
     sampling: dict[str, float] = field(default_factory=dict)

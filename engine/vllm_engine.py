@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
@@ -57,6 +58,10 @@ class EngineOptions:
     # then swaps; "reload" drains and unloads first (users wait); "auto" tries beside and
     # reloads when memory refuses two models at once (HEARTH_SWITCH_MODE).
     switch_mode: str = "auto"
+    # Models a switch puts to sleep (vLLM's sleep mode: weights to host memory, KV cache
+    # freed) instead of shutting them down, so switching back takes seconds; 0 shuts
+    # them down. Only where vLLM supports sleep mode (CUDA, ROCm, XPU): not on CPU.
+    sleeping_models: int = 1
 
 
 def _import_vllm() -> Any:
@@ -99,6 +104,7 @@ def _build_async_llm(source: str, spec: ModelSpec, options: EngineOptions, max_l
         # CUDA graphs pay off on GPU; on CPU they only slow start-up down.
         enforce_eager=on_cpu,
         disable_log_stats=False,
+        enable_sleep_mode=options.sleeping_models > 0 and current_platform.is_sleep_mode_available(),
         **extra,
     )
     return AsyncLLM.from_engine_args(args)
@@ -118,6 +124,8 @@ class _Loaded:
         self.tokenizer = llm.get_tokenizer()
         self.max_model_len = max_model_len
         self.pids = pids
+        # Started with vLLM's sleep mode (GPU only), so a switch can put it to sleep.
+        self.sleepable = bool(getattr(llm.model_config, "enable_sleep_mode", False))
         # What the model's generation_config.json recommends (vLLM reads it).
         self.model_sampling: dict[str, Any] = llm.model_config.get_diff_sampling_param()
         self.running = 0
@@ -162,6 +170,7 @@ class VllmEngine:
         self._resolve = resolve
         self._options = options
         self._loaded: _Loaded | None = None
+        self._asleep: dict[str, _Loaded] = {}  # put to sleep by switches, oldest first
         self._ready = asyncio.Event()
         self._switch_lock = asyncio.Lock()
         self._idle = asyncio.Event()
@@ -206,6 +215,8 @@ class VllmEngine:
         async with self._switch_lock:
             self._ready.clear()
             await self._unload()
+            while self._asleep:
+                await self._shutdown(self._asleep.pop(next(iter(self._asleep))))
             self._lifeline.close()
             self._stats.state = "stopped"
 
@@ -238,6 +249,10 @@ class VllmEngine:
             self._stats.model = spec.name
             self._show_sampling(self._loaded)
             return
+        asleep = self._take_asleep(spec)
+        if asleep is not None:
+            await self._switch_wake(asleep)
+            return
         if self._options.switch_mode != "reload" and self.alive():
             try:
                 await self._switch_beside(spec)
@@ -258,22 +273,96 @@ class VllmEngine:
         if old is not None:
             await self._retire(old)
 
-    async def _switch_reload(self, spec: ModelSpec) -> None:
-        """Drain, unload, load `spec` (users wait meanwhile); the previous model is
-        restored if `spec` does not load."""
+    def _take_asleep(self, spec: ModelSpec) -> _Loaded | None:
+        """The sleeping engine with `spec`'s weights, taken out of the sleeping set."""
+        for name, loaded in self._asleep.items():
+            if _same_weights(spec, loaded.spec):
+                del self._asleep[name]
+                loaded.respec(spec)
+                return loaded
+        return None
+
+    async def _switch_wake(self, target: _Loaded) -> None:
+        """Serve `target`, asleep since an earlier switch: drain, put the current model to
+        sleep (so memory for one model suffices), wake `target` (its weights come back
+        from host memory: seconds). Raises ModelLoadError, the current model back."""
         async with self._switch_lock:
             self._ready.clear()
-            previous, serving = self._spec, self.alive()
+            self._stats.state = "switching"
+            current, started = self._loaded, time.monotonic()
+            try:
+                await self._drain()
+                self._loaded = None
+                if current is not None:
+                    await self._set_aside(current)
+                await target.llm.wake_up()
+            except Exception as exc:
+                log.error("model %s did not wake: %s", target.spec.name, exc)
+                await self._shutdown(target)
+                if current is not None:
+                    await self._bring_back(current)
+                raise ModelLoadError(target.spec.name, _first_line(exc)) from exc
+            else:
+                self._install(target)
+                log.info("woke model %s in %.1f s", target.spec.name, time.monotonic() - started)
+            finally:
+                self._show_asleep()
+                self._ready.set()
+
+    async def _bring_back(self, loaded: _Loaded) -> None:
+        """Serve `loaded` again after a failed switch: wake it if it sleeps, else reload."""
+        if self._asleep.get(loaded.spec.name) is loaded:
+            del self._asleep[loaded.spec.name]
+            try:
+                await loaded.llm.wake_up()
+                self._install(loaded)
+                return
+            except Exception as exc:
+                log.error("model %s did not wake either: %s", loaded.spec.name, exc)
+                await self._shutdown(loaded)
+        await self._restore(loaded.spec)
+
+    async def _set_aside(self, loaded: _Loaded) -> None:
+        """Put `loaded` to sleep for a quick switch back (the oldest sleeper beyond
+        `sleeping_models` is shut down), or shut it down where it cannot sleep."""
+        if not loaded.sleepable or self._options.sleeping_models < 1 or loaded.llm.errored:
+            await self._shutdown(loaded)
+            return
+        try:
+            await loaded.llm.sleep(level=1)  # weights to host memory, KV cache freed
+        except Exception as exc:
+            log.warning("model %s could not sleep (%s): shutting it down", loaded.spec.name, exc)
+            await self._shutdown(loaded)
+            return
+        self._asleep[loaded.spec.name] = loaded
+        log.info("model %s asleep: switching back to it takes seconds", loaded.spec.name)
+        while len(self._asleep) > self._options.sleeping_models:
+            await self._shutdown(self._asleep.pop(next(iter(self._asleep))))
+        self._show_asleep()
+
+    def _show_asleep(self) -> None:
+        self._stats.asleep = tuple(self._asleep)
+
+    async def _switch_reload(self, spec: ModelSpec) -> None:
+        """Drain, set the current model aside (asleep where it can sleep, else shut
+        down), load `spec` (users wait meanwhile); the previous model comes back if
+        `spec` does not load."""
+        async with self._switch_lock:
+            self._ready.clear()
+            current, serving = self._loaded, self.alive()
             self._stats.state = "switching"
             try:
                 await self._drain()
-                await self._unload()
+                self._loaded = None
+                if current is not None:
+                    await self._set_aside(current)
                 await self._load(spec)
             except ModelLoadError:
-                if serving:  # put back what served; a dead or never-started model stays down
-                    await self._restore(previous)
+                if serving and current is not None:  # a dead or never-started model stays down
+                    await self._bring_back(current)
                 raise
             finally:
+                self._show_asleep()
                 self._ready.set()
 
     async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
@@ -416,7 +505,8 @@ class VllmEngine:
             await asyncio.wait_for(loaded.idle.wait(), DRAIN_TIMEOUT_S)
         except TimeoutError:
             log.warning("retiring %s with %d replies still running", loaded.spec.name, loaded.running)
-        await self._shutdown(loaded)
+        async with self._switch_lock:
+            await self._set_aside(loaded)
 
     async def _unload(self) -> None:
         loaded, self._loaded = self._loaded, None

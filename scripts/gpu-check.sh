@@ -11,9 +11,10 @@
 # venv is already set up: HEARTH_GPU_CHECK_OFFLINE=1 skips the install and that test.
 # HEARTH_GPU_CHECK_MODELS="qwen2.5-7b-awq ..." benchmarks those registry models too
 # (real weights: downloaded from the Hugging Face hub on first use).
-# HEARTH_GPU_CHECK_QUICK=1 runs what fits a short lease (about 6 minutes on an H200):
+# HEARTH_GPU_CHECK_QUICK=1 runs what fits a short lease (about 7 minutes on an H200):
 # no engine tests, no 7B AWQ build, no memory benchmark; throughput and cache on the
-# 0.5B shape, then a switch from it to demo-awq in both modes.
+# 0.5B shape, then a switch from it to demo-awq in both modes, then switches back and
+# forth between demo and demo-awq (sleep mode: scripts/sleep_switch_check.py).
 # Exit status: 0 when every step passed, 1 when any failed (each is still run).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -68,6 +69,7 @@ if [ "${HEARTH_GPU_CHECK_QUICK:-0}" = 1 ]; then
     bench "throughput-$SMALL" throughput --model "$SMALL" --channels 1,8,32 --tokens 64 --repeats 2
     bench "cache-$SMALL" cache --model "$SMALL"
     bench "switch-$SMALL-to-demo-awq" switch --model "$SMALL" --to demo-awq
+    step sleep-switch .venv/bin/python scripts/sleep_switch_check.py "$DATA" beside
     [ ${#failed[@]} -eq 0 ] || { echo "gpu-check: failed: ${failed[*]}; results in $OUT/" >&2; exit 1; }
     echo "gpu-check: every quick step passed; results in $OUT/" >&2
     exit 0
@@ -84,6 +86,7 @@ for model in "$SMALL" "$AWQ" "${extra_models[@]}"; do
     bench "memory-$model" memory --model "$model"
 done
 bench "switch-$SMALL-to-$AWQ" switch --model "$SMALL" --to "$AWQ"
+step sleep-switch .venv/bin/python scripts/sleep_switch_check.py "$DATA" beside
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "gpu-check: ${#failed[@]} step(s) failed: ${failed[*]}; results in $OUT/" >&2

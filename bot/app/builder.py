@@ -91,6 +91,7 @@ def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | No
         gpu_memory_utilization=settings.gpu_memory_utilization,
         vllm_log_level=vllm_log_level(settings.log_level),
         switch_mode=settings.switch_mode,
+        sleeping_models=settings.sleeping_models,
     )
     policy = SupervisionPolicy(
         hold_s=settings.engine_hold_s, max_restarts=settings.engine_max_restarts,

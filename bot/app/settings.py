@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     engine_restart_window_s: float = Field(default=600.0, gt=0.0)
     fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
     switch_mode: Literal["auto", "beside", "reload"] = "auto"
+    sleeping_models: int = Field(default=1, ge=0, le=8)
     shutdown_grace_s: float = Field(default=3.0, ge=0.0, le=6.0)
     platform_down_s: float = Field(default=300.0, gt=0.0)
 

@@ -169,6 +169,8 @@ class StatusCommand:
             engine += f", last error: {stats.last_error}"
         if stats.note:
             engine += f"; {stats.note}"
+        if stats.asleep:
+            engine += f"; asleep for a quick switch back: {', '.join(stats.asleep)}"
         sampling = describe(self._sampling, stats.sampling, stats.sampling_origin) or "the server decides"
         replicas = [_replica_line(r) for r in await self._models.replicas() or []]
         return "\n".join([

@@ -119,6 +119,15 @@ async def test_status_reports_model_queue_uptime_usage_cache(app: App, adapter: 
     assert "uptime: 0:00:0" in status
     assert "served: 1 replies, 5 tokens out" in status  # "echo: user-someone: one two three"
     assert "prefix-cache hit rate: 0.0%" in status
+    assert "asleep" not in status
+
+
+async def test_status_lists_the_models_asleep_for_a_quick_switch_back(app: App) -> None:
+    app.models.stats().asleep = ("demo-awq",)  # as VllmEngine sets it after a switch on a GPU
+
+    status = await app.commands.run(member(), "status")
+
+    assert "engine: 0 restarts; asleep for a quick switch back: demo-awq" in status
 
 
 async def test_unknown_command_shows_help(app: App) -> None:
