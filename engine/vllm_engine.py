@@ -251,8 +251,11 @@ class VllmEngine:
             return
         asleep = self._take_asleep(spec)
         if asleep is not None:
-            await self._switch_wake(asleep)
-            return
+            try:
+                await self._switch_wake(asleep)
+                return
+            except ModelLoadError:  # the current model serves again; try a cold load
+                log.warning("loading %s afresh instead", spec.name)
         if self._options.switch_mode != "reload" and self.alive():
             try:
                 await self._switch_beside(spec)

@@ -56,9 +56,12 @@ class Harness:
         self.llms: list[StandInLLM] = []
         self.engine = VllmEngine(self.spec("demo"), lambda spec: Path("."), options)
         self.sleepable, self.wake_error = sleepable, wake_error
+        self.fail_builds: set[str] = set()
 
         async def build(spec: ModelSpec) -> _Loaded:
             self.built.append(spec.name)
+            if spec.name in self.fail_builds:
+                raise ModelLoadError(spec.name, "CUDA out of memory")
             llm = StandInLLM(spec.name, sleepable=self.sleepable, wake_error=self.wake_error)
             self.llms.append(llm)
             return _Loaded(spec, llm, 2048, [])
@@ -120,18 +123,36 @@ async def test_without_sleep_mode_the_old_model_is_shut_down(sleepable: bool, ke
     await h.engine.close()
 
 
-async def test_a_model_that_does_not_wake_leaves_the_current_one_serving() -> None:
+async def test_a_model_that_does_not_wake_is_loaded_afresh() -> None:
+    h = Harness(EngineOptions(switch_mode="reload", sleeping_models=1))
+    await h.engine.start()
+    await h.engine.switch(h.spec("demo-awq"))
+    h.llm("demo").wake_error = "engine core died while asleep"
+
+    await h.engine.switch(h.spec("demo"))
+
+    assert h.llm("demo", 0).calls == ["sleep1", "wake", "shutdown"]
+    assert h.built == ["demo", "demo-awq", "demo"]
+    assert h.engine.spec.name == "demo" and h.engine.alive()
+    assert h.engine.stats().asleep == ("demo-awq",)
+    await h.engine.close()
+
+
+async def test_a_model_that_neither_wakes_nor_loads_leaves_the_current_one_serving() -> None:
     h = Harness(EngineOptions(switch_mode="reload", sleeping_models=1))
     await h.engine.start()
     await h.engine.switch(h.spec("demo-awq"))
     h.llm("demo").wake_error = "CUDA out of memory"
+    h.fail_builds.add("demo")
 
     with pytest.raises(ModelLoadError, match="CUDA out of memory"):
         await h.engine.switch(h.spec("demo"))
 
     assert h.llm("demo").calls == ["sleep1", "wake", "shutdown"]
-    assert h.llm("demo-awq").calls == ["sleep1", "wake"]  # put to sleep for the switch, woken back
-    assert h.engine.spec.name == "demo-awq" and h.engine.alive()
+    # put to sleep for each attempt and woken back after each
+    assert h.llm("demo-awq").calls == ["sleep1", "wake", "sleep1", "wake"]
+    assert h.built == ["demo", "demo-awq", "demo"]
+    assert h.engine.spec.name == "demo-awq" and h.engine.alive() and h.engine.stats().state == "ready"
     assert h.engine.stats().asleep == ()
     await h.engine.close()
 
