@@ -3,10 +3,13 @@ each method runs. `bot.store.sqlite` holds the behaviour."""
 
 from __future__ import annotations
 
+# How long a connection waits for another's write lock (ms) before SQLITE_BUSY.
+BUSY_TIMEOUT = "PRAGMA busy_timeout = 5000"
+
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
-    "PRAGMA busy_timeout = 5000",
+    BUSY_TIMEOUT,
     "PRAGMA foreign_keys = ON",
     # Checkpoints run from a background task on their own connection, not inside
     # whichever message's commit happens to cross the WAL threshold.

@@ -140,8 +140,11 @@ async def test_shown_parts_are_noted_while_a_reply_streams(
     assert task is not None
     await until_sent(adapter)
 
-    [pending] = await app.store.pending(since=0)  # a crash now would find this
-    assert pending.shown == (adapter.sent[0].message_id,)
+    async with asyncio.timeout(5.0):  # the note has a connection of its own: not ordered with reads
+        while not (pending := (await app.store.pending(since=0))[0]).shown:  # noqa: ASYNC110 - no event
+            await asyncio.sleep(0.01)
+    assert pending.shown == (adapter.sent[0].message_id,)  # a crash now would find this
+    assert not task.done()  # noted while the reply still streams
     await task
 
 
