@@ -216,7 +216,9 @@ class App:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._wired = None
+        wired, self._wired = self._wired, None
+        if wired is not None:  # no reply outlives the store (`hearth run` drained with grace already)
+            await wired.pipeline.drain(0.0)
         await self._stack.aclose()
 
     @property
