@@ -158,3 +158,23 @@ async def test_a_lone_surrogate_is_stored_as_a_replacement_and_answered(
     assert stored.text == "half \ufffd a pair"
     assert adapter.texts() == ["echo: half \ufffd a pair"]
     assert "lone surrogates" in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_leaving_the_app_cuts_a_reply_still_streaming_before_the_store_closes(
+    settings: Settings, engine: FakeEngine, adapter: RecordingAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An embedder (a test, a benchmark) leaving the App mid-reply: the reply is cut and
+    its message kept for the next start, as at shutdown; nothing runs on against a
+    closed store (seen: "could not deliver an error reply", then "the store is not open")."""
+    engine.delay = 0.05
+    async with open_app(settings, engine) as app:
+        task = await app.pipeline.submit(message(f"tell me {WORDS}", "1"), adapter)
+        assert task is not None
+        await until_sent(adapter)
+
+    assert task.done()
+    assert "interrupted" in adapter.texts()[-1]
+    async with open_app(settings, engine) as again:
+        [pending] = await again.store.pending(since=0)  # answered after the next start
+    assert pending.text == f"tell me {WORDS}"
+    assert "not open" not in caplog.text and "Traceback" not in caplog.text
