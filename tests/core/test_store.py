@@ -8,17 +8,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, closing
+from contextlib import closing
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from bot.messages import ConversationKey, Verdict, WordRule
-from bot.store import MemoryStore, PostgresStore, SqliteStore, Store
+from bot.store import MemoryStore, SqliteStore, Store
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
-from tests.core.postgres_server import fresh_schema
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,23 +25,6 @@ OTHER_THREAD = ConversationKey("discord", "general", "t2")
 ELSEWHERE = ConversationKey("telegram", "general")
 TASKS = 50
 MESSAGES_PER_TASK = 20
-
-
-@pytest_asyncio.fixture(params=["sqlite", "memory", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with AsyncExitStack() as stack:
-        implementation: Store
-        if request.param == "memory":
-            implementation = MemoryStore()
-        elif request.param == "sqlite":
-            implementation = SqliteStore(tmp_path / "db")
-        else:  # a schema of its own on the test server, dropped after the store closes
-            implementation = PostgresStore(await stack.enter_async_context(fresh_schema()))
-        await implementation.open()  # the Store protocol names open/close, not __aenter__
-        try:
-            yield implementation
-        finally:
-            await implementation.close()
 
 
 @pytest.fixture

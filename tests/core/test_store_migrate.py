@@ -4,17 +4,12 @@ Telegram group upgraded to a supergroup) keeps everything Hearth knew about it."
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from bot.messages import ConversationKey, Verdict, WordRule
 from bot.moderation.gate import scope_of
-from bot.store import MemoryStore, PostgresStore, SqliteStore, Store
-from tests.core.postgres_server import fresh_schema
+from bot.store import Store
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,23 +20,6 @@ TOPIC = ConversationKey("telegram", OLD, "7")
 NEW_TOPIC = ConversationKey("telegram", NEW, "7")
 NEIGHBOUR = ConversationKey("telegram", OLD + "0")  # its id starts like the old one's
 SAME_ID_ELSEWHERE = ConversationKey("discord", OLD)
-
-
-@pytest_asyncio.fixture(params=["sqlite", "memory", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with AsyncExitStack() as stack:
-        implementation: Store
-        if request.param == "memory":
-            implementation = MemoryStore()
-        elif request.param == "sqlite":
-            implementation = SqliteStore(tmp_path / "db")
-        else:  # a schema of its own on the test server, dropped after the store closes
-            implementation = PostgresStore(await stack.enter_async_context(fresh_schema()))
-        await implementation.open()
-        try:
-            yield implementation
-        finally:
-            await implementation.close()
 
 
 async def say(store: Store, key: ConversationKey, text: str, platform_id: str | None = None) -> int:

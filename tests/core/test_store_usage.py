@@ -5,38 +5,15 @@ PostgreSQL's cases need a server (HEARTH_TEST_DATABASE_URL; see tests/core/postg
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
-import pytest_asyncio
-
 from bot.messages import ConversationKey, Usage
-from bot.store import MemoryStore, PostgresStore, SqliteStore, Store
+from bot.store import SqliteStore, Store
 from bot.store import postgres_schema as pg_sql
 from bot.store import sqlite as sqlite_store
-from tests.core.postgres_server import fresh_schema
 
 DAY = "2026-11-22"
 NEXT_DAY = "2026-11-23"
-
-
-@pytest_asyncio.fixture(params=["sqlite", "memory", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with AsyncExitStack() as stack:
-        implementation: Store
-        if request.param == "memory":
-            implementation = MemoryStore()
-        elif request.param == "sqlite":
-            implementation = SqliteStore(tmp_path / "db")
-        else:
-            implementation = PostgresStore(await stack.enter_async_context(fresh_schema()))
-        await implementation.open()
-        try:
-            yield implementation
-        finally:
-            await implementation.close()
 
 
 def row(day: str = DAY, channel: str = "c1", author: str = "u1", **counts: int) -> Usage:
