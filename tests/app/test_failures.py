@@ -56,9 +56,14 @@ def confirmed(fake: FakeTelegram) -> int:
     return max(offsets, default=1) - 1
 
 
+def answers(fake: FakeTelegram, chat: Chat, message_id: int) -> list[int]:
+    """Ids of the bot messages quoting `message_id` that were not cut by a shutdown, oldest first."""
+    return [m.message_id for m in fake.bot_messages(chat)
+            if m.reply_to == message_id and INTERRUPTED not in m.text]
+
+
 def complete_answers(fake: FakeTelegram, chat: Chat, message_id: int) -> int:
-    """Bot messages quoting `message_id` that were not cut by a shutdown."""
-    return sum(1 for m in fake.bot_messages(chat) if m.reply_to == message_id and INTERRUPTED not in m.text)
+    return len(answers(fake, chat, message_id))
 
 
 def stored_user_messages(db: Path) -> int:
@@ -76,10 +81,9 @@ def extra_answers(fake: FakeTelegram, sent: list[tuple[Chat, int]]) -> list[tupl
     every complete-looking answer but the last is one a restart should have marked."""
     found = []
     for chat, message_id in sent:
-        answers = [m.message_id for m in fake.bot_messages(chat)
-                   if m.reply_to == message_id and INTERRUPTED not in m.text]
-        if len(answers) > 1:
-            found.append((chat.id, message_id, answers[:-1]))
+        shown = answers(fake, chat, message_id)
+        if len(shown) > 1:
+            found.append((chat.id, message_id, shown[:-1]))
     return found
 
 
