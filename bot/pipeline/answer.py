@@ -269,12 +269,14 @@ class Record:
     async def __call__(self, turn: Turn) -> None:
         answer = turn.answer
         assert answer is not None and turn.message_id is not None, "Generate runs first"
-        reply_id = await self.store_reply(turn, answer, "answered")
+        reply_id = await self.store_reply(turn, answer, "answered", question_status="answered")
         await self._verdicts.add_verdict(turn.msg.key, reply_id, "output", answer.verdict)
-        await self._conversations.set_status(turn.message_id, "answered")
 
-    async def store_reply(self, turn: Turn, answer: Answer, status: MessageStatus) -> int | None:
-        """The reply as one stored message in the turn it answers, with its token counts."""
+    async def store_reply(
+        self, turn: Turn, answer: Answer, status: MessageStatus, question_status: MessageStatus | None = None
+    ) -> int | None:
+        """The reply as one stored message in the turn it answers, with its token counts;
+        `question_status` is the answered message's, written in the same transaction."""
         final = answer.final or ReplyChunk("", True)
         ids = turn.reply.message_ids
         return await self._conversations.add_message(
@@ -282,7 +284,7 @@ class Record:
             author_id="bot", author_name=self._bot_name,
             platform_message_id=ids[0] if ids else None, reply_to=turn.message_id,
             prompt_tokens=final.prompt_tokens, cached_tokens=final.cached_tokens,
-            reply_tokens=final.reply_tokens, status=status,
+            reply_tokens=final.reply_tokens, status=status, question_status=question_status,
         )
 
 

@@ -42,6 +42,7 @@ class Conversations(Protocol):
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
         owner: str | None = None,
+        question_status: MessageStatus | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
@@ -51,7 +52,11 @@ class Conversations(Protocol):
         `status` defaults to `pending` for a user message, `answered` for a reply;
         `meta` (`direct`, `channel_name`) keeps what answering it after a restart needs.
         `owner` stores it already claimed (see `claim_pending`) by the process that
-        received it and answers it, so no other process's recovery takes it."""
+        received it and answers it, so no other process's recovery takes it.
+        `question_status` sets the status of the `reply_to` message in the same
+        transaction: a reply and its question's "answered" written apart could be cut
+        between (shutdown past its grace, kill -9), and a shown, stored answer whose
+        question stayed pending was answered again after the restart."""
         ...
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:

@@ -96,6 +96,7 @@ class MemoryStore:
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
         owner: str | None = None,
+        question_status: MessageStatus | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
@@ -115,6 +116,8 @@ class MemoryStore:
         self._meta[self._last_message_id] = dict(meta or {})
         if owner is not None:
             self._owners[self._last_message_id] = owner
+        if question_status is not None and reply_to is not None:
+            await self.set_status(reply_to, question_status)
         return self._last_message_id
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:

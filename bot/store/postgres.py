@@ -110,6 +110,7 @@ class PostgresStore:
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
         owner: str | None = None,
+        question_status: MessageStatus | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery, even one
@@ -120,8 +121,10 @@ class PostgresStore:
         async with self._order:
             conversation_id = await self._conversation_id(key)
             values = (role, author_id, author_name, text, time.time(), platform_message_id)
-            new_id = await self._connections().fetchval(
-                sql.INSERT_MESSAGE, conversation_id, *values, *tokens, *extra)
+            async with self._connections().acquire() as db, db.transaction():
+                new_id = await db.fetchval(sql.INSERT_MESSAGE, conversation_id, *values, *tokens, *extra)
+                if question_status is not None and reply_to is not None:
+                    await db.execute(sql.SET_STATUS, question_status, reply_to)
         return None if new_id is None else int(new_id)
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:

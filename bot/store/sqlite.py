@@ -184,6 +184,7 @@ class SqliteStore:
         status: MessageStatus | None = None,
         meta: Mapping[str, object] | None = None,
         owner: str | None = None,
+        question_status: MessageStatus | None = None,
     ) -> int | None:
         """Store one message; return its id, or None when `platform_message_id`
         was already stored in this conversation (a duplicate delivery).
@@ -192,7 +193,8 @@ class SqliteStore:
         orders a reply right after it, even when other messages arrived between.
         `status` defaults to `pending` for a user message, `answered` for a reply;
         `meta` (JSON) keeps what answering it after a restart needs; `owner` stores
-        it already claimed (see `claim_pending`)."""
+        it already claimed (see `claim_pending`); `question_status` sets `reply_to`'s
+        status in the same transaction (see `Conversations.add_message`)."""
         check_role(role)
         tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
         extra = (status or default_status(role), meta_json(meta), owner)
@@ -202,7 +204,12 @@ class SqliteStore:
             conversation_id = await self._conversation_id_locked(key)
             values = (role, author_id, author_name, text, time.time(), platform_message_id)
             params = (conversation_id, *values, *tokens, *extra)
-            new_id = await _value(self._connection(), INSERT_MESSAGE, params)
+            if question_status is None or reply_to is None:
+                new_id = await _value(self._connection(), INSERT_MESSAGE, params)
+            else:
+                async with _atomic(self._connection()) as db:
+                    new_id = await _value(db, INSERT_MESSAGE, params)
+                    await db.execute_fetchall(SET_STATUS, (question_status, reply_to))
         return None if new_id is None else int(new_id)
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:

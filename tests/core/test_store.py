@@ -536,3 +536,16 @@ async def test_a_shown_part_is_noted_ahead_of_a_flood_of_incoming_messages(store
     [pending, *_] = await store.pending(since=0)
     assert pending.shown == ("first-part",)
     assert waited_for < len(flood) // 2, f"the note waited for {waited_for} queued writes"
+
+
+async def test_a_reply_stored_with_its_questions_status_writes_both_at_once(store: Store) -> None:
+    """Two writes could be cut between (shutdown past its grace, kill -9): a shown,
+    stored answer whose question stayed pending was answered again after the restart."""
+    question = await store.add_message(ROOM, "user", "are you there?")
+    cut = await store.add_message(ROOM, "user", "and now?")
+    assert question is not None and cut is not None
+
+    await store.add_message(ROOM, "assistant", "I am.", reply_to=question, question_status="answered")
+    await store.add_message(ROOM, "assistant", "I w", reply_to=cut, status="interrupted")
+
+    assert [p.id for p in await store.pending(since=0)] == [cut]
