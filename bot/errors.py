@@ -76,3 +76,17 @@ class PlatformDownError(HearthError):
         self.platform = platform
         self.seconds = seconds
         self.reason = reason
+
+
+class StoreUnavailableError(HearthError):
+    """The store could not read or commit (disk full, locked past the busy timeout, I/O
+    error, a corrupt page, the database server unreachable): nothing of `operation` was
+    committed, and the same call may succeed once the store recovers.
+
+    `reason` is the driver's word (never a password). Intake does not acknowledge a
+    message to its platform while this is raised (see `bot.ports.Inbox.submit`)."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"the store could not {operation}: {reason}")
+        self.operation = operation
+        self.reason = reason

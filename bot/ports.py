@@ -56,7 +56,12 @@ class Inbox(Protocol):
     async def submit(self, msg: IncomingMessage, channel: ReplyChannel) -> asyncio.Task[None] | None:
         """Store `msg` and start answering it through `channel`; returns once it is stored
         (so the platform may be told it was received), with the task answering it, or
-        None when nothing more will happen now (a duplicate, a refusal, shutting down)."""
+        None when nothing more will happen now (a duplicate, a refusal, shutting down).
+
+        Raises `bot.errors.StoreUnavailableError` when the message could not be committed
+        (after a short bounded retry): the platform must not be told it arrived (Telegram:
+        the offset stays; a webhook: a 5xx), or it must be journalled where the platform
+        cannot be un-acknowledged (Discord: `bot.journal`)."""
         ...
 
     async def handle(self, msg: IncomingMessage, channel: ReplyChannel) -> None:
