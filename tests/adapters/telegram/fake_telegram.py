@@ -6,7 +6,8 @@ edit that changes nothing ("message is not modified"), an empty text, a message
 or chat it never saw, a command name with anything but a-z, 0-9 and `_`. Such
 rejections, and any unknown method, land in `errors`, which a test expects to stay
 empty. Tests script failures (`fail`) such as a 429
-with `retry_after`, play users (`user_says`, also posting as a channel or the group:
+with `retry_after`, or an outage (`outage`: every call answered 502 for a while),
+play users (`user_says`, also posting as a channel or the group:
 `sender_chat`, or a linked channel's automatic forward) and upgrade a group to a
 supergroup (`migrate`): both service messages, and every later call on the old id
 answered 400 with `migrate_to_chat_id`, as Telegram does.
@@ -41,6 +42,7 @@ JSON_KEYS = frozenset({
     "allow_sending_without_reply", "allow_paid_broadcast",
 })
 COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+OUTAGE_DESCRIPTIONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_document"})
 UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
 NOT_MODIFIED = (
@@ -129,6 +131,18 @@ class Failure:
     retry_after: float | None = None
 
 
+@dataclass(frozen=True)
+class Outage:
+    """Every call (or every call of `methods`) fails with `status` until `until` (monotonic)."""
+
+    until: float
+    status: int
+    methods: frozenset[str] | None
+
+    def covers(self, method: str) -> bool:
+        return time.monotonic() < self.until and (self.methods is None or method in self.methods)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, description: str, retry_after: float | None = None,
                  migrate_to_chat_id: int | None = None) -> None:
@@ -158,6 +172,7 @@ class FakeTelegram:
         self._members: dict[tuple[int, int], str] = {}
         self._upgraded: dict[int, int] = {}  # a group's id → its supergroup's
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
+        self._outage: Outage | None = None
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._changed = asyncio.Event()  # set and replaced after every call and update
@@ -203,6 +218,13 @@ class FakeTelegram:
             description = f"Too Many Requests: retry after {retry_after}"
         for _ in range(times):
             self._failures[method].append(Failure(status, description or "Bad Request", retry_after))
+
+    def outage(self, seconds: float, status: int = 502, methods: set[str] | None = None) -> None:
+        """Telegram unreachable for `seconds` (`math.inf`: for good): every call, or every call
+        of `methods`, answered `status` (502 Bad Gateway, as Telegram's front answers when the
+        Bot API is down). A later call replaces the outage; `outage(0)` ends it."""
+        until = time.monotonic() + seconds
+        self._outage = Outage(until, status, frozenset(methods) if methods is not None else None)
 
     def set_member(self, chat: Chat, user: User, status: str) -> None:
         """`creator`, `administrator`, `member`, … (default `member`)."""
@@ -312,6 +334,8 @@ class FakeTelegram:
     async def _answer(self, token: str, method: str, params: dict[str, Any]) -> Any:
         if token != self.token:
             raise ApiError(401, "Unauthorized")
+        if self._outage is not None and self._outage.covers(method):
+            raise ApiError(self._outage.status, OUTAGE_DESCRIPTIONS.get(self._outage.status, "Bad Gateway"))
         if self._failures[method]:
             failure = self._failures[method].popleft()
             raise ApiError(failure.status, failure.description, failure.retry_after)

@@ -99,3 +99,16 @@ async def test_telegram_unreachable_for_too_long_ends_run_with_an_error(
 
     with pytest.raises(PlatformDownError):
         await asyncio.wait_for(task, WAIT_S * 2)
+
+
+async def test_polling_outlasts_a_short_outage(
+    app: App, fake: AuditedTelegram, config: TelegramConfig
+) -> None:
+    async with serving(adapter_for(app, config), fake):
+        fake.outage(2.0)  # longer than the long poll in flight
+        await fake.wait_for(lambda: any(c.status == 502 for c in fake.calls_to("getUpdates")), WAIT_S)
+        fake.user_says(DM, ALICE, "still there after the outage?")
+
+        reply = await fake.wait_for_reply(DM, "echo: still there after the outage?", WAIT_S)
+
+    assert reply.text == "echo: still there after the outage?"
