@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import re
 
-from bot.errors import MessageTooLongError, NotAdminError, PersonaTooLongError
-from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
+from bot.errors import MessageTooLongError, NotAdminError, PersonaTooLongError, StoreUnavailableError
+from engine.errors import (
+    EngineStalledError,
+    EngineUnavailableError,
+    ModelLoadError,
+    PromptTooLongError,
+    UnknownModelError,
+)
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 
@@ -13,6 +19,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "engine_unavailable": {
         "en": "Sorry, the model is not available right now. Please try again in a moment.",
         "zh": "抱歉，模型暂时不可用，请稍后再试。",
+    },
+    "engine_stalled": {
+        "en": "Sorry, the model stopped responding; it is being restarted. Please try again in a minute.",
+        "zh": "抱歉，模型停止了响应，正在重启，请稍后再试。",
     },
     "prompt_too_long": {
         "en": "Sorry, that message is too long for the model ({tokens} tokens, limit {limit}).",
@@ -37,6 +47,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "not_admin": {
         "en": "Sorry, only admins can do that ({action}).",
         "zh": "抱歉，只有管理员可以执行此操作（{action}）。",
+    },
+    "store_unavailable": {
+        "en": "Sorry, I cannot reach my database right now; nothing was changed. Please try again shortly.",
+        "zh": "抱歉，我暂时无法访问数据库，没有做任何更改。请稍后再试。",
     },
     "internal_error": {
         "en": "Sorry, something went wrong on my side. Please try again.",
@@ -124,6 +138,8 @@ def text(key: str, lang: str, **values: object) -> str:
 def error_text(error: BaseException, lang: str) -> str:
     """The short, polite reply a user sees for an error. The only such mapping."""
     match error:
+        case EngineStalledError():
+            return text("engine_stalled", lang)
         case EngineUnavailableError():
             return text("engine_unavailable", lang)
         case PromptTooLongError(tokens=tokens, limit=limit):
@@ -136,6 +152,8 @@ def error_text(error: BaseException, lang: str) -> str:
             return text("unknown_model", lang, name=name, known=", ".join(known))
         case NotAdminError(action=action):
             return text("not_admin", lang, action=action)
+        case StoreUnavailableError():
+            return text("store_unavailable", lang)
         case PersonaTooLongError(size=size, limit=limit, unit=unit):
             unit_zh = "字符" if unit == "characters" else "token"
             return text("persona_too_long", lang, size=size, limit=limit, unit=unit, unit_zh=unit_zh)

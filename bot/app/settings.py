@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # --- failure and recovery ---
     recover_window_s: float = Field(default=300.0, ge=0.0)
+    # Where messages wait while the database fails (Discord, terminal); beside the database by default.
+    journal_path: Path | None = None
     engine_hold_s: float = Field(default=120.0, gt=0.0)
     engine_max_restarts: int = Field(default=5, ge=1)
     engine_restart_window_s: float = Field(default=600.0, gt=0.0)
@@ -183,6 +185,15 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.db_path or self.data_dir / "hearth.sqlite3"
+
+    @property
+    def journal(self) -> Path:
+        """HEARTH_JOURNAL_PATH, else beside the SQLite file (or in the data dir for PostgreSQL)."""
+        if self.journal_path is not None:
+            return self.journal_path
+        if self.database_url is not None:
+            return self.data_dir / "hearth.journal"
+        return self.database.with_name(self.database.name + ".journal")
 
     @property
     def instance(self) -> str:

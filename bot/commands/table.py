@@ -11,8 +11,11 @@ from bot.boundary import ErrorBoundary
 from bot.commands.spec import Access, Command, Invocation, Option, Text
 from bot.errors import NotAdminError
 from bot.messages import IncomingMessage
+from bot.store.faults import patience
 
 log = logging.getLogger(__name__)
+
+COMMAND_PATIENCE_S = 10.0  # how long a command waits for a failing database (seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,8 @@ class Commands:
                 raise NotAdminError(f"/{command.name}")
             if command.groups_only and msg.is_direct:
                 return i18n.text("groups_only", lang, command=command.name)
-            return await command.handler(Invocation(msg, args, lang))
+            with patience(COMMAND_PATIENCE_S):  # a failing database: say so, do not hang
+                return await command.handler(Invocation(msg, args, lang))
         except Exception as exc:  # the outer boundary of a command: the user hears of it
             return self._boundary.reply_for(exc, msg, f"/{command.name}")
 

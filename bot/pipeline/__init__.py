@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from bot import i18n
+from bot.errors import StoreUnavailableError
 from bot.i18n import Locale
 from bot.messages import IncomingMessage, PendingMessage
 from bot.pipeline.answer import BuildPrompt, Degrade, Generate, InputGate, PinnedModel, PromptLimits, Record
@@ -25,6 +26,7 @@ from bot.pipeline.intake import Accept, Boundary
 from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
 from bot.ports import ReplyChannel
 from bot.store import Conversations
+from bot.store.faults import patience
 from bot.streaming import ReplyStream
 from bot.tasks import TaskOwner
 
@@ -66,7 +68,10 @@ class Pipeline:
     async def submit(self, msg: IncomingMessage, channel: ReplyChannel) -> asyncio.Task[None] | None:
         """Store `msg` and start answering it through `channel`. Returns once it is stored,
         with the task answering it (None for a duplicate, a refusal at intake, or while
-        shutting down: then it stays pending and is answered after the next start)."""
+        shutting down: then it stays pending and is answered after the next start).
+
+        Raises StoreUnavailableError when the store could not take it (within
+        `INTAKE_PATIENCE_S`): see `bot.ports.Inbox.submit`."""
         turn = self._turn(msg, channel)
         await self._intake(turn)
         return turn.task
@@ -102,7 +107,11 @@ class Pipeline:
 
         async def note_shown(ids: list[str]) -> None:  # a crash then leaves findable traces
             if holder and holder[0].message_id is not None:
-                await self._conversations.note_shown(holder[0].message_id, ids)
+                try:
+                    with patience(0):  # a trace never holds a reply up
+                        await self._conversations.note_shown(holder[0].message_id, ids)
+                except StoreUnavailableError as exc:
+                    log.info("could not note the parts shown in %s: %s", msg.key, exc)
 
         stream = ReplyStream(channel, msg.key, reply_to=msg.message_id, on_sent=note_shown)
         holder.append(Turn(msg, stream, self._locale.of(msg.text)))

@@ -6,19 +6,27 @@ import dataclasses
 import logging
 
 from bot.boundary import ErrorBoundary
-from bot.errors import MessageTooLongError
+from bot.errors import MessageTooLongError, StoreUnavailableError
 from bot.messages import IncomingMessage
 from bot.pipeline.turn import Handler, Turn
 from bot.store import Conversations
+from bot.store.faults import patience
 
 log = logging.getLogger(__name__)
 
 HARD_CAP_CHARS = 1_000_000  # the most of one message the store keeps
+# How long intake keeps trying to store a message before its platform is told no
+# (seconds): the platform then keeps it (Telegram) or it is journalled (Discord).
+INTAKE_PATIENCE_S = 3.0
 
 
 class Boundary:
     """Outermost: whatever fails inside becomes a short reply in the user's language,
-    and the message is marked `failed`, so it never enters a later prompt."""
+    and the message is marked `failed`, so it never enters a later prompt.
+
+    Except a message the store could not take (StoreUnavailableError before it was
+    stored): nothing failed that the user should hear of. It is raised on, so the
+    adapter does not acknowledge it (and the platform delivers it again) or journals it."""
 
     def __init__(self, boundary: ErrorBoundary, conversations: Conversations) -> None:
         self._boundary = boundary
@@ -28,13 +36,18 @@ class Boundary:
         try:
             await call_next(turn)
         except Exception as exc:  # the outer boundary: every failure becomes a reply
-            text = self._boundary.reply_for(exc, turn.msg)
-            try:
-                if turn.message_id is not None:
-                    await self._conversations.set_status(turn.message_id, "failed")
-                await turn.reply.finish(text)
-            except Exception:  # the platform or the store itself is failing; the log is all we have
-                log.exception("could not deliver an error reply in %s", turn.msg.key)
+            if isinstance(exc, StoreUnavailableError) and turn.message_id is None:
+                raise  # not stored, so not ours yet: the platform keeps it
+            await self._fail(turn, exc)
+
+    async def _fail(self, turn: Turn, exc: Exception) -> None:
+        text = self._boundary.reply_for(exc, turn.msg)
+        try:
+            if turn.message_id is not None:
+                await self._conversations.set_status(turn.message_id, "failed")
+            await turn.reply.finish(text)
+        except Exception:  # the platform or the store itself is failing; the log is all we have
+            log.exception("could not deliver an error reply in %s", turn.msg.key)
 
 
 class Accept:
@@ -42,24 +55,28 @@ class Accept:
 
     A message over `max_chars` (HEARTH_MAX_MESSAGE_CHARS) is stored too, up to
     `hard_cap` characters, then refused with the "too long" reply. It is stored
-    claimed by `owner` (this process), so no other process sharing the store answers it."""
+    claimed by `owner` (this process), so no other process sharing the store answers it.
+    Storing gives up after `patience_s` seconds of a failing store (StoreUnavailableError:
+    see `Boundary`); once stored, the rest of the turn waits for the store as long as it takes."""
 
     def __init__(
         self, conversations: Conversations, max_chars: int, owner: str | None = None,
-        hard_cap: int = HARD_CAP_CHARS,
+        hard_cap: int = HARD_CAP_CHARS, patience_s: float = INTAKE_PATIENCE_S,
     ) -> None:
         self._conversations = conversations
+        self._patience_s = patience_s
         self._max_chars = max_chars
         self._owner = owner
         self._hard_cap = max(hard_cap, max_chars)
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         turn.msg = msg = _storable(turn.msg)
-        turn.message_id = await self._conversations.add_message(
-            msg.key, "user", msg.text[: self._hard_cap],
-            author_id=msg.author_id, author_name=msg.author_name, platform_message_id=msg.message_id,
-            meta={"direct": msg.is_direct, "channel_name": msg.channel_name}, owner=self._owner,
-        )
+        with patience(self._patience_s):
+            turn.message_id = await self._conversations.add_message(
+                msg.key, "user", msg.text[: self._hard_cap],
+                author_id=msg.author_id, author_name=msg.author_name, platform_message_id=msg.message_id,
+                meta={"direct": msg.is_direct, "channel_name": msg.channel_name}, owner=self._owner,
+            )
         if turn.message_id is None:
             log.info("duplicate delivery of %s in %s ignored", msg.message_id, msg.key)
             return

@@ -20,6 +20,7 @@ from bot.messages import (
     Verdict,
     WordRule,
 )
+from bot.store.faults import StoreHealth
 from engine.types import Role
 
 
@@ -202,7 +203,13 @@ class UsageLog(Protocol):
 
 class Store(Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Protocol):
     """Every role in one place. Implementations are async context managers;
-    `open` and `close` are idempotent. No two tasks ever share a transaction."""
+    `open` and `close` are idempotent. No two tasks ever share a transaction.
+
+    A call the database fails is retried within the caller's patience and then raises
+    `bot.errors.StoreUnavailableError` (see `bot.store.faults`); `health` tells whether
+    the database is failing now."""
+
+    health: StoreHealth
 
     async def open(self) -> None: ...
 

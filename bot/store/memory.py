@@ -19,6 +19,7 @@ from bot.messages import (
     WordRule,
     default_status,
 )
+from bot.store.faults import StoreHealth
 from bot.store.rows import check_role, moved_platform_id, word_scope
 from engine.types import Role
 
@@ -59,6 +60,7 @@ class MemoryStore:
         self._meta: dict[int, dict[str, object]] = {}
         self._owners: dict[int, str] = {}  # message id → the owner that claimed it
         self._usage: dict[tuple[str, str, str, str], Usage] = {}  # (day, platform, channel, author)
+        self.health = StoreHealth()  # never fails: memory is always there
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -26,6 +26,7 @@ from bot.messages import (
     default_status,
 )
 from bot.store import postgres_schema as sql
+from bot.store.faults import StoreHealth, retried_on
 from bot.store.rows import (
     check_role,
     forget_channel,
@@ -42,8 +43,27 @@ POOL_SIZE = 4
 CONNECT_TIMEOUT_S = 10.0
 # A statement that runs longer than this fails rather than hang its task for good.
 COMMAND_TIMEOUT_S = 30.0
+# The server, not the statement, failed: unreachable, restarting, shut down, out of
+# disk or connections. (OSError covers refused connections and timeouts.)
+FAULTS = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 
 
+def is_fault(exc: BaseException) -> bool:
+    """Whether `exc` is the database failing (retry later), not a bug in a statement."""
+    if isinstance(exc, asyncpg.InterfaceError):  # a connection the server closed under us
+        return "closed" in str(exc)
+    return isinstance(exc, FAULTS)
+
+
+def describe(exc: BaseException) -> str:
+    """The driver's word for a fault, first line only (asyncpg never quotes the password)."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:200]
+
+
+@retried_on(is_fault, describe)
 class PostgresStore:
     """The `Store` in a PostgreSQL database, shared by all of the bot's tasks.
 
@@ -67,6 +87,7 @@ class PostgresStore:
         # Conversation rows are deleted only by `move_channel`, which forgets their ids,
         # so ids can be remembered.
         self._conversation_ids: dict[ConversationKey, int] = {}
+        self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -26,6 +26,7 @@ from bot.messages import (
     WordRule,
     default_status,
 )
+from bot.store.faults import StoreHealth, retried_on
 from bot.store.rows import (
     check_role,
     forget_channel,
@@ -83,6 +84,26 @@ from engine.types import Role
 
 log = logging.getLogger(__name__)
 
+# SQLite's primary result codes that mean the database, not the statement, failed:
+# BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
+FAULT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+
+
+def is_fault(exc: BaseException) -> bool:
+    """Whether `exc` is the database failing (retry later), not a bug in a statement."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in FAULT_CODES
+    # Without a code (raised by the sqlite3 module itself): a corrupt or non-database file.
+    return type(exc) in (sqlite3.DatabaseError, sqlite3.OperationalError)
+
+
+def describe(exc: BaseException) -> str:
+    """The driver's word for a fault, first line only."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:200]
+
 
 
 class SchemaTooNewError(HearthError):
@@ -94,6 +115,7 @@ class SchemaTooNewError(HearthError):
         self.supported = supported
 
 
+@retried_on(is_fault, describe)
 class SqliteStore:
     """The `Store` in one SQLite file, shared by all of the bot's tasks.
 
@@ -110,6 +132,10 @@ class SqliteStore:
     `_lock` it waited for every queued write (measured: during a 400-message flood,
     6 of 10 first parts killed in that gap). SQLite itself orders the two
     connections' writes (WAL, busy timeout).
+
+    A call the database fails (full, locked past the busy timeout, I/O, corrupt) is
+    retried within the caller's patience, then raises StoreUnavailableError
+    (`bot.store.faults`); `health` says whether the database is failing now.
     """
 
     def __init__(
@@ -130,6 +156,7 @@ class SqliteStore:
         # so ids can be remembered; with the id known, a write is one statement, atomic on its own.
         self._conversation_ids: dict[ConversationKey, int] = {}
         self._checkpointer: asyncio.Task[None] | None = None
+        self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
         await self.open()
