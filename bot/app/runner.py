@@ -19,7 +19,8 @@ from bot.app.builder import App, HearthBuilder
 from bot.app.pidfile import PidFile
 from bot.app.platforms import build_platforms, check_tokens
 from bot.app.settings import Settings
-from bot.errors import PlatformAuthError
+from bot.app.supervision import Supervisor
+from bot.errors import HearthError, PlatformAuthError
 from bot.tasks import TaskOwner
 from engine.errors import ModelLoadError
 
@@ -68,29 +69,32 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
 
 
 class Runner:
-    """Owns the platforms' tasks and the shutdown order."""
+    """Owns the platforms' tasks (each under its own `Supervisor`) and the shutdown order."""
 
     def __init__(self, app: App, platforms: list[Platform]) -> None:
         self._app = app
         self._platforms = platforms
         self._tasks = TaskOwner("runner")
+        self._stopping = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> int:
         """Serve until `stop` is set or a platform ends; the exit code (1 if a platform failed)."""
         await self._app.recovery.run({p.platform: p for p in self._platforms})
         self._app.engine_events.listen(self._engine_event)
-        running = [self._tasks.spawn(p.run(), f"platform-{p.platform}") for p in self._platforms]
+        running = [self._tasks.spawn(Supervisor(p, self._stopping).run(), f"platform-{p.platform}")
+                   for p in self._platforms]
         stopper = self._tasks.spawn(stop.wait(), "stop-signal")
         try:
             await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
             await self._shut_down(running)
-        failures = [e for t in running if not t.cancelled() and (e := t.exception()) is not None]
+        failures = [e for t in running if not t.cancelled() and (e := t.exception() or t.result())]
         for failure in failures:
             log.error("%s", failure, exc_info=failure if log.isEnabledFor(logging.DEBUG) else None)
         return 1 if failures else 0
 
-    async def _shut_down(self, running: list[asyncio.Task[None]]) -> None:
+    async def _shut_down(self, running: list[asyncio.Task[HearthError | None]]) -> None:
+        self._stopping.set()  # no platform is restarted from now on
         await self._app.pipeline.drain(self._app.settings.shutdown_grace_s)
         for platform in self._platforms:
             await platform.stop()
