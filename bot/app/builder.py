@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from bot.app.checks import open_store
 from bot.app.gate import build_gate
 from bot.app.metrics_server import MetricsServer
 from bot.app.quotas import build_quotas, exemption
 from bot.app.settings import Settings
 from bot.app.stores import store_for
+from bot.app.upkeep import pruning
 from bot.boundary import ErrorBoundary
 from bot.channels import ChannelMover
 from bot.commands import Admins, Commands
@@ -36,6 +38,7 @@ from bot.commands.builtin import (
 from bot.commands.moderation import ModerationCommand
 from bot.commands.usage import QuotaCommand, UsageCommand
 from bot.i18n import Locale
+from bot.journal import JournalledInbox
 from bot.logs import vllm_log_level
 from bot.metrics import MeteredGate, Metrics, TimedEngine
 from bot.moderation import Gate, WordsAware
@@ -61,6 +64,7 @@ from bot.quotas import Quotas
 from bot.recovery import Recovery
 from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import Store
+from bot.store.journal import Journal
 from engine.base import Engine
 from engine.fallback import FallbackChain
 from engine.registry import ModelSpec, Registry
@@ -95,7 +99,7 @@ def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | No
     )
     policy = SupervisionPolicy(
         hold_s=settings.engine_hold_s, max_restarts=settings.engine_max_restarts,
-        window_s=settings.engine_restart_window_s,
+        window_s=settings.engine_restart_window_s, stall_s=settings.engine_timeout_s,
     )
     return Supervisor(VllmEngine(spec, ModelResolver(settings.data_dir), options), policy, on_event)
 
@@ -218,6 +222,7 @@ class App:
     ) -> None:
         wired, self._wired = self._wired, None
         if wired is not None:  # no reply outlives the store (`hearth run` drained with grace already)
+            await wired.journalled.close()
             await wired.pipeline.drain(0.0)
         await self._stack.aclose()
 
@@ -274,6 +279,12 @@ class App:
     def recovery(self) -> Recovery:
         return self._get().recovery
 
+    @property
+    def journalled(self) -> JournalledInbox:
+        """The inbox for platforms that cannot be asked to deliver again (Discord, the
+        terminal): while the store fails, their messages wait in the journal."""
+        return self._get().journalled
+
     def engine_pids(self) -> list[int]:
         """vLLM's engine-core processes, when this app built the engine (else none)."""
         engine = self._get().engine
@@ -292,7 +303,7 @@ class App:
             store = parts.store
         else:
             store = store_for(settings)
-            await store.open()
+            await open_store(store, settings)  # a failure: one line naming the setting
             self._stack.push_async_callback(store.close)
         engine = parts.engine if parts.engine is not None else await self._start_engine(store, registry)
         gate: Gate
@@ -302,6 +313,7 @@ class App:
             gate = await self._stack.enter_async_context(build_gate(settings, store))
         wired = _wire(settings, parts, store, engine, registry, gate)
         self._stack.push_async_callback(wired.quotas.ledger.close)  # the last counts, before the store closes
+        await self._stack.enter_async_context(pruning(settings, store))  # retention: now, then hourly
         if settings.metrics_port is not None:
             server = MetricsServer(wired.metrics.registry, settings.metrics_host, settings.metrics_port)
             self._metrics_url = (await self._stack.enter_async_context(server)).url
@@ -340,6 +352,7 @@ class _Wired:
     moves: ChannelMover
     metrics: Metrics
     quotas: Quotas
+    journalled: JournalledInbox
 
 
 def _wire(
@@ -356,7 +369,8 @@ def _wire(
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
     models = ModelService(engine, registry, store, settings.model, store)
     outer = Boundary(boundary, store)
-    record = Record(store, store, settings.bot_name)
+    journal = Journal(settings.journal)
+    record = Record(store, store, settings.bot_name, journal)
     accept = Accept(store, settings.max_message_chars, settings.instance)
     metered = MeteredGate(gate, metrics)
     # Stored before anything can refuse it; every message judged by the gate on its own
@@ -373,7 +387,8 @@ def _wire(
     table = [
         ModelCommand(models).spec(), persona_command(personas, store, engine, limits).spec(),
         ResetCommand(store).spec(),
-        StatusCommand(models, queue.depth, sampling=parts.sampling or sampling_from(settings)).spec(),
+        StatusCommand(models, queue.depth, sampling=parts.sampling or sampling_from(settings),
+                      database=store.health).spec(),
         ModerationCommand(store, words_changed).spec(),
         modes.spec(), UsageCommand(store, quotas).spec(), QuotaCommand(quotas).spec(),
     ]
@@ -381,8 +396,10 @@ def _wire(
     metrics.watch(models.stats, queue.depth)
     recovery = Recovery(store, pipeline, settings.recover_window_s, settings.instance)
     moves = ChannelMover(store, words_changed)
+    journalled = JournalledInbox(pipeline, journal, store)
     return _Wired(
-        store, engine, pipeline, commands, modes, models, personas, queue, recovery, moves, metrics, quotas
+        store, engine, pipeline, commands, modes, models, personas, queue, recovery, moves, metrics, quotas,
+        journalled,
     )
 
 

@@ -56,7 +56,8 @@ def build_platforms(app: App, stdin: TextIO, stdout: TextIO) -> list[Platform]:
     if settings.discord_token is not None:
         from adapters.discord import DiscordAdapter
 
-        platforms.append(DiscordAdapter(discord_config(settings), app.pipeline, app.commands, app.modes))
+        # Discord cannot deliver a message again: while the store fails, it waits in the journal.
+        platforms.append(DiscordAdapter(discord_config(settings), app.journalled, app.commands, app.modes))
     if settings.telegram_token is not None:
         from adapters.telegram import TelegramAdapter
 
@@ -67,7 +68,7 @@ def build_platforms(app: App, stdin: TextIO, stdout: TextIO) -> list[Platform]:
         return platforms
     from adapters.terminal import TerminalAdapter
 
-    return [TerminalAdapter(app.pipeline, app.commands, stdin, stdout)]
+    return [TerminalAdapter(app.journalled, app.commands, stdin, stdout)]
 
 
 async def check_tokens(settings: Settings) -> None:

@@ -13,9 +13,11 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from typing import TYPE_CHECKING, TextIO
 
 from bot.app.builder import App, HearthBuilder
+from bot.app.checks import check_startup
 from bot.app.pidfile import PidFile
 from bot.app.platforms import build_platforms, check_tokens
 from bot.app.settings import Settings
@@ -34,6 +36,7 @@ HARD_STOP_S = 9.0  # a stop never takes longer than this (README: "within 10 s")
 STOP_GRACE_S = 2.0  # platforms close their connections within this, then are cancelled
 ENGINE_NOTICES = {
     "restarting": "Hearth: the model engine died ({detail}); restarting it. Messages wait meanwhile.",
+    "stalled": "Hearth: the model engine stalled ({detail}); restarting it. Messages wait meanwhile.",
     "ready": "Hearth: the model engine is back.",
     "failed": "Hearth: the model engine keeps failing ({detail}); I stopped restarting it. "
               "Run /model with the same name to try again.",
@@ -41,13 +44,22 @@ ENGINE_NOTICES = {
     "chosen": "Hearth: {detail}; the fallback stepped down.",
 }
 
+STORE_NOTICE_QUIET_S = 600.0  # operators hear of a failing database at most once in this long
+STORE_NOTICES = {
+    "failing": "Hearth: the database is failing ({reason}). Messages are kept (Telegram holds them, "
+               "Discord's wait in the journal) and answered when it is back.",
+    "ok": "Hearth: the database is back; waiting messages are being stored and answered.",
+}
+
 
 async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Run Hearth until a signal, or until the terminal's input ends. The exit code.
 
-    Raises ConfigError when another Hearth runs on the same database."""
+    Raises ConfigError (one line) when the data dir or the database cannot be used, or
+    another Hearth runs on the same database."""
     stop = asyncio.Event()
     _install_signal_handlers(stop)
+    await check_startup(settings)  # seconds, before the pid file and the model (see bot.app.checks)
     pidfile = PidFile(settings.database)
     pidfile.claim()
     try:
@@ -76,11 +88,14 @@ class Runner:
         self._platforms = platforms
         self._tasks = TaskOwner("runner")
         self._stopping = asyncio.Event()
+        self._store_told = -STORE_NOTICE_QUIET_S  # when operators last heard the database fail
+        self._store_told_failing = False
 
     async def run(self, stop: asyncio.Event) -> int:
         """Serve until `stop` is set or a platform ends; the exit code (1 if a platform failed)."""
-        await self._app.recovery.run({p.platform: p for p in self._platforms})
+        await self._recover({p.platform: p for p in self._platforms})
         self._app.engine_events.listen(self._engine_event)
+        self._app.store.health.listen(self._store_event)
         running = [self._tasks.spawn(Supervisor(p, self._stopping).run(), f"platform-{p.platform}")
                    for p in self._platforms]
         stopper = self._tasks.spawn(stop.wait(), "stop-signal")
@@ -100,6 +115,27 @@ class Runner:
             await platform.stop()
         await asyncio.wait(running, timeout=STOP_GRACE_S)
         await self._tasks.close()
+
+    async def _recover(self, channels: dict[str, Platform]) -> None:
+        """What an earlier run left: journalled replies committed first (so recovery does
+        not answer them again), pending messages answered, then journalled messages."""
+        await self._app.journalled.replay(channels)
+        await self._app.recovery.run(channels)
+        self._app.journalled.start()
+
+    def _store_event(self, state: str, reason: str) -> None:
+        """Operators hear of an outage once (a flapping database: once per STORE_NOTICE_QUIET_S),
+        and that it is back only when they heard it was failing."""
+        now = time.monotonic()
+        if state == "failing":
+            if now - self._store_told < STORE_NOTICE_QUIET_S:
+                return
+            self._store_told = now
+        elif not self._store_told_failing:
+            return
+        self._store_told_failing = state == "failing"
+        text = STORE_NOTICES[state].format(reason=reason)
+        self._tasks.spawn(self._tell_operators(text), f"notice-store-{state}")
 
     def _engine_event(self, state: str, detail: str) -> None:
         text = ENGINE_NOTICES.get(state)

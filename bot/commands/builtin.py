@@ -12,6 +12,7 @@ from bot.messages import ConversationKey
 from bot.persona import MAX_PERSONA_CHARS, Personas
 from bot.serving import ModelService
 from bot.store import ChannelSettings, Conversations
+from bot.store.faults import StoreHealth
 from engine.fleet import ReplicaStatus
 from engine.sampling import describe
 from engine.types import Sampling
@@ -151,8 +152,10 @@ class StatusCommand:
     """`/status`: model, queue, uptime, usage, prefix-cache hit rate."""
 
     def __init__(self, models: ModelService, queue_depth: Callable[[], int],
-                 clock: Callable[[], float] = time.monotonic, *, sampling: Sampling | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, sampling: Sampling | None = None,
+                 database: StoreHealth | None = None) -> None:
         self._models = models
+        self._database = database
         self._queue_depth = queue_depth
         self._sampling = sampling  # what the settings fix; the model chooses the rest
         self._clock = clock
@@ -177,12 +180,20 @@ class StatusCommand:
             f"model: {stats.model} ({stats.quantization}), {stats.state}",
             engine,
             *replicas,
+            *([_database_line(self._database)] if self._database is not None else []),
             f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
             f"uptime: {uptime}",
             f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
             f"prefix-cache hit rate: {stats.hit_rate:.1%}",
             f"sampling: {sampling}",
         ])
+
+
+def _database_line(health: StoreHealth) -> str:
+    """`database: ok`, or how long it has been failing and why."""
+    if health.state == "ok":
+        return f"database: ok ({health.outages} outages)" if health.outages else "database: ok"
+    return f"database: failing for {health.failing_for:.0f} s ({health.reason}); messages wait"
 
 
 def _replica_line(replica: ReplicaStatus) -> str:

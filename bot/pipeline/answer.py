@@ -8,15 +8,17 @@ import logging
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import i18n
 from bot.context import Prompt, build_prompt
+from bot.errors import StoreUnavailableError
 from bot.messages import ConversationKey, MessageStatus, StoredMessage, Verdict
 from bot.moderation import Gate
 from bot.persona import Personas
 from bot.pipeline.turn import Answer, Handler, Turn
 from bot.store import Conversations, VerdictLog
+from bot.store.journal import REPLY, Journal, reply_entry
 from engine.affinity import conversation, requested_model
 from engine.base import Engine
 from engine.errors import EngineOutOfMemoryError
@@ -25,7 +27,8 @@ from engine.types import ReplyChunk, Sampling
 log = logging.getLogger(__name__)
 
 THOUGHT = "💭 "
-WAITING_NOTICES = {"switching": "switching_models", "loading": "switching_models", "restarting": "restarting"}
+WAITING_NOTICES = {"switching": "switching_models", "loading": "switching_models", "restarting": "restarting",
+                   "stalled": "restarting"}
 SHRINK = 0.8  # each retry after running out of memory: a fifth less prompt and reply
 MIN_REPLY_TOKENS = 32
 MAX_SHRINKS = 3
@@ -259,17 +262,29 @@ def _quoted(thinking: str) -> str:
 
 
 class Record:
-    """Store the reply, in the turn it answers, with its verdict and token counts."""
+    """Store the reply, in the turn it answers, with its verdict and token counts.
 
-    def __init__(self, conversations: Conversations, verdicts: VerdictLog, bot_name: str) -> None:
+    The write waits for a failing store as long as it takes (a reply shown in full is
+    recorded, never answered again); when a shutdown cuts that wait, the reply goes to
+    the journal (`bot.store.journal`) and is committed at the next start, before recovery."""
+
+    def __init__(
+        self, conversations: Conversations, verdicts: VerdictLog, bot_name: str,
+        journal: Journal | None = None,
+    ) -> None:
         self._conversations = conversations
         self._verdicts = verdicts
         self._bot_name = bot_name
+        self._journal = journal
 
     async def __call__(self, turn: Turn) -> None:
         answer = turn.answer
         assert answer is not None and turn.message_id is not None, "Generate runs first"
-        reply_id = await self.store_reply(turn, answer, "answered", question_status="answered")
+        try:
+            reply_id = await self.store_reply(turn, answer, "answered", question_status="answered")
+        except (asyncio.CancelledError, StoreUnavailableError):
+            await self._keep(turn, answer)
+            raise
         await self._verdicts.add_verdict(turn.msg.key, reply_id, "output", answer.verdict)
 
     async def store_reply(
@@ -277,15 +292,34 @@ class Record:
     ) -> int | None:
         """The reply as one stored message in the turn it answers, with its token counts;
         `question_status` is the answered message's, written in the same transaction."""
+        return await self._conversations.add_message(
+            turn.msg.key, "assistant", answer.text, **self._fields(turn, answer, status, question_status),
+        )
+
+    def _fields(
+        self, turn: Turn, answer: Answer, status: MessageStatus, question_status: MessageStatus | None
+    ) -> dict[str, Any]:
         final = answer.final or ReplyChunk("", True)
         ids = turn.reply.message_ids
-        return await self._conversations.add_message(
-            turn.msg.key, "assistant", answer.text,
-            author_id="bot", author_name=self._bot_name,
-            platform_message_id=ids[0] if ids else None, reply_to=turn.message_id,
-            prompt_tokens=final.prompt_tokens, cached_tokens=final.cached_tokens,
-            reply_tokens=final.reply_tokens, status=status, question_status=question_status,
-        )
+        return {
+            "author_id": "bot", "author_name": self._bot_name,
+            "platform_message_id": ids[0] if ids else None, "reply_to": turn.message_id,
+            "prompt_tokens": final.prompt_tokens, "cached_tokens": final.cached_tokens,
+            "reply_tokens": final.reply_tokens, "status": status, "question_status": question_status,
+        }
+
+    async def _keep(self, turn: Turn, answer: Answer) -> None:
+        """Journal a reply the platform shows but the store has not taken (its first part's
+        platform id makes committing it twice a no-op); one not shown is answered anew."""
+        if self._journal is None or not turn.reply.message_ids:
+            return
+        fields = self._fields(turn, answer, "answered", "answered")
+        try:
+            async with asyncio.timeout(INTERRUPT_BOUND_S):
+                await self._journal.append(REPLY, reply_entry(turn.msg.key, answer.text, **fields))
+            log.warning("the reply in %s is journalled; it is recorded at the next start", turn.msg.key)
+        except Exception:  # shutting down: the log is all that is left
+            log.error("could not journal the reply in %s", turn.msg.key, exc_info=True)
 
 
 def _answered_before(history: list[StoredMessage], message_id: int) -> list[StoredMessage]:

@@ -33,13 +33,13 @@ from bot.store.rows import (
     meta_json,
     pending_from_row,
     usage_values,
+    verdict_columns,
     verdict_from_row,
     word_scope,
 )
 from bot.store.sqlite_schema import (
     ADD_USAGE,
-    BUSY_TIMEOUT,
-    CHECKPOINT,
+    CHECKPOINT_BUSY_TIMEOUT,
     CHECKPOINT_INTERVAL_S,
     CLAIM_PENDING,
     DELETE_CONVERSATION,
@@ -57,6 +57,9 @@ from bot.store.sqlite_schema import (
     MOVE_WORDS,
     NOTE_SHOWN,
     PRAGMAS,
+    PRUNE_MESSAGES,
+    PRUNE_USAGE,
+    PRUNE_VERDICTS,
     QUALIFY_PLATFORM_IDS,
     RAISE_FLOOR,
     RENAME_CONVERSATION,
@@ -79,7 +82,9 @@ from bot.store.sqlite_schema import (
     UPSERT_PERSONA,
     UPSERT_SETTING,
     UPSERT_WORD,
+    WAL_LIMIT_BYTES,
 )
+from bot.store.sqlite_wal import WalKeeper
 from engine.types import Role
 
 log = logging.getLogger(__name__)
@@ -87,6 +92,8 @@ log = logging.getLogger(__name__)
 # SQLite's primary result codes that mean the database, not the statement, failed:
 # BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
 FAULT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another connection's write lock
+TRACE_BUSY_TIMEOUT_MS = 1000  # the same for `note_shown`'s own connection
 
 
 def is_fault(exc: BaseException) -> bool:
@@ -144,9 +151,13 @@ class SqliteStore:
         *,
         migrations: Sequence[str] = MIGRATIONS,
         checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
+        wal_limit: int = WAL_LIMIT_BYTES,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
     ) -> None:
         self._path = Path(path)
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._checkpoint_interval = checkpoint_interval
+        self._wal_limit = wal_limit
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
         self._traces: aiosqlite.Connection | None = None  # see the class docstring
@@ -176,7 +187,8 @@ class SqliteStore:
             if self._db is None:
                 self._db = await self._connect()
                 self._traces = await aiosqlite.connect(self._path, isolation_level=None)
-                await self._traces.execute_fetchall(BUSY_TIMEOUT)
+                # Short: a trace must not hold a streaming reply up while the database is locked.
+                await self._traces.execute_fetchall(f"PRAGMA busy_timeout = {TRACE_BUSY_TIMEOUT_MS:d}")
                 self._checkpointer = asyncio.create_task(self._checkpoint_regularly())
 
     async def close(self) -> None:
@@ -407,6 +419,24 @@ class SqliteStore:
         rows = await self._fetch("SELECT COUNT(*) FROM messages", ())
         return int(rows[0][0])
 
+    async def prune_verdicts(self, before: float, limit: int) -> int:
+        """Delete the verdicts recorded before `before` among the `limit` oldest; how many."""
+        return await self._prune(PRUNE_VERDICTS, (before, limit))
+
+    async def prune_usage(self, before: str, limit: int) -> int:
+        """Delete up to `limit` usage rows of days before `before` (`YYYY-MM-DD`); how many."""
+        return await self._prune(PRUNE_USAGE, (before, limit))
+
+    async def prune_messages(self, before: float, limit: int) -> int:
+        """Delete the messages older than `before` among the `limit` oldest not `pending`,
+        keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
+        return await self._prune(PRUNE_MESSAGES, (before, limit))
+
+    async def _prune(self, sql: str, params: Sequence[Any]) -> int:
+        """One batch of a prune: one statement, one short transaction."""
+        async with self._transaction() as db:
+            return await _row_count(db, sql, params)
+
     async def _connect(self) -> aiosqlite.Connection:
         """A new connection, configured and migrated; closed again if that fails."""
         await asyncio.to_thread(self._path.parent.mkdir, parents=True, exist_ok=True)
@@ -416,6 +446,7 @@ class SqliteStore:
         try:
             for pragma in PRAGMAS:
                 await db.execute_fetchall(pragma)
+            await db.execute_fetchall(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
             await self._migrate(db)
         except BaseException:
             await db.close()
@@ -462,16 +493,12 @@ class SqliteStore:
             return await _value(self._connection(), sql, params)
 
     async def _checkpoint_regularly(self) -> None:
-        """Fold the WAL back into the database every couple of seconds, on a second
-        connection (its own thread), so no message pays for a checkpoint."""
+        """Fold the WAL back into the database every couple of seconds, and truncate it
+        when it grows past its limit or the store is idle (`bot.store.sqlite_wal`), on a
+        connection of its own (its own thread), so no message pays for a checkpoint."""
         async with aiosqlite.connect(self._path, isolation_level=None) as db:
-            await db.execute_fetchall(BUSY_TIMEOUT)
-            while True:
-                await asyncio.sleep(self._checkpoint_interval)
-                try:
-                    await db.execute_fetchall(CHECKPOINT)
-                except sqlite3.OperationalError as exc:  # busy: try again next time
-                    log.debug("checkpoint skipped: %s", exc)
+            await db.execute_fetchall(CHECKPOINT_BUSY_TIMEOUT)
+            await WalKeeper(db, self._path, self._wal_limit).run(self._checkpoint_interval)
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """All rows of one query, read under the lock (see the class docstring)."""
@@ -547,8 +574,7 @@ def _key(key: ConversationKey) -> tuple[str, str, str]:
 def _verdict_values(
     conversation_id: int, message_id: int | None, direction: str, verdict: Verdict
 ) -> tuple[Any, ...]:
-    categories = json.dumps(verdict.categories)
-    scores = json.dumps(verdict.category_scores)
+    categories, scores = verdict_columns(verdict)
     flagged = int(verdict.flagged)
     return (conversation_id, message_id, direction, verdict.layer, flagged,
             categories, scores, verdict.action, time.time())
