@@ -20,7 +20,7 @@ from bot.errors import StoreUnavailableError
 from bot.store import SqliteStore
 from engine.fake import FakeEngine
 from tests.conftest import TODAY
-from tests.fakes import ROOM, RecordingAdapter, message
+from tests.fakes import RecordingAdapter, message
 
 BUSY_S = 0.3
 
@@ -100,7 +100,7 @@ async def test_a_reply_shown_but_not_recorded_at_shutdown_is_recorded_at_the_nex
     async with hearth(settings, engine) as app:
         task = await app.pipeline.submit(message("tell me something", "1"), adapter)
         assert task is not None
-        while not adapter.sent:  # streaming: the gate and the store are past
+        while not adapter.sent:  # noqa: ASYNC110 - streaming: the gate and the store are past
             await asyncio.sleep(0.01)
         with locked(settings.database):
             await asyncio.wait([task], timeout=3)  # shown in full; the record waits for the lock

@@ -74,26 +74,32 @@ async def test_reads_go_on_while_another_connection_holds_the_write_lock(tmp_pat
             assert [m.text for m in await store.history(ROOM)] == ["kept"]  # WAL: readers are not blocked
 
 
-async def test_a_full_disk_is_a_fault_and_the_store_recovers_when_space_returns(tmp_path: Path) -> None:
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs of its own, unmounted afterwards."""
     mount = tmp_path / "small"
     mount.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
                       capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
     try:
-        async with SqliteStore(mount / "hearth.sqlite3", busy_timeout_s=BUSY_S) as store:
-            await store.add_message(ROOM, "user", "before", platform_message_id="0")
-            filler = mount / "filler"
-            with filler.open("wb") as file, pytest.raises(OSError):
-                file.write(b"\0" * (2 << 20))  # fills the disk to the last byte
-            with pytest.raises(StoreUnavailableError, match="full"), patience(1.0):
-                for n in range(1, 2000):  # the WAL grows until a page no longer fits
-                    await store.add_message(ROOM, "user", "x" * 2000, platform_message_id=str(n))
-            filler.unlink()
-            assert await store.add_message(ROOM, "user", "after", platform_message_id="after") is not None
-            assert store.health.state == "ok"
+        yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_disk_is_a_fault_and_the_store_recovers_when_space_returns(small_disk: Path) -> None:
+    async with SqliteStore(small_disk / "hearth.sqlite3", busy_timeout_s=BUSY_S) as store:
+        await store.add_message(ROOM, "user", "before", platform_message_id="0")
+        filler = small_disk / "filler"
+        with filler.open("wb") as file, pytest.raises(OSError):
+            file.write(b"\0" * (2 << 20))  # fills the disk to the last byte
+        with pytest.raises(StoreUnavailableError, match="full"), patience(1.0):
+            for n in range(1, 2000):  # the WAL grows until a page no longer fits
+                await store.add_message(ROOM, "user", "x" * 2000, platform_message_id=str(n))
+        filler.unlink()
+        assert await store.add_message(ROOM, "user", "after", platform_message_id="after") is not None
+        assert store.health.state == "ok"
 
 
 def test_a_statement_error_is_a_bug_not_a_fault() -> None:
