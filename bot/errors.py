@@ -58,6 +58,12 @@ class DeliveryError(HearthError):
         self.status = status
         self.reason = reason
 
+    @property
+    def transient(self) -> bool:
+        """Whether the platform may take it later: a dropped connection (status 0), a 429
+        still refused after the waits, or a server error (5xx). A 4xx is final."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
 
 class PlatformAuthError(HearthError):
     """A platform rejected the bot's token (at start-up or while running): `reason` says how."""

@@ -54,12 +54,16 @@ class IncomingMessage:
 # restart), `limited` (over a quota: never queued for the model), `merged` (it waited
 # while its author sent more, and one reply answered them together), `dropped` (it
 # waited past the bound of merged messages) or stays `pending` (interrupted: answered
-# after the next start). A reply is `answered`, or `interrupted` when shutdown cut it.
-# Only answered and merged turns and the message being answered enter prompts.
+# after the next start). A reply is `answered`, `interrupted` when shutdown cut it, or
+# `undelivered`: generated in full, but its platform would not take it (5xx, 429, a
+# dropped connection: "could not deliver", not "could not answer"); it is delivered
+# when the platform is back (then `answered`), or `skipped` past the recovery window.
+# Only answered, merged and undelivered turns and the message being answered enter prompts.
 MessageStatus = Literal[
-    "pending", "answered", "refused", "failed", "skipped", "interrupted", "limited", "merged", "dropped"
+    "pending", "answered", "refused", "failed", "skipped", "interrupted", "limited", "merged", "dropped",
+    "undelivered",
 ]
-PROMPT_STATUSES = frozenset({"pending", "answered", "merged"})
+PROMPT_STATUSES = frozenset({"pending", "answered", "merged", "undelivered"})
 
 
 def default_status(role: Role) -> MessageStatus:
@@ -89,6 +93,20 @@ class PendingMessage:
             message_id=self.platform_message_id or f"stored-{self.id}", is_direct=self.is_direct,
             channel_name=self.channel_name,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A reply generated in full that its platform did not take (`undelivered`): `text` to
+    show, the platform ids of the parts already `shown` (edited, not posted again), and
+    the platform id of the message it answers (`reply_to`, quoted by the first part)."""
+
+    id: int
+    key: ConversationKey
+    text: str
+    shown: tuple[str, ...]
+    reply_to: str | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)

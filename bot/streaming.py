@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from bot.errors import HearthError
+from bot.errors import DeliveryError, HearthError
 from bot.messages import ConversationKey
 from bot.ports import ReplyChannel
 from bot.splitting import split_message
@@ -30,13 +30,15 @@ class ReplyStream:
         reply_to: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_sent: Callable[[list[str]], Awaitable[None]] | None = None,
+        shown: Sequence[str] = (),
     ) -> None:
         self._channel = channel
         self._key = key
         self._reply_to = reply_to
         self._clock = clock
-        self._ids: list[str] = []
-        self._shown: list[str] = []
+        # Parts posted earlier (a reply delivered again): edited in place, their text unknown.
+        self._ids: list[str] = list(shown)
+        self._shown: list[str] = [""] * len(shown)
         self._last = float("-inf")
         self._on_sent = on_sent
 
@@ -54,12 +56,21 @@ class ReplyStream:
         return self._clock() - self._last >= self._channel.limits.edit_interval
 
     async def update(self, text: str) -> None:
-        """Show `text` if the platform's edit interval has passed."""
-        if self.due():
+        """Show `text` if the platform's edit interval has passed. While the platform fails
+        for now (`DeliveryError.transient`) updates are skipped: a later one, or `finish`,
+        catches up. A final refusal (4xx) raises."""
+        if not self.due():
+            return
+        try:
             await self._show(text)
+        except DeliveryError as exc:
+            if not exc.transient:
+                raise
+            self._last = self._clock()  # wait an interval before trying again
+            log.info("could not update the reply in %s now (%s); going on", self._key, exc)
 
     async def finish(self, text: str) -> None:
-        """Show the final text, whatever the interval."""
+        """Show the final text, whatever the interval. Raises DeliveryError."""
         await self._show(text)
 
     async def _show(self, text: str) -> None:

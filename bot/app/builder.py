@@ -62,6 +62,7 @@ from bot.pipeline.metered import CountAnswer, CountIntake
 from bot.pipeline.quota import QuotaGate
 from bot.quotas import Quotas
 from bot.recovery import Recovery
+from bot.redelivery import Redelivery
 from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import Store
 from bot.store.journal import Journal
@@ -280,6 +281,11 @@ class App:
         return self._get().recovery
 
     @property
+    def redelivery(self) -> Redelivery:
+        """Delivers replies a platform would not take, once it takes messages again."""
+        return self._get().redelivery
+
+    @property
     def journalled(self) -> JournalledInbox:
         """The inbox for platforms that cannot be asked to deliver again (Discord, the
         terminal): while the store fails, their messages wait in the journal."""
@@ -353,6 +359,7 @@ class _Wired:
     metrics: Metrics
     quotas: Quotas
     journalled: JournalledInbox
+    redelivery: Redelivery
 
 
 def _wire(
@@ -370,7 +377,9 @@ def _wire(
     models = ModelService(engine, registry, store, settings.model, store)
     outer = Boundary(boundary, store)
     journal = Journal(settings.journal)
-    record = Record(store, store, settings.bot_name, journal)
+    redelivery = Redelivery(store, settings.recover_window_s, settings.instance)
+    record = Record(store, store, settings.bot_name, journal, owner=settings.instance,
+                    on_undelivered=redelivery.wake)
     accept = Accept(store, settings.max_message_chars, settings.instance)
     metered = MeteredGate(gate, metrics)
     # Stored before anything can refuse it; every message judged by the gate on its own
@@ -399,7 +408,7 @@ def _wire(
     journalled = JournalledInbox(pipeline, journal, store)
     return _Wired(
         store, engine, pipeline, commands, modes, models, personas, queue, recovery, moves, metrics, quotas,
-        journalled,
+        journalled, redelivery,
     )
 
 

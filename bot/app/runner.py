@@ -118,10 +118,12 @@ class Runner:
 
     async def _recover(self, channels: dict[str, Platform]) -> None:
         """What an earlier run left: journalled replies committed first (so recovery does
-        not answer them again), pending messages answered, then journalled messages."""
+        not answer them again), pending messages answered, then journalled messages; and
+        from now on, replies a platform did not take are delivered when it is back."""
         await self._app.journalled.replay(channels)
         await self._app.recovery.run(channels)
         self._app.journalled.start()
+        self._tasks.spawn(self._app.redelivery.run(channels), "redelivery")
 
     def _store_event(self, state: str, reason: str) -> None:
         """Operators hear of an outage once (a flapping database: once per STORE_NOTICE_QUIET_S),

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from bot import i18n
 from bot.context import Prompt, build_prompt
-from bot.errors import StoreUnavailableError
+from bot.errors import DeliveryError, StoreUnavailableError
 from bot.messages import ConversationKey, MessageStatus, StoredMessage, Verdict
 from bot.moderation import Gate
 from bot.persona import Personas
@@ -194,7 +194,7 @@ class Generate:
         verdict = checked[1] if checked and checked[0] == shows else await self._check(shows, turn, prompt)
         if verdict.flagged:
             return await self._refuse(turn, verdict)
-        await turn.reply.finish(shows.strip())
+        await _finish(turn, shows.strip())
         return Answer(text, verdict, final)
 
     async def _check(self, text: str, turn: Turn, prompt: Prompt) -> Verdict:
@@ -202,7 +202,7 @@ class Generate:
 
     async def _refuse(self, turn: Turn, verdict: Verdict) -> Answer:
         refusal = i18n.text("refusal", turn.lang)
-        await turn.reply.finish(refusal)
+        await _finish(turn, refusal)
         return Answer(refusal, verdict, None)
 
     async def _interrupted(self, turn: Turn, shown: tuple[str, Verdict] | None) -> None:
@@ -219,6 +219,20 @@ class Generate:
                 await self._record.store_reply(turn, Answer(text, verdict, None), "interrupted")
         except Exception:  # shutting down: the platform may be gone; the log says what was cut
             log.warning("could not mark the interrupted reply in %s", turn.msg.key, exc_info=True)
+
+
+async def _finish(turn: Turn, text: str) -> None:
+    """Show the final text; where the platform fails for now (5xx, 429, a dropped
+    connection), keep it as `turn.undelivered`: it is recorded so (the question is
+    answered, the reply waits) and delivered when the platform is back (`bot.redelivery`)."""
+    try:
+        await turn.reply.finish(text)
+    except DeliveryError as exc:
+        if not exc.transient:
+            raise
+        turn.undelivered = text
+        log.warning("could not deliver the reply in %s (%s); it is delivered when %s is back",
+                    turn.msg.key, exc, exc.platform)
 
 
 class ReplyView:
@@ -270,21 +284,27 @@ class Record:
 
     def __init__(
         self, conversations: Conversations, verdicts: VerdictLog, bot_name: str,
-        journal: Journal | None = None,
+        journal: Journal | None = None, *, owner: str | None = None,
+        on_undelivered: Callable[[], None] | None = None,
     ) -> None:
         self._conversations = conversations
         self._verdicts = verdicts
         self._bot_name = bot_name
         self._journal = journal
+        self._owner = owner  # who delivers an undelivered reply again (this process)
+        self._on_undelivered = on_undelivered
 
     async def __call__(self, turn: Turn) -> None:
         answer = turn.answer
         assert answer is not None and turn.message_id is not None, "Generate runs first"
+        status: MessageStatus = "answered" if turn.undelivered is None else "undelivered"
         try:
-            reply_id = await self.store_reply(turn, answer, "answered", question_status="answered")
+            reply_id = await self.store_reply(turn, answer, status, question_status="answered")
         except (asyncio.CancelledError, StoreUnavailableError):
-            await self._keep(turn, answer)
+            await self._keep(turn, answer, status)
             raise
+        if turn.undelivered is not None and self._on_undelivered is not None:
+            self._on_undelivered()
         await self._verdicts.add_verdict(turn.msg.key, reply_id, "output", answer.verdict)
 
     async def store_reply(
@@ -301,19 +321,22 @@ class Record:
     ) -> dict[str, Any]:
         final = answer.final or ReplyChunk("", True)
         ids = turn.reply.message_ids
-        return {
+        fields: dict[str, Any] = {
             "author_id": "bot", "author_name": self._bot_name,
             "platform_message_id": ids[0] if ids else None, "reply_to": turn.message_id,
             "prompt_tokens": final.prompt_tokens, "cached_tokens": final.cached_tokens,
             "reply_tokens": final.reply_tokens, "status": status, "question_status": question_status,
         }
+        if status == "undelivered":  # what to show, and the parts that show part of it
+            fields |= {"meta": {"deliver": turn.undelivered, "shown": ids}, "owner": self._owner}
+        return fields
 
-    async def _keep(self, turn: Turn, answer: Answer) -> None:
+    async def _keep(self, turn: Turn, answer: Answer, status: MessageStatus) -> None:
         """Journal a reply the platform shows but the store has not taken (its first part's
         platform id makes committing it twice a no-op); one not shown is answered anew."""
         if self._journal is None or not turn.reply.message_ids:
             return
-        fields = self._fields(turn, answer, "answered", "answered")
+        fields = self._fields(turn, answer, status, "answered")
         try:
             async with asyncio.timeout(INTERRUPT_BOUND_S):
                 await self._journal.append(REPLY, reply_entry(turn.msg.key, answer.text, **fields))

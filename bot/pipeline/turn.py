@@ -36,6 +36,7 @@ class Turn:
     answer: Answer | None = None
     task: asyncio.Task[None] | None = None
     shrink: int = 0  # times the prompt and reply budgets were cut for lack of memory (`Degrade`)
+    undelivered: str | None = None  # the final text, when the platform would not take it (`Generate`)
 
 
 Handler = Callable[[Turn], Awaitable[None]]

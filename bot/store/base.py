@@ -16,6 +16,7 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Undelivered,
     Usage,
     Verdict,
     WordRule,
@@ -87,6 +88,20 @@ class Conversations(Protocol):
 
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
+        ...
+
+    async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
+        """Replies stored `undelivered` by `owner` (see `add_message`) at or after `since`
+        (Unix time), oldest first: what a platform failed to take, to be delivered again."""
+        ...
+
+    async def expire_undelivered(self, before: float) -> int:
+        """Mark `undelivered` replies older than `before` (Unix time) `skipped`; how many."""
+        ...
+
+    async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        """An `undelivered` reply is shown in full now: it becomes `answered`, with
+        `platform_message_id` (its first part) unless it had one already."""
         ...
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
@@ -201,7 +216,33 @@ class UsageLog(Protocol):
         ...
 
 
-class Store(Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Protocol):
+class Retention(Protocol):
+    """Deleting old rows a batch at a time (`bot.retention.Pruner` calls it): each call is
+    one short transaction, so the write lock is never held long. Ids follow arrival, so
+    a call looks at the `limit` oldest rows (lowest ids) only and deletes those old
+    enough: fewer than `limit` deleted means nothing older is left (a row stamped out of
+    order waits for the row before it). Conversations and their context floors stay."""
+
+    async def prune_verdicts(self, before: float, limit: int) -> int:
+        """Delete the verdicts recorded before `before` (Unix time) among the `limit`
+        oldest; how many."""
+        ...
+
+    async def prune_usage(self, before: str, limit: int) -> int:
+        """Delete up to `limit` usage rows of days before `before` (`YYYY-MM-DD`); how many."""
+        ...
+
+    async def prune_messages(self, before: float, limit: int) -> int:
+        """Delete the messages that arrived before `before` (Unix time) among the `limit`
+        oldest that are not `pending`; how many. Never a `pending` one, nor a question
+        whose reply is younger (history never shows a reply without its question).
+        Their verdicts stay, detached, as after `reset`."""
+        ...
+
+
+class Store(
+    Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Retention, Protocol
+):
     """Every role in one place. Implementations are async context managers;
     `open` and `close` are idempotent. No two tasks ever share a transaction.
 

@@ -14,13 +14,14 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Undelivered,
     Usage,
     Verdict,
     WordRule,
     default_status,
 )
 from bot.store.faults import StoreHealth
-from bot.store.rows import check_role, moved_platform_id, word_scope
+from bot.store.rows import check_role, compact_verdict, moved_platform_id, word_scope
 from engine.types import Role
 
 K = TypeVar("K", bound=tuple[str, ...])
@@ -39,6 +40,7 @@ class _VerdictRow:
     message_id: int | None
     direction: str
     verdict: Verdict
+    created_at: float = field(default_factory=time.time)
 
 
 class MemoryStore:
@@ -60,6 +62,8 @@ class MemoryStore:
         self._meta: dict[int, dict[str, object]] = {}
         self._owners: dict[int, str] = {}  # message id → the owner that claimed it
         self._usage: dict[tuple[str, str, str, str], Usage] = {}  # (day, platform, channel, author)
+        self._pruned_verdicts = 0  # verdict ids go on counting past the pruned ones
+        self._flagged: set[int] = set()  # messages a flagged input verdict kept out of history
         self.health = StoreHealth()  # never fails: memory is always there
 
     async def __aenter__(self) -> Self:
@@ -149,6 +153,46 @@ class MemoryStore:
         # setdefault claims an unclaimed message and keeps an existing claim.
         return [p for p in await self.pending(since) if self._owners.setdefault(p.id, owner) == owner]
 
+    async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
+        """`undelivered` replies of `owner` at or after `since`, oldest first."""
+        found = sorted(
+            ((key, m) for key, c in self._conversations.items() for m in c.messages
+             if m.status == "undelivered" and m.created_at >= since and self._owners.get(m.id) == owner),
+            key=lambda pair: pair[1].id,
+        )
+        return [self._undelivered(key, m) for key, m in found]
+
+    async def expire_undelivered(self, before: float) -> int:
+        """Mark `undelivered` replies older than `before` `skipped`; how many."""
+        stale = [m.id for c in self._conversations.values() for m in c.messages
+                 if m.status == "undelivered" and m.created_at < before]
+        for message_id in stale:
+            await self.set_status(message_id, "skipped")
+        return len(stale)
+
+    async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        """An `undelivered` reply is `answered` now, with its first part's id unless it had one."""
+        for conversation in self._conversations.values():
+            for index, message in enumerate(conversation.messages):
+                if message.id == message_id and message.status == "undelivered":
+                    conversation.messages[index] = replace(
+                        message, status="answered",
+                        platform_message_id=message.platform_message_id or platform_message_id,
+                    )
+
+    def _undelivered(self, key: ConversationKey, message: StoredMessage) -> Undelivered:
+        meta = self._meta.get(message.id, {})
+        question = self._find(message.reply_to) if message.reply_to is not None else None
+        shown = meta.get("shown", ())
+        return Undelivered(
+            message.id, key, str(meta.get("deliver", message.text)),
+            tuple(str(i) for i in shown) if isinstance(shown, list | tuple) else (),
+            question.platform_message_id if question is not None else None, message.created_at,
+        )
+
+    def _find(self, message_id: int) -> StoredMessage | None:
+        return next((m for c in self._conversations.values() for m in c.messages if m.id == message_id), None)
+
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
         stale = [
@@ -175,10 +219,9 @@ class MemoryStore:
         if conversation is None or limit <= 0:
             return []
         floor = conversation.context_floor
-        flagged = {r.message_id for r in self._verdicts if r.direction == "input" and r.verdict.flagged}
         kept = [
             m for m in conversation.messages
-            if m.turn >= floor and m.id not in flagged and m.status in PROMPT_STATUSES
+            if m.turn >= floor and m.id not in self._flagged and m.status in PROMPT_STATUSES
         ]
         return sorted(kept, key=lambda m: (m.turn, m.id))[-limit:]
 
@@ -288,8 +331,10 @@ class MemoryStore:
         self._conversation(key)
         if message_id is not None and not self._has_message(message_id):
             raise ValueError(f"no stored message has id {message_id}")
-        self._verdicts.append(_VerdictRow(key, message_id, direction, _copy(verdict)))
-        return len(self._verdicts)  # verdicts are never deleted
+        self._verdicts.append(_VerdictRow(key, message_id, direction, compact_verdict(verdict)))
+        if direction == "input" and verdict.flagged and message_id is not None:
+            self._flagged.add(message_id)  # as SQL's messages.flagged: it outlives the verdict
+        return self._pruned_verdicts + len(self._verdicts)  # ids count on past pruned ones
 
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
@@ -320,6 +365,39 @@ class MemoryStore:
         """How many messages are stored, in all conversations."""
         self._check_open()
         return sum(len(c.messages) for c in self._conversations.values())
+
+    async def prune_verdicts(self, before: float, limit: int) -> int:
+        """Delete the verdicts recorded before `before` among the `limit` oldest; how many."""
+        self._check_open()
+        window = self._verdicts[:limit]
+        kept = [row for row in window if row.created_at >= before]
+        self._verdicts[:limit] = kept
+        self._pruned_verdicts += len(window) - len(kept)
+        return len(window) - len(kept)
+
+    async def prune_usage(self, before: str, limit: int) -> int:
+        """Delete up to `limit` usage rows of days before `before` (`YYYY-MM-DD`); how many."""
+        self._check_open()
+        old = [key for key in self._usage if key[0] < before][:limit]
+        for key in old:
+            del self._usage[key]
+        return len(old)
+
+    async def prune_messages(self, before: float, limit: int) -> int:
+        """Delete the messages older than `before` among the `limit` oldest not `pending`,
+        keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
+        self._check_open()
+        stored = [m for c in self._conversations.values() for m in c.messages]
+        window = sorted((m for m in stored if m.status != "pending"), key=lambda m: m.id)[:limit]
+        young_turns = {m.turn for m in stored if m.created_at >= before}
+        doomed = {m.id for m in window if m.created_at < before and m.id not in young_turns}
+        for conversation in self._conversations.values():
+            conversation.messages = [m for m in conversation.messages if m.id not in doomed]
+        for message_id in doomed:
+            self._meta.pop(message_id, None)
+            self._owners.pop(message_id, None)
+        self._verdicts = [_detach(row, doomed) for row in self._verdicts]
+        return len(doomed)
 
     def _conversation(self, key: ConversationKey) -> _Conversation:
         """The conversation, created when it is new."""

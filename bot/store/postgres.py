@@ -20,6 +20,7 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Undelivered,
     Usage,
     Verdict,
     WordRule,
@@ -32,7 +33,9 @@ from bot.store.rows import (
     forget_channel,
     meta_json,
     pending_from_row,
+    undelivered_from_row,
     usage_values,
+    verdict_columns,
     verdict_from_row,
     word_scope,
 )
@@ -172,6 +175,19 @@ class PostgresStore:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
         return _row_count(await self._connections().execute(sql.SKIP_PENDING, float(before)))
 
+    async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
+        """`undelivered` replies of `owner` at or after `since`, oldest first."""
+        rows = await self._connections().fetch(sql.SELECT_UNDELIVERED, float(since), owner)
+        return [undelivered_from_row(row) for row in rows]
+
+    async def expire_undelivered(self, before: float) -> int:
+        """Mark `undelivered` replies older than `before` `skipped`; how many."""
+        return _row_count(await self._connections().execute(sql.EXPIRE_UNDELIVERED, float(before)))
+
+    async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        """An `undelivered` reply is `answered` now, with its first part's id unless it had one."""
+        await self._connections().execute(sql.MARK_DELIVERED, platform_message_id, message_id)
+
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
         ordered by turn (see `StoredMessage.turn`), then id; only `pending` and
@@ -299,6 +315,19 @@ class PostgresStore:
         """How many messages are stored, in all conversations."""
         return int(await self._connections().fetchval(sql.COUNT_MESSAGES))
 
+    async def prune_verdicts(self, before: float, limit: int) -> int:
+        """Delete the verdicts recorded before `before` among the `limit` oldest; how many."""
+        return _row_count(await self._connections().execute(sql.PRUNE_VERDICTS, float(before), limit))
+
+    async def prune_usage(self, before: str, limit: int) -> int:
+        """Delete up to `limit` usage rows of days before `before` (`YYYY-MM-DD`); how many."""
+        return _row_count(await self._connections().execute(sql.PRUNE_USAGE, before, limit))
+
+    async def prune_messages(self, before: float, limit: int) -> int:
+        """Delete the messages older than `before` among the `limit` oldest not `pending`,
+        keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
+        return _row_count(await self._connections().execute(sql.PRUNE_MESSAGES, float(before), limit))
+
     async def _connect(self) -> asyncpg.Pool:
         """A new pool, its database migrated; closed again if that fails."""
         pool = await asyncpg.create_pool(
@@ -378,6 +407,6 @@ def _row_count(status: str) -> int:
 def _verdict_values(
     conversation_id: int, message_id: int | None, direction: str, verdict: Verdict
 ) -> tuple[Any, ...]:
-    categories, scores = json.dumps(verdict.categories), json.dumps(verdict.category_scores)
+    categories, scores = verdict_columns(verdict)
     return (conversation_id, message_id, direction, verdict.layer, verdict.flagged,
             categories, scores, verdict.action, time.time())

@@ -110,6 +110,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX usage_by_author ON usage (platform, author_id, day);
     """,
+    """
+    UPDATE verdicts SET
+        categories = COALESCE((SELECT json_agg(c.key)::text FROM json_each_text(categories::json) AS c
+            WHERE c.value = 'true'), '[]'),
+        category_scores = COALESCE((SELECT json_object_agg(s.key, round(s.value::numeric, 3))::text
+            FROM json_each_text(category_scores::json) AS s WHERE round(s.value::numeric, 3) <> 0), '{}');
+    """,
 )
 
 # Migrations run under this transaction-level advisory lock, so two processes
@@ -139,7 +146,7 @@ SELECT_HISTORY = """
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
     WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
         AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged')
+        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged', 'undelivered')
     ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT $4
 """
 UPSERT_FLOOR = """
@@ -273,4 +280,35 @@ SELECT_USAGE = """
     WHERE day >= $1 AND ($2::text IS NULL OR platform = $2)
         AND ($3::text IS NULL OR channel = $3) AND ($4::text IS NULL OR author_id = $4)
     ORDER BY day, platform, channel, author_id
+"""
+
+# Retention (see bot.store.base.Retention): each statement one batch, the oldest rows first.
+# Ids follow arrival, so a batch looks at the `limit` lowest ids only and deletes those
+# old enough. Parameters: before, limit.
+PRUNE_VERDICTS = """
+    DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts ORDER BY id LIMIT $2) AND created_at < $1
+"""
+PRUNE_USAGE = "DELETE FROM usage WHERE ctid IN (SELECT ctid FROM usage WHERE day < $1 LIMIT $2)"
+# Never a pending message, nor a question whose reply (its turn: see messages_by_turn) is younger.
+PRUNE_MESSAGES = """
+    DELETE FROM messages AS m
+    WHERE m.id IN (SELECT id FROM messages WHERE status <> 'pending' ORDER BY id LIMIT $2)
+        AND m.created_at < $1
+        AND NOT EXISTS (SELECT 1 FROM messages AS r
+            WHERE r.conversation_id = m.conversation_id
+                AND COALESCE(r.reply_to, r.id) = m.id AND r.created_at >= $1)
+"""
+
+# Replies the platform did not take (see MessageStatus), delivered again by their owner.
+SELECT_UNDELIVERED = """
+    SELECT m.id, c.platform, c.channel, c.thread, m.text, m.meta, q.platform_message_id, m.created_at
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    LEFT JOIN messages AS q ON q.id = m.reply_to
+    WHERE m.status = 'undelivered' AND m.created_at >= $1 AND m.claimed_by = $2
+    ORDER BY m.id
+"""
+EXPIRE_UNDELIVERED = "UPDATE messages SET status = 'skipped' WHERE status = 'undelivered' AND created_at < $1"
+MARK_DELIVERED = """
+    UPDATE messages SET status = 'answered', platform_message_id = COALESCE(platform_message_id, $1)
+    WHERE id = $2 AND status = 'undelivered'
 """

@@ -21,6 +21,7 @@ from bot.messages import (
     MessageStatus,
     PendingMessage,
     StoredMessage,
+    Undelivered,
     Usage,
     Verdict,
     WordRule,
@@ -32,6 +33,7 @@ from bot.store.rows import (
     forget_channel,
     meta_json,
     pending_from_row,
+    undelivered_from_row,
     usage_values,
     verdict_columns,
     verdict_from_row,
@@ -46,10 +48,12 @@ from bot.store.sqlite_schema import (
     DELETE_FLAG,
     DELETE_MESSAGES,
     DELETE_WORD,
+    EXPIRE_UNDELIVERED,
     FLAG_MESSAGE,
     INSERT_CONVERSATION,
     INSERT_MESSAGE,
     INSERT_VERDICT,
+    MARK_DELIVERED,
     MERGE_MESSAGES,
     MERGE_VERDICTS,
     MIGRATIONS,
@@ -72,6 +76,7 @@ from bot.store.sqlite_schema import (
     SELECT_PENDING,
     SELECT_PERSONA,
     SELECT_SETTING,
+    SELECT_UNDELIVERED,
     SELECT_USAGE,
     SELECT_VERDICTS,
     SELECT_WORDS,
@@ -281,6 +286,20 @@ class SqliteStore:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
         async with self._transaction() as db, db.execute(SKIP_PENDING, (before,)) as cursor:
             return cursor.rowcount
+
+    async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
+        """`undelivered` replies of `owner` at or after `since`, oldest first."""
+        return [undelivered_from_row(row) for row in await self._fetch(SELECT_UNDELIVERED, (since, owner))]
+
+    async def expire_undelivered(self, before: float) -> int:
+        """Mark `undelivered` replies older than `before` `skipped`; how many."""
+        async with self._transaction() as db, db.execute(EXPIRE_UNDELIVERED, (before,)) as cursor:
+            return cursor.rowcount
+
+    async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        """An `undelivered` reply is `answered` now, with its first part's id unless it had one."""
+        async with self._transaction() as db:
+            await db.execute_fetchall(MARK_DELIVERED, (platform_message_id, message_id))
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,

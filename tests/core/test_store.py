@@ -549,3 +549,38 @@ async def test_a_reply_stored_with_its_questions_status_writes_both_at_once(stor
     await store.add_message(ROOM, "assistant", "I w", reply_to=cut, status="interrupted")
 
     assert [p.id for p in await store.pending(since=0)] == [cut]
+
+
+async def test_an_undelivered_reply_waits_for_its_owner_with_its_parts_and_stays_in_history(store: Store) -> None:
+    question = await store.add_message(ROOM, "user", "hi", platform_message_id="41", owner="a")
+    assert question is not None
+    reply = await store.add_message(
+        ROOM, "assistant", "hello there", reply_to=question, status="undelivered", owner="a",
+        platform_message_id="p1", meta={"deliver": "💭 hello there"}, question_status="answered",
+    )
+    assert reply is not None
+    await store.note_shown(reply, ["p1", "p2"])
+    await store.add_message(ELSEWHERE, "assistant", "not mine", status="undelivered", owner="b")
+
+    [waiting] = await store.undelivered(0.0, "a")
+    assert (waiting.id, waiting.key, waiting.text, waiting.shown, waiting.reply_to) == (
+        reply, ROOM, "💭 hello there", ("p1", "p2"), "41")
+    assert [m.text for m in await store.history(ROOM)] == ["hi", "hello there"], "the model sees it"
+    assert await store.undelivered(time.time() + 60, "a") == []
+
+
+async def test_a_delivered_reply_is_answered_once_and_keeps_its_first_part(store: Store) -> None:
+    reply = await store.add_message(ROOM, "assistant", "late", status="undelivered", owner="a")
+    assert reply is not None
+    await store.mark_delivered(reply, "p9")
+    await store.mark_delivered(reply, "p10")  # once answered, nothing changes
+    assert await store.undelivered(0.0, "a") == []
+    [stored] = await store.history(ROOM)
+    assert (stored.status, stored.platform_message_id) == ("answered", "p9")
+
+
+async def test_undelivered_replies_past_the_window_are_skipped(store: Store) -> None:
+    await store.add_message(ROOM, "assistant", "too late", status="undelivered", owner="a")
+    assert await store.expire_undelivered(time.time() + 1) == 1
+    assert await store.undelivered(0.0, "a") == []
+    assert await store.history(ROOM) == [], "never shown: it leaves the prompt"
