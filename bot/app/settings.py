@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     queue_merge_limit: int = Field(default=5, ge=1)
     channel_concurrency: int = Field(default=4, ge=1)
 
+    # --- retention (days; 0 keeps forever): see bot.retention ---
+    retention_days: int = Field(default=30, ge=0)  # verdicts; usage rows too, never under /usage's 7
+    message_retention_days: int = Field(default=0, ge=0)
+
     # --- metrics ---
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

@@ -5,6 +5,7 @@ from bot.store.base import (
     Conversations,
     GlobalSettings,
     ModerationWords,
+    Retention,
     Store,
     UsageLog,
     VerdictLog,
@@ -15,5 +16,5 @@ from bot.store.sqlite import SqliteStore
 
 __all__ = [
     "ChannelSettings", "Conversations", "GlobalSettings", "MemoryStore", "ModerationWords",
-    "PostgresStore", "SqliteStore", "Store", "UsageLog", "VerdictLog",
+    "PostgresStore", "Retention", "SqliteStore", "Store", "UsageLog", "VerdictLog",
 ]
