@@ -4,8 +4,10 @@ Each update is handed over in arrival order and the message stored before
 Telegram is told it arrived (`Poller`, `WebhookReceiver`); answering then runs in
 a task the pipeline owns, so nothing waiting for its turn holds up the next
 update. Commands run in tasks the adapter owns. A rejected token or Telegram
-unreachable for HEARTH_PLATFORM_DOWN_S ends `run()` with an error: the process
-exits instead of running deaf.
+unreachable for HEARTH_PLATFORM_DOWN_S (at start-up too) ends `run()` with an error:
+the process exits instead of running deaf. After any other failure `run()` may be
+called again (the runner's supervisor does): the adapter object stays the same, so
+replies in flight keep their channel.
 """
 
 from __future__ import annotations
@@ -41,11 +43,20 @@ from adapters.telegram.incoming import (
     conversation_key,
     is_answered_sender,
     to_incoming,
+    well_formed,
 )
 from adapters.telegram.migration import ChannelMoves, Migrations, migration_of
-from adapters.telegram.outgoing import ShownTexts, delivery_error, keep_typing, quote_of, target
+from adapters.telegram.outgoing import (
+    ShownTexts,
+    TelegramApiError,
+    delivery_error,
+    keep_typing,
+    quote_of,
+    target,
+)
 from adapters.telegram.pacing import Pacing
 from adapters.telegram.polling import Poller
+from adapters.telegram.reachability import Reachability, pause
 from adapters.telegram.redact import guarded_logs
 from adapters.telegram.webhook import WebhookReceiver
 from bot.commands import Commands
@@ -88,6 +99,7 @@ class TelegramAdapter:
         self._admins = GroupAdmins(config.operators, admin_cache)
         self._migrations = Migrations(moves, admin_cache)
         self._shown = ShownTexts()
+        self._reach = Reachability(config.down_s)  # for the adapter's life: across restarts of run()
         self._tasks = TaskOwner("telegram")
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
@@ -101,18 +113,21 @@ class TelegramAdapter:
     async def run(self) -> None:
         """Serve until `stop()`: long polling, or a webhook when `config.webhook_url` is set.
 
-        Raises PlatformAuthError (token rejected) or PlatformDownError (unreachable too long)."""
+        Raises PlatformAuthError (token rejected) or PlatformDownError (unreachable too long);
+        after anything else it may be called again."""
         if self._stopping.is_set():
             return
         requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))  # API calls, getUpdates
+        self._tasks = TaskOwner("telegram")  # the last run closed its own
         with guarded_logs(self._secrets):
             bot = self._bot_client = build_bot(self._config, self._pacing, *requests)
             try:
-                await start(bot, self._config)
-                await self._serve(bot)
+                if await self._start(bot):
+                    await self._serve(bot)
             finally:
                 self._ready.clear()
                 await self._tasks.close()
+                self._typing.clear()  # their indicators were the closed owner's
                 for request in requests:  # also when getMe failed: PTB would leave them open
                     await request.shutdown()
 
@@ -123,6 +138,24 @@ class TelegramAdapter:
     async def wait_until_ready(self) -> None:
         """Until the bot is connected and may send."""
         await self._ready.wait()
+
+    async def _start(self, bot: Bot) -> bool:
+        """getMe until Telegram answers; Telegram unreachable now counts toward
+        HEARTH_PLATFORM_DOWN_S as it does while polling. False when stopped first."""
+        while not self._stopping.is_set():
+            sent = self._reach.now()
+            try:
+                async with self._reach.bounded():
+                    await start(bot, self._config)
+            except (TelegramApiError, TimeoutError) as exc:
+                reason = exc.reason if isinstance(exc, TelegramApiError) else "no answer in time"
+                wait = self._reach.failed(sent, reason)  # raises PlatformDownError past down_s
+                log.warning("Telegram did not answer at start-up (%s); retrying in %.1f s", reason, wait)
+                await pause(self._stopping, wait)
+                continue
+            self._reach.ok()
+            return True
+        return False
 
     async def _serve(self, bot: Bot) -> None:
         self._me = BotIdentity(bot.id, bot.username)
@@ -137,7 +170,7 @@ class TelegramAdapter:
             await receiver.run(self._stopping)
             return
         poller = Poller(bot, self._on_update, poll_timeout=self._pacing.poll_timeout,
-                        down_s=self._config.down_s, scrub=self._scrub)
+                        reach=self._reach, scrub=self._scrub)
         log.info("Telegram: serving @%s by long polling", self._me.username)
         await poller.run(self._stopping)
 
@@ -154,6 +187,9 @@ class TelegramAdapter:
         """One update, in arrival order: a message is stored before this returns."""
         message = update.message
         if message is None:
+            return
+        if not well_formed(message):
+            log.warning("Telegram update %d: a message of an unexpected shape; skipped", update.update_id)
             return
         if (migration := migration_of(message)) is not None:
             await self._chat_moved(*migration)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from telegram import Message, MessageEntity
+from telegram import Chat, Message, MessageEntity
 from telegram.constants import ChatType
 
 from bot.messages import ConversationKey, IncomingMessage
@@ -43,6 +43,17 @@ class BotIdentity:
 
     id: int
     username: str
+
+
+def well_formed(message: Message) -> bool:
+    """Whether `message` has the shape the rest of this module reads: an id, a chat with
+    an id, and text that is text (or none). PTB takes what Telegram sends as it comes,
+    so a field missing or of another type would only fail later, deep in handling."""
+    chat = message.chat
+    return (
+        isinstance(message.message_id, int) and isinstance(chat, Chat) and isinstance(chat.id, int)
+        and (message.text is None or isinstance(message.text, str))
+    )
 
 
 def conversation_key(message: Message) -> ConversationKey:

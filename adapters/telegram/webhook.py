@@ -1,7 +1,10 @@
 """Webhook mode: Telegram posts each update; it counts as delivered when we answer 200.
 
 So the answer is sent only after the update was handed over (and the message
-stored): a crash before that makes Telegram post it again. A small aiohttp server
+stored): a crash before that makes Telegram post it again, and so does a 503 when
+the store could not commit it (`StoreUnavailableError`). An update that cannot be
+read, or whose handling fails unexpectedly, is answered 200 and logged (its id,
+never its text): posting it again would fail again. A small aiohttp server
 (aiohttp is already how Hearth talks HTTP) that checks Telegram's secret header.
 """
 
@@ -17,6 +20,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import SecretStr
 from telegram import Bot, Update
+
+from bot.errors import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,25 @@ class WebhookReceiver:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given, self._secret.get_secret_value()):
             return web.Response(status=403)
-        try:
-            update = Update.de_json(json.loads(await request.text()), self._bot)
-        except (ValueError, TypeError, KeyError):
-            log.warning("Telegram posted an update that could not be read; ignored")
+        update = await self._read(request)
+        if update is None:
             return web.Response(status=200)  # posting it again would not help
-        await self._handle(update)
+        try:
+            await self._handle(update)
+        except StoreUnavailableError as exc:
+            log.warning("update %d not stored (%s); answered 503", update.update_id, exc.reason)
+            return web.Response(status=503)
+        except Exception:  # the boundary of one update: a bug must not fail every later post
+            log.warning("Telegram update %d failed in handling; skipped", update.update_id, exc_info=True)
         return web.Response(status=200)
+
+    async def _read(self, request: web.Request) -> Update | None:
+        """The posted update, or None (logged with its id, if it has one) when it cannot be read."""
+        raw: object = None
+        try:
+            raw = json.loads(await request.text())
+            return Update.de_json(raw, self._bot)  # type: ignore[arg-type]
+        except Exception as exc:  # the boundary of one update from outside: any shape may come
+            update_id = raw.get("update_id") if isinstance(raw, dict) else None
+            log.warning("Telegram update %s could not be read (%s); skipped", update_id, type(exc).__name__)
+            return None

@@ -285,6 +285,14 @@ class FakeTelegram:
         self._notify()
         return int(update["message"]["message_id"])
 
+    def deliver_raw(self, update: dict[str, Any]) -> int:
+        """Deliver `update` exactly as given, whatever its shape (what a newer Bot API, or a
+        bug, might send); its update_id, assigned when it has none."""
+        update = {"update_id": next(self._update_ids), **update}
+        self._updates.append(update)
+        self._notify()
+        return int(update["update_id"])
+
     # --- inspection ----------------------------------------------------------
 
     def calls_to(self, method: str, chat: Chat | None = None) -> list[Call]:
