@@ -32,6 +32,15 @@ class EngineUnavailableError(EngineError):
     """The engine is not running, is switching, or died."""
 
 
+class EngineStalledError(EngineUnavailableError):
+    """The engine had replies in flight and produced nothing for `seconds` seconds (its
+    engine core wedged or stopped, though still running); it is being restarted."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the engine made no progress for {seconds:.0f} s")
+        self.seconds = seconds
+
+
 class EngineOutOfMemoryError(EngineUnavailableError):
     """A request failed for lack of memory (GPU memory, or a KV cache too small for it);
     the same request with a shorter prompt and reply may succeed."""

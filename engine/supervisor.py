@@ -4,7 +4,10 @@
 `restart()` itself, and is itself an `Engine`. While the engine is being
 restarted, requests wait for it (up to `hold_s` seconds) instead of failing;
 in-flight requests fail at once (the engine died under them), so their users
-hear of it straight away. After `max_restarts` restarts within `window_s`
+hear of it straight away. An engine that has replies in flight and produces no
+chunk for `stall_s` seconds (its engine core wedged, or stopped by SIGSTOP: the
+process exists but makes no progress) is *stalled* and treated like a dead one,
+state `stalled` until it is back. After `max_restarts` restarts within `window_s`
 seconds it stops trying: state `failed`, logged at ERROR, and `restart()` (an
 admin's `/model NAME` for the model that should be serving) tries again.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.base import Engine
-from engine.errors import EngineUnavailableError, ModelLoadError
+from engine.errors import EngineStalledError, EngineUnavailableError, ModelLoadError
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
@@ -54,9 +57,12 @@ class SupervisionPolicy:
     backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
     max_restarts: int = 5  # restarts within window_s before giving up
     window_s: float = 600.0
+    # Replies in flight and no chunk from any of them this long: stalled (HEARTH_ENGINE_TIMEOUT_S).
+    stall_s: float = 60.0
 
 
-EngineEvent = Callable[[str, str], None]  # (state, detail): "restarting" / "ready" / "failed"
+# (state, detail): "restarting" (died) / "stalled" (no progress) / "ready" / "failed"
+EngineEvent = Callable[[str, str], None]
 
 
 class Supervisor:
@@ -81,6 +87,13 @@ class Supervisor:
         self._recovering: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Progress, for the stall check: a chunk costs one increment; the watcher compares.
+        self._busy = 0  # replies reading from the engine now
+        self._chunks = 0  # chunks read so far
+        self._seen_chunks = 0  # as the watcher last saw it
+        self._progress_at = clock()  # the last progress the watcher saw (or idle to busy)
+        self._epoch = 0  # bumped by each death or stall: replies started before it end
+        self._stalled_s: float | None = None  # why the current epoch began, when a stall
 
     @property
     def spec(self) -> ModelSpec:
@@ -174,11 +187,17 @@ class Supervisor:
             await self._wait_up()
             started = False
             try:
-                async with contextlib.aclosing(self._engine.stream(messages, sampling)) as chunks:
-                    async for chunk in self._watched(chunks):
+                async with (
+                    contextlib.aclosing(self._engine.stream(messages, sampling)) as chunks,
+                    contextlib.aclosing(self._watched(chunks)) as watched,
+                ):
+                    async for chunk in watched:
                         started = True
                         yield chunk
                 return
+            except EngineStalledError:
+                if started or attempt:
+                    raise  # as for a death: part of a reply was shown, apologise now
             except EngineUnavailableError as exc:
                 if self._engine.alive():
                     raise
@@ -188,24 +207,43 @@ class Supervisor:
                 # died before this request got anywhere: wait for the restart, then try once more
 
     async def _watched(self, chunks: AsyncGenerator[ReplyChunk, None]) -> AsyncGenerator[ReplyChunk, None]:
-        """The chunks, unless the engine dies while one is awaited: a request sent to a dead
-        engine core may never hear back, so every `check_every_s` without a chunk the
-        engine's life is checked, and a dead one ends the wait (EngineUnavailableError)."""
-        while True:
-            waiting = asyncio.ensure_future(anext(chunks))
-            try:
-                while not (await asyncio.wait({waiting}, timeout=self._policy.check_every_s))[0]:
-                    if not self._engine.alive():
-                        raise EngineUnavailableError("the engine died during the reply")
-            finally:  # cancelled or given up: the pending read must end before `chunks` closes
-                if not waiting.done():
-                    waiting.cancel()
-                    await asyncio.gather(waiting, return_exceptions=True)
-            try:
-                chunk = waiting.result()
-            except StopAsyncIteration:
-                return
-            yield chunk
+        """The chunks, unless the engine dies or stalls while one is awaited: a request sent
+        to a dead or stopped engine core may never hear back, so every `check_every_s`
+        without a chunk the engine's life and the supervisor's epoch are checked. A dead
+        engine ends the wait with EngineUnavailableError, a stalled one (the watcher moved
+        the epoch on; a stopped process still counts as alive) with EngineStalledError."""
+        epoch = self._epoch
+        if not self._busy:
+            self._progress_at = self._clock()  # idle until now: the stall clock starts here
+        self._busy += 1
+        try:
+            while True:
+                waiting = asyncio.ensure_future(anext(chunks))
+                try:
+                    while not (await asyncio.wait({waiting}, timeout=self._policy.check_every_s))[0]:
+                        self._check(epoch)
+                finally:  # cancelled or given up: the pending read must end before `chunks` closes
+                    if not waiting.done():
+                        waiting.cancel()
+                        await asyncio.gather(waiting, return_exceptions=True)
+                try:
+                    chunk = waiting.result()
+                except StopAsyncIteration:
+                    return
+                self._chunks += 1
+                yield chunk
+        finally:
+            self._busy -= 1
+
+    def _check(self, epoch: int) -> None:
+        """Raise if a reply begun in `epoch` can no longer finish: EngineUnavailableError
+        when the engine died, EngineStalledError when it stalled since."""
+        if not self._engine.alive():
+            raise EngineUnavailableError("the engine died during the reply")
+        if self._epoch != epoch:
+            if self._stalled_s is not None:
+                raise EngineStalledError(self._stalled_s)
+            raise EngineUnavailableError(f"the engine went down during the reply ({self._last_error})")
 
     async def _wait_up(self) -> None:
         if self._state == "failed":
@@ -222,20 +260,39 @@ class Supervisor:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._policy.check_every_s)
-            if self._up.is_set() and not self._engine.alive():
+            if not self._up.is_set():
+                continue
+            if not self._engine.alive():
                 self._died("the engine process exited")
+            elif (quiet := self._stalled_for()) is not None:
+                self._died(f"no reply progress for {quiet:.0f} s", stalled_s=quiet)
 
-    def _died(self, reason: str) -> None:
-        """Called on noticing death: start recovering, once."""
+    def _stalled_for(self) -> float | None:
+        """Seconds the engine has had replies in flight without a chunk from any of them,
+        once that reaches `stall_s`; None while it progresses, idles, or a switch or an
+        admin's restart is in charge (the clock restarts then)."""
+        now = self._clock()
+        if self._chunks != self._seen_chunks or not self._busy or self._lock.locked():
+            self._seen_chunks, self._progress_at = self._chunks, now
+            return None
+        quiet = now - self._progress_at
+        return quiet if quiet >= self._policy.stall_s else None
+
+    def _died(self, reason: str, stalled_s: float | None = None) -> None:
+        """Called on noticing death (or a stall, `stalled_s` seconds without progress):
+        end the replies in flight, start recovering, once."""
         if self._recovering is not None and not self._recovering.done():
             return
         if self._state == "failed" or self._lock.locked():
             return  # a switch or an admin's restart is in charge
         self._up.clear()
+        self._epoch += 1
+        self._stalled_s = stalled_s
         self._last_error = reason
-        self._state = "restarting"
-        log.error("engine for %s died (%s); restarting", self.spec.name, reason)
-        self._on_event("restarting", reason)
+        self._state = "restarting" if stalled_s is None else "stalled"
+        log.error("engine for %s %s (%s); restarting", self.spec.name,
+                  "died" if stalled_s is None else "stalled", reason)
+        self._on_event(self._state, reason)
         self._recovering = asyncio.create_task(self._recover(), name="engine-recover")
 
     async def _recover(self) -> None:
@@ -276,7 +333,7 @@ class Supervisor:
         was = self._state
         self._state = "ready"
         self._up.set()
-        if was in ("restarting", "failed"):
+        if was in ("restarting", "stalled", "failed"):
             log.warning("engine for %s is back", self.spec.name)
             self._on_event("ready", "")
 

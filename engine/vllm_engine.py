@@ -34,6 +34,9 @@ READY_TIMEOUT_S = 900.0
 DRAIN_TIMEOUT_S = 60.0
 SURVIVOR_GRACE_S = 0.5
 SHUTDOWN_TIMEOUT_S = 1.0  # vLLM terminates its engine core within this, then we kill it
+# The most vLLM's whole shutdown may take (it SIGKILLs after SHUTDOWN_TIMEOUT_S, then closes
+# its sockets): past it, Hearth stops waiting and the lifeline kills what is left.
+SHUTDOWN_BOUND_S = 10.0
 RENDER_CACHE_SIZE = 256
 MEMORY_HINTS = ("memory", "out of memory", "oom", "kv cache", "cannot allocate")
 # vLLM logs to stdout by default, which would mix with a terminal chat.
@@ -517,12 +520,19 @@ class VllmEngine:
             await self._shutdown(loaded)
 
     async def _shutdown(self, loaded: _Loaded) -> None:
+        """Stop `loaded`'s engine, within SHUTDOWN_BOUND_S + SURVIVOR_GRACE_S seconds even
+        when its engine core is wedged or stopped (SIGSTOP: SIGTERM waits, SIGKILL does not)."""
         pids = loaded.pids
         # Stop reading outputs first, or the reader reports the engine core's exit as a crash.
         handler = getattr(loaded.llm, "output_handler", None)
         if handler is not None:
             handler.cancel()
-        await asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
+        try:
+            shutdown = asyncio.to_thread(loaded.llm.shutdown, SHUTDOWN_TIMEOUT_S)
+            await asyncio.wait_for(shutdown, SHUTDOWN_BOUND_S)
+        except TimeoutError:  # its thread finishes on its own; the processes go now
+            log.warning("vLLM's shutdown of %s took over %.0f s; killing its processes",
+                        loaded.spec.name, SHUTDOWN_BOUND_S)
         await asyncio.to_thread(self._lifeline.end, pids, SURVIVOR_GRACE_S)  # vLLM had its chance
         self._lifeline.release(pids)
         # AsyncLLM.__del__ calls shutdown() again, and at interpreter exit that

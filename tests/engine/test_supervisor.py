@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 
 import pytest
 
-from engine.errors import EngineUnavailableError
+from engine.errors import EngineStalledError, EngineUnavailableError
 from engine.fake import FakeEngine
-from engine.registry import Registry
+from engine.fallback import FallbackChain
+from engine.registry import ModelSpec, Registry
 from engine.supervisor import SupervisionPolicy, Supervisor
 from engine.types import ChatMessage, ReplyChunk, Sampling
 
@@ -153,3 +156,170 @@ async def test_a_reply_cancelled_mid_stream_closes_cleanly(
     done, _ = await asyncio.wait([task], timeout=2)
 
     assert done and task.cancelled(), "cancelled, not failed with RuntimeError"
+
+
+# --- stalls: the engine is there but makes no progress ------------------------
+
+STALL = SupervisionPolicy(check_every_s=0.01, hold_s=2.0, backoff_s=(0.2,), max_restarts=3, window_s=60.0,
+                          stall_s=0.2)
+LONG = [ChatMessage("user", " ".join(f"w{n}" for n in range(12)))]
+
+
+class StoppableEngine(FakeEngine):
+    """Like vLLM's engine core under SIGSTOP: still alive(), but no reply continues
+    until `restart()` starts a fresh one (a reply begun before never does)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    async def restart(self) -> None:
+        self.stopped = False
+        await super().restart()
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        async with aclosing(super().stream(messages, sampling)) as chunks:
+            async for chunk in chunks:
+                if self.stopped:
+                    await asyncio.Event().wait()  # forever: only cancelling ends it
+                yield chunk
+
+
+@pytest.fixture
+def stoppable(registry: Registry) -> StoppableEngine:
+    return StoppableEngine(registry.get("demo"))
+
+
+@pytest.fixture
+async def stalling(stoppable: StoppableEngine) -> AsyncIterator[tuple[Supervisor, list[tuple[str, str]]]]:
+    events: list[tuple[str, str]] = []
+    supervisor = Supervisor(stoppable, STALL, on_event=lambda state, detail: events.append((state, detail)))
+    await supervisor.start()
+    yield supervisor, events
+    await supervisor.close()
+
+
+async def stall_mid_reply(
+    supervisor: Supervisor, engine: StoppableEngine
+) -> tuple[EngineStalledError, float]:
+    """Start a reply, stop the engine after its first chunk; the error the reply ends
+    with and the seconds from the stop to it."""
+    engine.delay = 0.02
+    stream = supervisor.stream(LONG, Sampling())
+    await anext(stream)
+    engine.stop()
+    stopped = time.monotonic()
+    with pytest.raises(EngineStalledError) as caught:
+        await asyncio.wait_for(anext(stream), 2.0)
+    await stream.aclose()
+    return caught.value, time.monotonic() - stopped
+
+
+async def until_ready(supervisor: Supervisor) -> None:
+    async with asyncio.timeout(2):
+        while supervisor.stats().state != "ready":  # noqa: ASYNC110 - the recovery runs on its own
+            await asyncio.sleep(0.01)
+
+
+async def test_a_reply_on_a_stalled_engine_fails_after_stall_s_and_the_engine_restarts(
+    stalling: tuple[Supervisor, list[tuple[str, str]]], stoppable: StoppableEngine
+) -> None:
+    supervisor, events = stalling
+
+    error, seconds = await stall_mid_reply(supervisor, stoppable)
+
+    assert STALL.stall_s <= seconds < STALL.stall_s + 0.5
+    assert error.seconds >= STALL.stall_s
+    assert supervisor.stats().state == "stalled"
+    await until_ready(supervisor)
+    assert stoppable.restarts == 1 and supervisor.stats().restarts == 1
+    assert [state for state, _ in events] == ["stalled", "ready"]
+    assert "no reply progress" in events[0][1]
+    assert await reply(supervisor) == "echo: hello there"
+
+
+async def test_a_request_made_while_a_stalled_engine_restarts_waits_and_is_answered(
+    stalling: tuple[Supervisor, list[tuple[str, str]]], stoppable: StoppableEngine
+) -> None:
+    supervisor, _ = stalling
+    await stall_mid_reply(supervisor, stoppable)
+    assert supervisor.stats().state == "stalled"
+
+    stoppable.delay = 0.0
+    assert await asyncio.wait_for(reply(supervisor), 2) == "echo: hello there"
+    assert stoppable.restarts == 1
+
+
+async def test_a_reply_stalled_before_its_first_chunk_is_answered_after_the_restart(
+    stalling: tuple[Supervisor, list[tuple[str, str]]], stoppable: StoppableEngine
+) -> None:
+    """Nothing was shown yet: as for a death, it waits for the restart and tries once more."""
+    supervisor, events = stalling
+    stoppable.stop()
+
+    assert await asyncio.wait_for(reply(supervisor), 2) == "echo: hello there"
+    assert [state for state, _ in events] == ["stalled", "ready"]
+
+
+async def test_each_stall_is_reported_once(
+    stalling: tuple[Supervisor, list[tuple[str, str]]], stoppable: StoppableEngine
+) -> None:
+    supervisor, events = stalling
+    for _ in range(2):
+        await stall_mid_reply(supervisor, stoppable)
+        await asyncio.sleep(3 * STALL.stall_s)  # long enough to be reported again, if it were
+        await until_ready(supervisor)
+
+    assert [state for state, _ in events] == ["stalled", "ready", "stalled", "ready"]
+    assert stoppable.restarts == 2
+
+
+async def test_a_slow_reply_that_keeps_progressing_is_not_stalled(
+    stalling: tuple[Supervisor, list[tuple[str, str]]], stoppable: StoppableEngine
+) -> None:
+    supervisor, events = stalling
+    stoppable.delay = STALL.stall_s / 3  # 13 chunks: the whole reply takes over 4 x stall_s
+
+    text = "".join([c.text async for c in supervisor.stream(LONG, Sampling())])
+
+    assert text.endswith("w11") and events == [] and stoppable.restarts == 0
+
+
+async def test_the_first_request_after_a_long_idle_is_not_stalled(
+    stalling: tuple[Supervisor, list[tuple[str, str]]], stoppable: StoppableEngine
+) -> None:
+    supervisor, events = stalling
+    await asyncio.sleep(3 * STALL.stall_s)  # idle: no chunk for longer than stall_s
+    stoppable.delay = STALL.stall_s / 2
+
+    assert await reply(supervisor) == "echo: hello there"
+    assert events == [] and stoppable.restarts == 0
+
+
+async def test_a_fallback_chain_shows_the_stall_and_passes_its_events_on(
+    stoppable: StoppableEngine, registry: Registry
+) -> None:
+    events: list[tuple[str, str]] = []
+    supervisor = Supervisor(stoppable, STALL, on_event=lambda state, detail: events.append((state, detail)))
+    serving = FallbackChain(supervisor, stoppable.spec, [registry.get("demo-awq")])
+    await serving.start()
+    try:
+        stoppable.delay = 0.02
+        stream = serving.stream(LONG, Sampling())
+        await anext(stream)
+        stoppable.stop()
+        with pytest.raises(EngineStalledError):
+            await asyncio.wait_for(anext(stream), 2.0)
+        await stream.aclose()
+
+        assert serving.stats().state == "stalled"
+        await until_ready(supervisor)
+        assert serving.stats().state == "ready" and serving.spec.name == "demo"
+        assert [state for state, _ in events] == ["stalled", "ready"]
+    finally:
+        await serving.close()
