@@ -234,8 +234,9 @@ class Retention(Protocol):
 
     async def prune_messages(self, before: float, limit: int) -> int:
         """Delete the messages that arrived before `before` (Unix time) among the `limit`
-        oldest that are not `pending`; how many. Never a `pending` one, nor a question
-        whose reply is younger (history never shows a reply without its question).
+        oldest that are not `pending` or `undelivered`; how many. Never one of those (still
+        to be answered or delivered), nor a question whose reply is younger or kept (history
+        never shows a reply without its question).
         Their verdicts stay, detached, as after `reset`."""
         ...
 

@@ -25,6 +25,7 @@ from bot.store.rows import check_role, compact_verdict, moved_platform_id, word_
 from engine.types import Role
 
 K = TypeVar("K", bound=tuple[str, ...])
+KEPT_STATUSES = frozenset({"pending", "undelivered"})  # never pruned: still to answer or deliver
 V = TypeVar("V")
 
 
@@ -388,8 +389,8 @@ class MemoryStore:
         keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
         self._check_open()
         stored = [m for c in self._conversations.values() for m in c.messages]
-        window = sorted((m for m in stored if m.status != "pending"), key=lambda m: m.id)[:limit]
-        young_turns = {m.turn for m in stored if m.created_at >= before}
+        window = sorted((m for m in stored if m.status not in KEPT_STATUSES), key=lambda m: m.id)[:limit]
+        young_turns = {m.turn for m in stored if m.created_at >= before or m.status in KEPT_STATUSES}
         doomed = {m.id for m in window if m.created_at < before and m.id not in young_turns}
         for conversation in self._conversations.values():
             conversation.messages = [m for m in conversation.messages if m.id not in doomed]

@@ -289,14 +289,17 @@ PRUNE_VERDICTS = """
     DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts ORDER BY id LIMIT $2) AND created_at < $1
 """
 PRUNE_USAGE = "DELETE FROM usage WHERE ctid IN (SELECT ctid FROM usage WHERE day < $1 LIMIT $2)"
-# Never a pending message, nor a question whose reply (its turn: see messages_by_turn) is younger.
+# Never a message still to be answered or delivered, nor a question whose reply (its turn: see
+# messages_by_turn) is younger or still to be delivered.
 PRUNE_MESSAGES = """
     DELETE FROM messages AS m
-    WHERE m.id IN (SELECT id FROM messages WHERE status <> 'pending' ORDER BY id LIMIT $2)
+    WHERE m.id IN (
+        SELECT id FROM messages WHERE status NOT IN ('pending', 'undelivered') ORDER BY id LIMIT $2)
         AND m.created_at < $1
         AND NOT EXISTS (SELECT 1 FROM messages AS r
             WHERE r.conversation_id = m.conversation_id
-                AND COALESCE(r.reply_to, r.id) = m.id AND r.created_at >= $1)
+                AND COALESCE(r.reply_to, r.id) = m.id
+                AND (r.created_at >= $1 OR r.status IN ('pending', 'undelivered')))
 """
 
 # Replies the platform did not take (see MessageStatus), delivered again by their owner.

@@ -307,15 +307,18 @@ PRUNE_VERDICTS = """
 PRUNE_USAGE = """
     DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage WHERE day < ?1 LIMIT ?2)
 """
-# Never a pending message, nor a question whose reply (its turn: see messages_by_turn) is
-# younger. `+messages.id`: without affinity, so SQLite matches the index's expression.
+# Never a message still to be answered or delivered, nor a question whose reply (its turn: see
+# messages_by_turn) is younger or still to be delivered. `+messages.id`: without affinity,
+# so SQLite matches the index's expression.
 PRUNE_MESSAGES = """
     DELETE FROM messages
-    WHERE id IN (SELECT id FROM messages WHERE status <> 'pending' ORDER BY id LIMIT ?2)
+    WHERE id IN (
+        SELECT id FROM messages WHERE status NOT IN ('pending', 'undelivered') ORDER BY id LIMIT ?2)
         AND created_at < ?1
         AND NOT EXISTS (SELECT 1 FROM messages AS r
             WHERE r.conversation_id = messages.conversation_id
-                AND COALESCE(r.reply_to, r.id) = +messages.id AND r.created_at >= ?1)
+                AND COALESCE(r.reply_to, r.id) = +messages.id
+                AND (r.created_at >= ?1 OR r.status IN ('pending', 'undelivered')))
 """
 
 # The WAL kept small (see bot.store.sqlite_wal): passive checkpoints never shrink the file,

@@ -125,6 +125,13 @@ async def test_a_question_whose_reply_is_younger_is_kept(store: Store) -> None:
     assert await texts(store) == ["question", "reply"]
 
 
+async def test_an_undelivered_reply_and_its_question_are_kept(store: Store) -> None:
+    question = await user_message(store, "question")
+    await store.add_message(ROOM, "assistant", "reply", reply_to=question, status="undelivered")
+    assert await store.prune_messages(await cutoff(), FOREVER) == 0
+    assert await store.message_count() == 2
+
+
 async def test_a_whole_old_turn_is_deleted(store: Store) -> None:
     question = await user_message(store, "question")
     await store.add_message(ROOM, "assistant", "reply", reply_to=question)
