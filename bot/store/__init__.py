@@ -5,6 +5,7 @@ from bot.store.base import (
     Conversations,
     GlobalSettings,
     ModerationWords,
+    RecentActivity,
     Retention,
     Store,
     UsageLog,
@@ -16,5 +17,5 @@ from bot.store.sqlite import SqliteStore
 
 __all__ = [
     "ChannelSettings", "Conversations", "GlobalSettings", "MemoryStore", "ModerationWords",
-    "PostgresStore", "Retention", "SqliteStore", "Store", "UsageLog", "VerdictLog",
+    "PostgresStore", "RecentActivity", "Retention", "SqliteStore", "Store", "UsageLog", "VerdictLog",
 ]

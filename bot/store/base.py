@@ -216,6 +216,23 @@ class UsageLog(Protocol):
         ...
 
 
+class RecentActivity(Protocol):
+    """Where people talked lately and which channels answer everything: what a platform
+    reads to catch up on messages it may have missed (a Discord gateway gap, a restart)."""
+
+    async def recent_conversations(
+        self, platform: str, since: float, limit: int = 100
+    ) -> list[tuple[ConversationKey, str | None]]:
+        """The `limit` conversations of `platform` most recently written in with a user
+        message stored at or after `since` (Unix time), most recent first, each with the
+        platform message id of its newest stored user message (None when it has none)."""
+        ...
+
+    async def channels_with_flag(self, platform: str, name: str) -> list[str]:
+        """The channels of `platform` whose channel flag `name` is set, in channel order."""
+        ...
+
+
 class Retention(Protocol):
     """Deleting old rows a batch at a time (`bot.retention.Pruner` calls it): each call is
     one short transaction, so the write lock is never held long. Ids follow arrival, so
@@ -242,7 +259,8 @@ class Retention(Protocol):
 
 
 class Store(
-    Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Retention, Protocol
+    Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Retention,
+    RecentActivity, Protocol,
 ):
     """Every role in one place. Implementations are async context managers;
     `open` and `close` are idempotent. No two tasks ever share a transaction.

@@ -362,6 +362,25 @@ class MemoryStore:
             if key[0] >= since and all(value is None or key[i] == value for i, value in wanted.items())
         ]
 
+    async def recent_conversations(
+        self, platform: str, since: float, limit: int = 100
+    ) -> list[tuple[ConversationKey, str | None]]:
+        """Conversations with a user message since `since`, most recently active first, each
+        with its newest user message's platform id (see `RecentActivity`)."""
+        self._check_open()
+        newest = {}
+        for key, conversation in self._conversations.items():
+            recent = [m for m in conversation.messages if m.role == "user" and m.created_at >= since]
+            if key.platform == platform and recent:
+                newest[key] = max(recent, key=lambda m: m.id)
+        ordered = sorted(newest.items(), key=lambda item: item[1].id, reverse=True)[:max(limit, 0)]
+        return [(key, message.platform_message_id) for key, message in ordered]
+
+    async def channels_with_flag(self, platform: str, name: str) -> list[str]:
+        """The channels of `platform` whose flag `name` is set, in channel order."""
+        self._check_open()
+        return sorted(channel for (p, channel, flag) in self._flags if p == platform and flag == name)
+
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""
         self._check_open()

@@ -311,6 +311,21 @@ class PostgresStore:
         rows = await self._connections().fetch(sql.SELECT_USAGE, since, platform, channel, author_id)
         return [Usage(*row) for row in rows]
 
+    async def recent_conversations(
+        self, platform: str, since: float, limit: int = 100
+    ) -> list[tuple[ConversationKey, str | None]]:
+        """Conversations with a user message since `since`, most recently active first, each
+        with its newest user message's platform id (see `RecentActivity`)."""
+        if limit <= 0:  # PostgreSQL refuses a negative LIMIT
+            return []
+        rows = await self._connections().fetch(sql.SELECT_RECENT_CONVERSATIONS, platform, float(since), limit)
+        return [(ConversationKey(platform, channel, thread), newest) for channel, thread, newest in rows]
+
+    async def channels_with_flag(self, platform: str, name: str) -> list[str]:
+        """The channels of `platform` whose flag `name` is set, in channel order."""
+        rows = await self._connections().fetch(sql.SELECT_FLAGGED_CHANNELS, platform, name)
+        return [str(row[0]) for row in rows]
+
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""
         return int(await self._connections().fetchval(sql.COUNT_MESSAGES))

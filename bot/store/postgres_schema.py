@@ -289,6 +289,22 @@ PRUNE_VERDICTS = """
     DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts ORDER BY id LIMIT $2) AND created_at < $1
 """
 PRUNE_USAGE = "DELETE FROM usage WHERE ctid IN (SELECT ctid FROM usage WHERE day < $1 LIMIT $2)"
+
+# Recent activity (see RecentActivity): conversations with a user message since a time, the
+# most recently active first, each with its newest user message's platform id.
+# Parameters: platform, since, limit.
+SELECT_RECENT_CONVERSATIONS = """
+    SELECT channel, thread, platform_message_id FROM (
+        SELECT DISTINCT ON (c.id) c.channel, c.thread, m.platform_message_id, m.id
+        FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+        WHERE c.platform = $1 AND m.role = 'user' AND m.created_at >= $2
+        ORDER BY c.id, m.id DESC
+    ) AS newest ORDER BY id DESC LIMIT $3
+"""
+SELECT_FLAGGED_CHANNELS = """
+    SELECT channel FROM channel_flags WHERE platform = $1 AND name = $2 ORDER BY channel
+"""
+
 # Never a message still to be answered or delivered, nor a question whose reply (its turn: see
 # messages_by_turn) is younger or still to be delivered.
 PRUNE_MESSAGES = """

@@ -72,9 +72,11 @@ from bot.store.sqlite_schema import (
     SELECT_CLAIMED,
     SELECT_CONVERSATION,
     SELECT_FLAG,
+    SELECT_FLAGGED_CHANNELS,
     SELECT_HISTORY,
     SELECT_PENDING,
     SELECT_PERSONA,
+    SELECT_RECENT_CONVERSATIONS,
     SELECT_SETTING,
     SELECT_UNDELIVERED,
     SELECT_USAGE,
@@ -432,6 +434,20 @@ class SqliteStore:
         """Rows of day `since` and later matching the filters, by day, platform, channel, author."""
         rows = await self._fetch(SELECT_USAGE, (since, platform, channel, author_id))
         return [Usage(*row) for row in rows]
+
+    async def recent_conversations(
+        self, platform: str, since: float, limit: int = 100
+    ) -> list[tuple[ConversationKey, str | None]]:
+        """Conversations with a user message since `since`, most recently active first, each
+        with its newest user message's platform id (see `RecentActivity`)."""
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        rows = await self._fetch(SELECT_RECENT_CONVERSATIONS, (platform, since, limit))
+        return [(ConversationKey(platform, channel, thread), newest) for channel, thread, newest, _ in rows]
+
+    async def channels_with_flag(self, platform: str, name: str) -> list[str]:
+        """The channels of `platform` whose flag `name` is set, in channel order."""
+        return [row[0] for row in await self._fetch(SELECT_FLAGGED_CHANNELS, (platform, name))]
 
     async def message_count(self) -> int:
         """How many messages are stored, in all conversations."""

@@ -295,6 +295,17 @@ SELECT_USAGE = """
     ORDER BY day, platform, channel, author_id
 """
 
+# Recent activity (see RecentActivity). Conversations with a user message since a time, the
+# most recently active first, each with its newest user message's platform id: SQLite takes
+# a bare column from the row that gave MAX(). Parameters: platform, since, limit.
+SELECT_RECENT_CONVERSATIONS = """
+    SELECT c.channel, c.thread, m.platform_message_id, MAX(m.id) AS newest
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE c.platform = ? AND m.role = 'user' AND m.created_at >= ?
+    GROUP BY c.id ORDER BY newest DESC LIMIT ?
+"""
+SELECT_FLAGGED_CHANNELS = "SELECT channel FROM channel_flags WHERE platform = ? AND name = ? ORDER BY channel"
+
 CHECKPOINT_INTERVAL_S = 2.0
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 

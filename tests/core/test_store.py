@@ -258,6 +258,40 @@ async def test_memory_store_closes_on_leaving_its_block() -> None:
         await store.message_count()
 
 
+# Recent activity: what a platform reads to catch up after a gap.
+
+
+async def test_recent_conversations_name_the_newest_user_message_most_recent_first(store: Store) -> None:
+    await store.add_message(ROOM, "user", "a", platform_message_id="101")
+    await store.add_message(THREAD, "user", "b", platform_message_id="201")
+    await store.add_message(ROOM, "user", "c", platform_message_id="102")
+    await store.add_message(ROOM, "assistant", "reply", platform_message_id="103")  # not a user's
+    await store.add_message(ELSEWHERE, "user", "d", platform_message_id="301")  # another platform
+
+    assert await store.recent_conversations("discord", time.time() - 60) == [(ROOM, "102"), (THREAD, "201")]
+
+
+async def test_recent_conversations_leave_out_older_ones_and_keep_to_the_limit(store: Store) -> None:
+    await store.add_message(ROOM, "user", "a", platform_message_id="101")
+    since = time.time() + 60  # everything stored is older
+
+    assert await store.recent_conversations("discord", since) == []
+    await store.add_message(THREAD, "user", "b", platform_message_id="201")
+    assert await store.recent_conversations("discord", 0.0, limit=1) == [(THREAD, "201")]
+    assert await store.recent_conversations("discord", 0.0, limit=0) == []
+
+
+async def test_channels_with_a_flag_are_listed_per_platform(store: Store) -> None:
+    await store.set_channel_flag(THREAD, "answer_all", "1")  # the channel's flag, set from a thread
+    await store.set_channel_flag(ConversationKey("discord", "aaa"), "answer_all", "1")
+    await store.set_channel_flag(ConversationKey("discord", "bbb"), "other", "1")
+    await store.set_channel_flag(ELSEWHERE, "answer_all", "1")
+
+    assert await store.channels_with_flag("discord", "answer_all") == ["aaa", "general"]
+    await store.set_channel_flag(ROOM, "answer_all", None)
+    assert await store.channels_with_flag("discord", "answer_all") == ["aaa"]
+
+
 # SQLite only.
 
 
