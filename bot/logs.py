@@ -32,9 +32,33 @@ class SecretFilter(logging.Filter):
         return True
 
 
+class Brief(logging.Filter):
+    """A library's failure as one line (its message and the exception's), no traceback:
+    for libraries that log every retry of something Hearth reports itself (asyncpg's
+    pool while PostgreSQL is down: `bot.store.faults` says it once)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self._names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        library = record.name.split(".", 1)[0]
+        if library in self._names and record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} ({type(error).__name__}: {error})", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# Libraries whose retries Hearth reports itself: one line each, their tracebacks only when debugging.
+BRIEF_LOGGERS = ("asyncpg",)
+
+
 def configure_logging(level: str, secrets: list[SecretStr]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if level != "DEBUG":
+        handler.addFilter(Brief(BRIEF_LOGGERS))
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

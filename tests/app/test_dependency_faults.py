@@ -9,9 +9,14 @@ These run Hearth on the remote engine kind against a fake OpenAI-compatible serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import shutil
+import socket
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -225,3 +230,90 @@ async def test_replies_streaming_through_a_minute_of_502_are_finished_once_when_
     statuses = rows(db, "SELECT role, status FROM messages ORDER BY id")
     assert statuses.count(("assistant", "answered")) == 5 and ("user", "failed") not in statuses
     assert process.process is not None and process.process.returncode == 0, "no exit within PLATFORM_DOWN_S"
+
+
+class PostgresServer:
+    """A PostgreSQL server of the test's own on a fixed loopback port, stopped and started
+    at will (Debian's binaries; as root, run as the `postgres` user, as PostgreSQL insists)."""
+
+    def __init__(self, bindir: Path, directory: Path, port: int) -> None:
+        self._bin = bindir
+        self._data = directory / "data"
+        self._dir = directory
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://hearth@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self._bin / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self._data), "-U", "hearth", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self._dir} -c fsync=off"
+        self._run("pg_ctl", "start", "-D", str(self._data), "-l", str(self._dir / "log"), "-w", "-o", options)
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "stop", "-D", str(self._data), "-m", "fast", "-w")
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (scripts/test-postgres.sh installs it; .ci/run runs that)")
+    directory = Path(tempfile.mkdtemp(prefix="hearth-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres")
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = PostgresServer(found[-1].parent, directory, port)
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_postgresql_stopped_and_restarted_loses_nothing_and_shown_replies_are_never_answered_again(
+    telegram: FakeTelegram, model: FakeOpenAI, tmp_path: Path, postgres: PostgresServer
+) -> None:
+    first = await started(hearth(telegram, model, tmp_path, database_url=postgres.url), telegram)
+    try:
+        streaming = ask(telegram, 3, "streaming")
+        await until(lambda: all(answers(telegram, c, m) for c, m in streaming), 30)
+        await asyncio.to_thread(postgres.stop)
+        during = ask(telegram, 5, "during")
+        await first.wait_for_log("the database is failing", 30)
+        await asyncio.sleep(8)  # the streaming replies end, shown in full, while it is down
+        assert all(answers(telegram, c, m) == [FULL] for c, m in streaming)
+        await asyncio.to_thread(postgres.start)
+        await until(lambda: complete(telegram, streaming + during) == [1] * 8, ANSWER_WITHIN_S)
+        await until(lambda: owner_heard(telegram, "database is back"), 30)
+        assert await first.terminate() < 10.0
+    finally:
+        first.ensure_gone()
+
+    second = await started(hearth(telegram, model, tmp_path, database_url=postgres.url), telegram)
+    try:
+        late = ask(telegram, 1, "after the restart")
+        await until(lambda: complete(telegram, late) == [1], ANSWER_WITHIN_S)
+    finally:
+        await second.terminate()
+        second.ensure_gone()
+
+    shown = [answers(telegram, c, m) for c, m in streaming + during]
+    assert shown == [[FULL]] * 8, "answered once each, none marked interrupted and answered again"
+    assert no_apology(telegram)
+    assert "after the restart: answering" not in second.tail(400), "nothing was left pending"
+    assert "Traceback" not in first.tail(400) + second.tail(400)
