@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from typing import Literal
 
+from bot.errors import StoreUnavailableError
 from bot.messages import IncomingMessage, Usage
 from bot.store import UsageLog
+from bot.store.faults import patience
+
+log = logging.getLogger(__name__)
 
 FLUSH_S = 2.0
+CLOSE_PATIENCE_S = 2.0  # at shutdown, how long the last write waits for a failing store
 Scope = Literal["user", "channel"]
 
 
@@ -96,7 +102,13 @@ class UsageLedger:
                 raise
 
     async def close(self) -> None:
-        await self.flush()
+        """Write what is counted; a store still failing at shutdown gets CLOSE_PATIENCE_S
+        (the counts are lost then, logged: usage is not worth outliving the 10 s stop)."""
+        try:
+            with patience(CLOSE_PATIENCE_S):
+                await self.flush()
+        except StoreUnavailableError as exc:
+            log.warning("today's last usage counts were not written: %s", exc)
 
     def _add(self, msg: IncomingMessage, counts: Usage) -> None:
         row = dataclasses.replace(
