@@ -8,7 +8,7 @@ as `hearth: …`, exit 2), never a traceback, never a password:
 - SQLite (HEARTH_DB_PATH; unset: HEARTH_DATA_DIR/hearth.sqlite3): the path is no
   directory, its folder can be created, the file opens and is a database, passes
   `PRAGMA quick_check` (a damaged file is refused, naming how to restore it), and takes
-  a write lock within LOCK_WAIT_S (else: "locked by another process");
+  a write (rolled back) within LOCK_WAIT_S (else: "locked by another process");
 - PostgreSQL (HEARTH_DATABASE_URL, shown as host:port/database only): the server
   answers within CONNECT_WAIT_S and takes writes.
 
@@ -79,11 +79,21 @@ def check_sqlite(path: Path, setting: str, lock_wait_s: float) -> str | None:
             found = [str(row[0]) for row in db.execute("PRAGMA quick_check")]
             if found != ["ok"]:
                 return damaged(setting, path, quick_check_summary(found))
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
+            _try_a_write(db)
     except sqlite3.Error as exc:
         return sqlite_problem(setting, path, exc, lock_wait_s)
     return None
+
+
+def _try_a_write(db: sqlite3.Connection) -> None:
+    """Take the write lock and write (the schema version, unchanged), then roll back. In WAL
+    mode BEGIN IMMEDIATE alone succeeds on a read-only file: only a write tells."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        db.execute(f"PRAGMA user_version = {version:d}")
+    finally:
+        db.execute("ROLLBACK")
 
 
 def sqlite_problem(setting: str, path: Path, exc: sqlite3.Error, lock_wait_s: float = LOCK_WAIT_S) -> str:

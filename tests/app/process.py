@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -35,9 +35,10 @@ def hearth_env(data_dir: Path, db: Path, **settings: str) -> dict[str, str]:
 class HearthProcess:
     """One `python -m bot run` in a directory of its own, its stderr collected line by line."""
 
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str], prefix: Sequence[str] = ()) -> None:
         self._cwd = cwd
         self._env = env
+        self._prefix = tuple(prefix)  # a command that runs the rest (e.g. setpriv …)
         self.process: asyncio.subprocess.Process | None = None
         self.log: list[str] = []
         self._reader: asyncio.Task[None] | None = None
@@ -45,7 +46,7 @@ class HearthProcess:
 
     async def start(self) -> HearthProcess:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", cwd=self._cwd, env=self._env,
+            *self._prefix, sys.executable, "-m", "bot", "run", cwd=self._cwd, env=self._env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
