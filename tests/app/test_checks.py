@@ -27,6 +27,7 @@ from bot.app.checks import (
 from bot.app.settings import Settings
 from bot.errors import ConfigError
 from bot.store import PostgresStore, SqliteStore
+from bot.store.sqlite_schema import MIGRATIONS
 from tests.app.databases import build_database, corrupt_one_page, truncate
 from tests.conftest import make_settings
 from tests.core.postgres_server import server_url
@@ -202,3 +203,15 @@ async def test_a_postgres_store_that_will_not_open_is_one_line_without_the_passw
     [problem] = raised.value.problems
     assert problem.startswith(f"HEARTH_DATABASE_URL: cannot open the database at {postgres_place(url)}: ")
     assert PASSWORD not in problem
+
+
+async def test_a_database_from_a_newer_hearth_is_one_line(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, db_path=tmp_path / "hearth.sqlite3")
+    async with SqliteStore(settings.database):
+        pass
+    older = SqliteStore(settings.database, migrations=MIGRATIONS[:-1])
+    with pytest.raises(ConfigError) as raised:
+        await open_store(older, settings)
+    [problem] = raised.value.problems
+    assert problem == (f"HEARTH_DB_PATH: cannot open the database at {settings.database}: "
+                       f"database schema version {len(MIGRATIONS)} is newer than {len(MIGRATIONS) - 1}")
