@@ -26,7 +26,7 @@ from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0,
                    60.0, 120.0)
-ENGINE_STATES = ("ready", "loading", "restarting", "failed", "stopped")
+ENGINE_STATES = ("ready", "loading", "restarting", "stalled", "failed", "stopped")
 NO_CATEGORY = "none"
 
 

@@ -10,11 +10,14 @@ the platforms stop, then the engine and the store close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
 from typing import TYPE_CHECKING, TextIO
+
+import psutil
 
 from bot.app.builder import App, HearthBuilder
 from bot.app.checks import check_startup
@@ -160,12 +163,26 @@ class Runner:
 
 def _hard_stop() -> None:
     """The backstop of the 10 s promise: whatever is still closing is abandoned. Nothing
-    stored is lost (every write was committed), vLLM's processes go with the lifeline,
-    and the messages left unanswered are answered after the next start."""
+    stored is lost (every write was committed), and the messages left unanswered are
+    answered after the next start. vLLM's processes go too: those the lifeline knows with
+    it, and any this process started that it does not know yet (an engine core still
+    loading, whose pid is noted only once the load returns) are killed here."""
     log.error("shutdown took longer than %.0f s; exiting now", HARD_STOP_S)
     for handler in logging.getLogger().handlers:
         handler.flush()
+    _kill_descendants()
     os._exit(0)
+
+
+def _kill_descendants(pid: int | None = None) -> None:
+    """SIGKILL every process `pid` (default: this one) started, and theirs (by parentage)."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -6,9 +6,15 @@ import re
 
 import pytest
 
-from bot.errors import ConfigError, HearthError, MessageTooLongError, NotAdminError
+from bot.errors import ConfigError, HearthError, MessageTooLongError, NotAdminError, StoreUnavailableError
 from bot.i18n import TEXTS, detect_language, error_text
-from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError, UnknownModelError
+from engine.errors import (
+    EngineStalledError,
+    EngineUnavailableError,
+    ModelLoadError,
+    PromptTooLongError,
+    UnknownModelError,
+)
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 MAPPED_ERRORS: list[BaseException] = [
@@ -18,6 +24,8 @@ MAPPED_ERRORS: list[BaseException] = [
     ModelLoadError("qwen2.5-7b-awq", "out of memory"),
     UnknownModelError("gpt-9", ["demo", "demo-awq"]),
     NotAdminError("/model"),
+    EngineStalledError(5.0),
+    StoreUnavailableError("store message", "database is locked"),
 ]
 ALL_ERRORS: list[BaseException] = [*MAPPED_ERRORS, ConfigError(["HEARTH_X: bad"]), HearthError("root")]
 
