@@ -1,14 +1,15 @@
-"""The SQLite store: one aiosqlite connection in WAL mode, migrated by `user_version`."""
+"""The SQLite store: a file in WAL mode, a writer, a reader and a tracer connection each on its
+own thread, group-committed writes, migrated by `user_version`."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -91,6 +92,7 @@ from bot.store.sqlite_schema import (
     UPSERT_WORD,
     WAL_LIMIT_BYTES,
 )
+from bot.store.sqlite_threads import GroupCommit, SqliteThread
 from bot.store.sqlite_wal import WalKeeper
 from engine.types import Role
 
@@ -131,21 +133,21 @@ class SchemaTooNewError(HearthError):
 
 @retried_on(is_fault, describe)
 class SqliteStore:
-    """The `Store` in one SQLite file, shared by all of the bot's tasks.
+    """The `Store` in one SQLite file (WAL mode), shared by all of the bot's tasks.
 
-    One connection serves every task, so `_lock` admits one task at a time. Reads
-    take it too: on a shared connection a read run between another task's BEGIN
-    and COMMIT would see rows that may still roll back. aiosqlite runs every call
-    on one worker thread anyway, so a second, read-only connection would buy
-    little for a chat bot's load and cost a second thread and more code.
-
-    Recovery traces (`note_shown`: which platform messages show a reply while it
-    streams) go through a second connection of their own instead. A crash after a
-    reply's first part reached the platform but before its id was noted leaves a
-    part no restart can find, so that gap must stay one statement long; behind
-    `_lock` it waited for every queued write (measured: during a 400-message flood,
-    6 of 10 first parts killed in that gap). SQLite itself orders the two
-    connections' writes (WAL, busy timeout).
+    Three connections, each on a thread of its own (`bot.store.sqlite_threads`), and each
+    store call one hop to one of them with all of its statements:
+    - writes go to the writer, batched: the writes queued while one transaction runs
+      share the next (group commit), so channels do not wait for each other one
+      statement at a time; a call returns once its transaction committed;
+    - reads go to a reader connection of their own (WAL lets it read while the writer
+      writes); a read sees every write whose call has returned;
+    - recovery traces (`note_shown`: which platform messages show a reply while it
+      streams) go to a third connection, so they never queue behind the writer's
+      batches: a crash after a reply's first part reached the platform but before its
+      id was noted leaves a part no restart can find, so that gap must stay one
+      statement long (measured, when it queued behind a 400-message flood's writes:
+      6 of 10 first parts lost). SQLite orders the connections' writes (busy timeout).
 
     A call the database fails (full, locked past the busy timeout, I/O, corrupt) is
     retried within the caller's patience, then raises StoreUnavailableError
@@ -166,12 +168,14 @@ class SqliteStore:
         self._checkpoint_interval = checkpoint_interval
         self._wal_limit = wal_limit
         self._migrations = tuple(migrations)
-        self._db: aiosqlite.Connection | None = None
-        self._traces: aiosqlite.Connection | None = None  # see the class docstring
-        self._lock = asyncio.Lock()
+        self._writer_thread = SqliteThread("sqlite-writer")
+        self._reader = SqliteThread("sqlite-reader")
+        self._traces = SqliteThread("sqlite-traces")
+        self._writer = GroupCommit(self._writer_thread, is_fault, self._forget_ids)
+        self._open = False
         self._lifecycle = asyncio.Lock()
-        # Conversation rows are deleted only by `move_channel`, which forgets their ids,
-        # so ids can be remembered; with the id known, a write is one statement, atomic on its own.
+        # Conversation rows are deleted only by `move_channel`, which forgets their ids, so
+        # ids can be remembered. Used on the writer's thread only; forgotten on any rollback.
         self._conversation_ids: dict[ConversationKey, int] = {}
         self._checkpointer: asyncio.Task[None] | None = None
         self.health = StoreHealth()
@@ -188,31 +192,40 @@ class SqliteStore:
     ) -> None:
         await self.close()
 
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed so far (fewer than write calls under load)."""
+        return self._writer.transactions
+
     async def open(self) -> None:
         """Connect and apply missing migrations; a no-op when already open."""
         async with self._lifecycle:
-            if self._db is None:
-                self._db = await self._connect()
-                self._traces = await aiosqlite.connect(self._path, isolation_level=None)
-                # Short: a trace must not hold a streaming reply up while the database is locked.
-                await self._traces.execute_fetchall(f"PRAGMA busy_timeout = {TRACE_BUSY_TIMEOUT_MS:d}")
-                self._checkpointer = asyncio.create_task(self._checkpoint_regularly())
+            if self._open:
+                return
+            await asyncio.to_thread(self._path.parent.mkdir, parents=True, exist_ok=True)
+            try:
+                await self._writer_thread.open(self._connect_writer)
+                await self._reader.open(functools.partial(_connect, self._path, self._busy_timeout_ms))
+                await self._traces.open(functools.partial(_connect, self._path, TRACE_BUSY_TIMEOUT_MS))
+            except BaseException:
+                for thread in (self._traces, self._reader, self._writer_thread):
+                    await thread.close()
+                raise
+            self._open = True
+            self._checkpointer = asyncio.create_task(self._checkpoint_regularly())
 
     async def close(self) -> None:
-        """Let the running transaction finish, then disconnect; a no-op when closed."""
+        """Let queued writes commit, then disconnect; a no-op when closed."""
         async with self._lifecycle:
             if self._checkpointer is not None:
                 self._checkpointer.cancel()
                 await asyncio.gather(self._checkpointer, return_exceptions=True)
                 self._checkpointer = None
-            traces, self._traces = self._traces, None
-            if traces is not None:
-                await traces.close()
-            async with self._lock:
-                db, self._db = self._db, None
-                self._conversation_ids.clear()
-                if db is not None:
-                    await db.close()  # the last connection to close checkpoints the WAL
+            await self._writer.close()
+            self._open = False
+            for thread in (self._traces, self._reader, self._writer_thread):
+                await thread.close()  # the last connection to close checkpoints the WAL
+            self._conversation_ids.clear()
 
     async def add_message(
         self,
@@ -240,34 +253,29 @@ class SqliteStore:
         `status` defaults to `pending` for a user message, `answered` for a reply;
         `meta` (JSON) keeps what answering it after a restart needs; `owner` stores
         it already claimed (see `claim_pending`); `question_status` sets `reply_to`'s
-        status in the same transaction (see `Conversations.add_message`)."""
+        status in the same transaction (see `Conversations.add_message`). Messages are
+        stored in the order their tasks called."""
         check_role(role)
-        tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
-        extra = (status or default_status(role), meta_json(meta), owner)
-        # One hold of the lock for the conversation's id and the insert: messages are
-        # stored in the order their tasks called, even a new conversation's first ones.
-        async with self._lock:
-            conversation_id = await self._conversation_id_locked(key)
-            values = (role, author_id, author_name, text, time.time(), platform_message_id)
-            params = (conversation_id, *values, *tokens, *extra)
-            if question_status is None or reply_to is None:
-                new_id = await _value(self._connection(), INSERT_MESSAGE, params)
-            else:
-                async with _atomic(self._connection()) as db:
-                    new_id = await _value(db, INSERT_MESSAGE, params)
-                    await db.execute_fetchall(SET_STATUS, (question_status, reply_to))
-        return None if new_id is None else int(new_id)
+        values = (role, author_id, author_name, text, time.time(), platform_message_id,
+                  prompt_tokens, cached_tokens, reply_tokens, reply_to,
+                  status or default_status(role), meta_json(meta), owner)
+
+        def job(db: sqlite3.Connection) -> int | None:
+            new_id = _value(db, INSERT_MESSAGE, (self._conversation_id(db, key), *values))
+            if new_id is not None and question_status is not None and reply_to is not None:
+                db.execute(SET_STATUS, (question_status, reply_to))
+            return None if new_id is None else int(new_id)
+
+        return await self._writer.write(job)
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
         """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
-        await self._write_value(SET_STATUS, (status, message_id))
+        await self._write(SET_STATUS, (status, message_id))
 
     async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
         """Remember which platform messages show the reply to `message_id` while it streams,
         so a reply a crash cut can be found and marked after the restart. Not queued
         behind other writes (see the class docstring)."""
-        if self._traces is None:
-            raise RuntimeError("the store is not open")
         await self._traces.execute_fetchall(NOTE_SHOWN, (json.dumps(list(platform_ids)), message_id))
 
     async def pending(self, since: float) -> list[PendingMessage]:
@@ -279,15 +287,16 @@ class SqliteStore:
         other owner holds, oldest first. BEGIN IMMEDIATE takes SQLite's write lock,
         so another process's claim waits and then finds them taken."""
         params = {"owner": owner, "since": since}
-        async with self._transaction() as db:
-            await db.execute_fetchall(CLAIM_PENDING, params)
-            rows = await db.execute_fetchall(SELECT_CLAIMED, params)
-        return [pending_from_row(row) for row in rows]
+
+        def job(db: sqlite3.Connection) -> list[Any]:
+            db.execute(CLAIM_PENDING, params)
+            return db.execute(SELECT_CLAIMED, params).fetchall()
+
+        return [pending_from_row(row) for row in await self._writer.write(job)]
 
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
-        async with self._transaction() as db, db.execute(SKIP_PENDING, (before,)) as cursor:
-            return cursor.rowcount
+        return await self._write_count(SKIP_PENDING, (before,))
 
     async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
         """`undelivered` replies of `owner` at or after `since`, oldest first."""
@@ -295,13 +304,11 @@ class SqliteStore:
 
     async def expire_undelivered(self, before: float) -> int:
         """Mark `undelivered` replies older than `before` `skipped`; how many."""
-        async with self._transaction() as db, db.execute(EXPIRE_UNDELIVERED, (before,)) as cursor:
-            return cursor.rowcount
+        return await self._write_count(EXPIRE_UNDELIVERED, (before,))
 
     async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
         """An `undelivered` reply is `answered` now, with its first part's id unless it had one."""
-        async with self._transaction() as db:
-            await db.execute_fetchall(MARK_DELIVERED, (platform_message_id, message_id))
+        await self._write(MARK_DELIVERED, (platform_message_id, message_id))
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
@@ -314,17 +321,18 @@ class SqliteStore:
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
         """Hide messages older than `message_id` from `history` (they stay stored)."""
-        async with self._transaction() as db:
-            await db.execute_fetchall(UPSERT_FLOOR, (*_key(key), time.time(), message_id))
+        await self._write(UPSERT_FLOOR, (*_key(key), time.time(), message_id))
 
     async def reset(self, key: ConversationKey) -> int:
         """Forget a conversation's messages and its context floor; return how many
         messages were deleted. Its verdicts stay, detached from the messages."""
-        async with self._transaction() as db:
-            async with db.execute(DELETE_MESSAGES, _key(key)) as cursor:
-                deleted = cursor.rowcount
-            await db.execute_fetchall(RESET_FLOOR, _key(key))
-        return deleted
+
+        def job(db: sqlite3.Connection) -> int:
+            deleted = db.execute(DELETE_MESSAGES, _key(key)).rowcount
+            db.execute(RESET_FLOOR, _key(key))
+            return deleted
+
+        return await self._writer.write(job)
 
     async def get_channel_persona(self, key: ConversationKey) -> str | None:
         """The persona override of the key's channel (shared by all its threads)."""
@@ -333,8 +341,7 @@ class SqliteStore:
 
     async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
         """Set (or with None, reset) the persona override of a channel."""
-        async with self._transaction() as db:
-            await db.execute_fetchall(UPSERT_PERSONA, (key.platform, key.channel, persona))
+        await self._write(UPSERT_PERSONA, (key.platform, key.channel, persona))
 
     async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
         """A per-channel setting (shared by the channel's threads), or None."""
@@ -343,11 +350,10 @@ class SqliteStore:
 
     async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
         """Set (or with None, clear) a per-channel setting."""
-        async with self._transaction() as db:
-            if value is None:
-                await db.execute_fetchall(DELETE_FLAG, (key.platform, key.channel, name))
-            else:
-                await db.execute_fetchall(UPSERT_FLAG, (key.platform, key.channel, name, value))
+        if value is None:
+            await self._write(DELETE_FLAG, (key.platform, key.channel, name))
+        else:
+            await self._write(UPSERT_FLAG, (key.platform, key.channel, name, value))
 
     async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
         """Move a channel's conversations, persona, flags and words to its new id, merging
@@ -355,28 +361,29 @@ class SqliteStore:
         if old_channel == new_channel:
             return False
         scopes = (word_scope(platform, old_channel), word_scope(platform, new_channel))
-        async with self._transaction() as db:
-            conversations = await db.execute_fetchall(SELECT_CHANNEL_CONVERSATIONS, (platform, old_channel))
+
+        def job(db: sqlite3.Connection) -> bool:
+            conversations = db.execute(SELECT_CHANNEL_CONVERSATIONS, (platform, old_channel)).fetchall()
             for conversation_id, thread, floor in conversations:
                 to = ConversationKey(platform, new_channel, thread)
-                await _move_conversation(db, (conversation_id, floor), old_channel, to)
-            changed = len(list(conversations))
+                _move_conversation(db, (conversation_id, floor), old_channel, to)
+            changed = len(conversations)
             for statement in MOVE_SETTINGS:
-                changed += await _row_count(db, statement, (platform, old_channel, new_channel))
+                changed += db.execute(statement, (platform, old_channel, new_channel)).rowcount
             for statement in MOVE_WORDS:
-                changed += await _row_count(db, statement, scopes)
+                changed += db.execute(statement, scopes).rowcount
             forget_channel(self._conversation_ids, platform, old_channel)
-        return changed > 0
+            return changed > 0
+
+        return await self._writer.write(job)
 
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
-        async with self._transaction() as db:
-            await db.execute_fetchall(UPSERT_WORD, (rule.scope, rule.word, rule.action, rule.category))
+        await self._write(UPSERT_WORD, (rule.scope, rule.word, rule.action, rule.category))
 
     async def remove_word(self, scope: str, word: str) -> bool:
         """Remove a moderation word; False when it was not there."""
-        async with self._transaction() as db, db.execute(DELETE_WORD, (scope, word)) as cursor:
-            return cursor.rowcount > 0
+        return await self._write_count(DELETE_WORD, (scope, word)) > 0
 
     async def words(self) -> list[WordRule]:
         """Every admin moderation word, in insertion order."""
@@ -389,8 +396,7 @@ class SqliteStore:
 
     async def set_setting(self, name: str, value: str) -> None:
         """Create or replace a global setting."""
-        async with self._transaction() as db:
-            await db.execute_fetchall(UPSERT_SETTING, (name, value))
+        await self._write(UPSERT_SETTING, (name, value))
 
     async def add_verdict(
         self,
@@ -401,18 +407,16 @@ class SqliteStore:
     ) -> int:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
+
+        def job(db: sqlite3.Connection) -> int:
+            values = _verdict_values(self._conversation_id(db, key), message_id, direction, verdict)
+            new_id = int(_value(db, INSERT_VERDICT, values))
+            if direction == "input" and verdict.flagged and message_id is not None:
+                db.execute(FLAG_MESSAGE, (message_id,))
+            return new_id
+
         try:
-            # One hold of the lock for the conversation's id and the insert: a channel moved
-            # in between (move_channel) may have removed the conversation the id named.
-            async with self._lock:
-                conversation_id = await self._conversation_id_locked(key)
-                values = _verdict_values(conversation_id, message_id, direction, verdict)
-                if direction == "input" and verdict.flagged and message_id is not None:
-                    async with _atomic(self._connection()) as db:
-                        new_id = int(await _value(db, INSERT_VERDICT, values))
-                        await db.execute_fetchall(FLAG_MESSAGE, (message_id,))
-                    return new_id
-                return int(await _value(self._connection(), INSERT_VERDICT, values))
+            return await self._writer.write(job)
         except sqlite3.IntegrityError as error:  # the foreign key on messages
             raise ValueError(f"no stored message has id {message_id}") from error
 
@@ -424,8 +428,8 @@ class SqliteStore:
     async def add_usage(self, rows: Sequence[Usage]) -> None:
         """Add each row's counts to the stored ones, in one transaction."""
         if rows:
-            async with self._transaction() as db:
-                await db.executemany(ADD_USAGE, [usage_values(row) for row in rows])
+            values = [usage_values(row) for row in rows]
+            await self._writer.write(lambda db: db.executemany(ADD_USAGE, values).rowcount)
 
     async def usage(
         self, since: str, *, platform: str | None = None, channel: str | None = None,
@@ -456,76 +460,48 @@ class SqliteStore:
 
     async def prune_verdicts(self, before: float, limit: int) -> int:
         """Delete the verdicts recorded before `before` among the `limit` oldest; how many."""
-        return await self._prune(PRUNE_VERDICTS, (before, limit))
+        return await self._write_count(PRUNE_VERDICTS, (before, limit))
 
     async def prune_usage(self, before: str, limit: int) -> int:
         """Delete up to `limit` usage rows of days before `before` (`YYYY-MM-DD`); how many."""
-        return await self._prune(PRUNE_USAGE, (before, limit))
+        return await self._write_count(PRUNE_USAGE, (before, limit))
 
     async def prune_messages(self, before: float, limit: int) -> int:
         """Delete the messages older than `before` among the `limit` oldest not `pending`,
         keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
-        return await self._prune(PRUNE_MESSAGES, (before, limit))
+        return await self._write_count(PRUNE_MESSAGES, (before, limit))
 
-    async def _prune(self, sql: str, params: Sequence[Any]) -> int:
-        """One batch of a prune: one statement, one short transaction."""
-        async with self._transaction() as db:
-            return await _row_count(db, sql, params)
-
-    async def _connect(self) -> aiosqlite.Connection:
-        """A new connection, configured and migrated; closed again if that fails."""
-        await asyncio.to_thread(self._path.parent.mkdir, parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN ourselves; sqlite3's implicit
-        # transactions would otherwise open behind our back.
-        db = await aiosqlite.connect(self._path, isolation_level=None)
+    def _connect_writer(self) -> sqlite3.Connection:
+        """The writer's connection, configured and migrated (on its thread)."""
+        db = _connect(self._path, self._busy_timeout_ms, PRAGMAS)
         try:
-            for pragma in PRAGMAS:
-                await db.execute_fetchall(pragma)
-            await db.execute_fetchall(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
-            await self._migrate(db)
+            _migrate(db, self._migrations)
         except BaseException:
-            await db.close()
+            db.close()
             raise
         return db
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        """Apply the migrations the file lacks, all in one transaction. No lock:
-        the connection is not shared yet. BEGIN IMMEDIATE takes SQLite's write
-        lock before the version is read, so two processes cannot both migrate."""
-        async with _atomic(db):
-            found = int((await _value(db, "PRAGMA user_version", ())) or 0)
-            if found > len(self._migrations):
-                raise SchemaTooNewError(found, len(self._migrations))
-            for script in self._migrations[found:]:
-                for statement in _statements(script):
-                    await db.execute_fetchall(statement)
-            if found < len(self._migrations):  # PRAGMA takes no parameters
-                await db.execute_fetchall(f"PRAGMA user_version = {len(self._migrations):d}")
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction that no other task's statements can join."""
-        async with self._lock, _atomic(self._connection()) as db:
-            yield db
-
-    async def _conversation_id(self, key: ConversationKey) -> int:
-        """The conversation's row id, inserting the row the first time."""
-        async with self._lock:
-            return await self._conversation_id_locked(key)
-
-    async def _conversation_id_locked(self, key: ConversationKey) -> int:
-        """`_conversation_id` for a caller that holds `_lock`."""
+    def _conversation_id(self, db: sqlite3.Connection, key: ConversationKey) -> int:
+        """The conversation's row id, inserting the row the first time (writer's thread)."""
         if key not in self._conversation_ids:
-            async with _atomic(self._connection()) as db:
-                await db.execute_fetchall(INSERT_CONVERSATION, (*_key(key), time.time()))
-                self._conversation_ids[key] = int(await _value(db, SELECT_CONVERSATION, _key(key)))
+            db.execute(INSERT_CONVERSATION, (*_key(key), time.time()))
+            self._conversation_ids[key] = int(_value(db, SELECT_CONVERSATION, _key(key)))
         return self._conversation_ids[key]
 
-    async def _write_value(self, sql: str, params: Sequence[Any]) -> Any:
-        """Run one writing statement, a transaction by itself (autocommit); the first
-        column of its first returned row, or None."""
-        async with self._lock:
-            return await _value(self._connection(), sql, params)
+    def _forget_ids(self) -> None:
+        """Something was rolled back: a remembered conversation id may name no row."""
+        self._conversation_ids.clear()
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> None:
+        await self._writer.write(lambda db: db.execute(sql, params).rowcount)
+
+    async def _write_count(self, sql: str, params: Sequence[Any]) -> int:
+        """How many rows one writing statement changed."""
+        return await self._writer.write(lambda db: db.execute(sql, params).rowcount)
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """All rows of one query, on the reader's connection."""
+        return await self._reader.execute_fetchall(sql, params)
 
     async def _checkpoint_regularly(self) -> None:
         """Fold the WAL back into the database every couple of seconds, and truncate it
@@ -535,58 +511,62 @@ class SqliteStore:
             await db.execute_fetchall(CHECKPOINT_BUSY_TIMEOUT)
             await WalKeeper(db, self._path, self._wal_limit).run(self._checkpoint_interval)
 
-    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """All rows of one query, read under the lock (see the class docstring)."""
-        async with self._lock:
-            return list(await self._connection().execute_fetchall(sql, params))
 
-    def _connection(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("the store is not open")
-        return self._db
-
-
-@asynccontextmanager
-async def _atomic(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error or cancellation."""
+def _connect(path: Path, busy_timeout_ms: int, pragmas: Sequence[str] = ()) -> sqlite3.Connection:
+    """A connection for one thread. isolation_level=None: transactions are begun
+    explicitly (sqlite3's implicit ones would open behind our back)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        await db.execute_fetchall("BEGIN IMMEDIATE")
-        yield db
-        await db.commit()
+        for pragma in pragmas:
+            db.execute(pragma).fetchall()
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
     except BaseException:
-        # rollback() runs on aiosqlite's thread after everything queued before it
-        # (even a cancelled BEGIN), and does nothing when no transaction is open.
-        await db.rollback()
+        db.close()
+        raise
+    return db
+
+
+def _migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> None:
+    """Apply the migrations the file lacks, all in one transaction. BEGIN IMMEDIATE takes
+    SQLite's write lock before the version is read, so two processes cannot both migrate."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = int(_value(db, "PRAGMA user_version", ()) or 0)
+        if found > len(migrations):
+            raise SchemaTooNewError(found, len(migrations))
+        for script in migrations[found:]:
+            for statement in _statements(script):
+                db.execute(statement)
+        if found < len(migrations):  # PRAGMA takes no parameters
+            db.execute(f"PRAGMA user_version = {len(migrations):d}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
 
 
-async def _move_conversation(
-    db: aiosqlite.Connection, row: tuple[int, int], old_channel: str, to: ConversationKey
+def _move_conversation(
+    db: sqlite3.Connection, row: tuple[int, int], old_channel: str, to: ConversationKey
 ) -> None:
     """One conversation (id, context floor) of `old_channel` to `to`: renamed, or merged
     into the row `to` has already."""
     conversation_id, floor = row
-    await db.execute_fetchall(QUALIFY_PLATFORM_IDS, (old_channel, conversation_id))
-    target = await _value(db, SELECT_CONVERSATION, _key(to))
+    db.execute(QUALIFY_PLATFORM_IDS, (old_channel, conversation_id))
+    target = _value(db, SELECT_CONVERSATION, _key(to))
     if target is None:
-        await db.execute_fetchall(RENAME_CONVERSATION, (to.channel, conversation_id))
+        db.execute(RENAME_CONVERSATION, (to.channel, conversation_id))
         return
     for statement in (MERGE_MESSAGES, MERGE_VERDICTS):
-        await db.execute_fetchall(statement, (target, conversation_id))
-    await db.execute_fetchall(RAISE_FLOOR, (floor, target))
-    await db.execute_fetchall(DELETE_CONVERSATION, (conversation_id,))
+        db.execute(statement, (target, conversation_id))
+    db.execute(RAISE_FLOOR, (floor, target))
+    db.execute(DELETE_CONVERSATION, (conversation_id,))
 
 
-async def _row_count(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> int:
-    """How many rows one writing statement changed."""
-    async with db.execute(sql, params) as cursor:
-        return cursor.rowcount
-
-
-async def _value(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Any:
+def _value(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
     """The first column of the first row, or None when there is no row."""
-    rows = list(await db.execute_fetchall(sql, params))
-    return rows[0][0] if rows else None
+    row = db.execute(sql, params).fetchone()
+    return row[0] if row else None
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -1,0 +1,156 @@
+"""How the SQLite store talks to SQLite: a connection per thread, work handed over whole.
+
+sqlite3 blocks, so each connection lives on a thread of its own (a one-worker
+`concurrent.futures.ThreadPoolExecutor`) and a store call hands that thread one
+function that does all of the call's statements: one thread hop per call, not one
+per statement (aiosqlite's model, which cost 24 hops per answered message).
+
+Writes go through `GroupCommit`: every job queued while a transaction runs goes into
+the next one, so under load many callers share one BEGIN…COMMIT (group commit; the
+delay is at most one transaction's time, and there is no delay when idle). Each job
+runs in a SAVEPOINT of its own: one that fails with an ordinary error (a constraint,
+a bug) is rolled back alone; one that fails because the database failed (full,
+locked, I/O: `is_fault`) fails the whole transaction, and every job in it raises,
+for its caller to retry. A job's result is handed back only after COMMIT returned:
+committed before acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+IsFault = Callable[[BaseException], bool]
+
+MAX_BATCH = 256  # jobs in one transaction at most
+
+
+class SqliteThread:
+    """One sqlite3 connection, used only from its own thread."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        """Start the thread and connect on it (`connect` runs there); closes again on failure."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=self._name)
+        try:
+            self._connection = await self._in_thread(connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(connection, *args)` on the connection's thread."""
+        if self._connection is None:
+            raise RuntimeError(f"{self._name}: the store is not open")
+        return await self._in_thread(function, self._connection, *args)
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one statement (autocommit)."""
+        return await self.run(_fetchall, sql, parameters)
+
+    async def close(self) -> None:
+        """Close the connection and end the thread; a no-op when closed."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._in_thread(connection.close)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+
+class GroupCommit:
+    """Writes from every task, committed together (see the module docstring).
+
+    `rolled_back` is called (on the writer's thread) whenever a transaction or a job is
+    rolled back, so that caches of what it wrote can be forgotten."""
+
+    def __init__(self, thread: SqliteThread, is_fault: IsFault, rolled_back: Callable[[], None]) -> None:
+        self._thread = thread
+        self._is_fault = is_fault
+        self._rolled_back = rolled_back
+        self._queue: deque[tuple[Job, asyncio.Future[Any]]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self.transactions = 0  # how many COMMITs: under load, fewer than jobs
+
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(connection)` in the next transaction; its result once committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
+        return await future
+
+    async def close(self) -> None:
+        """Let queued writes finish."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
+            try:
+                outcomes = await self._thread.run(_transaction, [job for job, _ in batch], self._is_fault,
+                                                  self._rolled_back)
+            except Exception as exc:  # the database failed: every job of the batch fails with it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.transactions += 1
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():  # its caller was cancelled meanwhile; the write stands
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+
+def _transaction(
+    connection: sqlite3.Connection, jobs: list[Job], is_fault: IsFault, rolled_back: Callable[[], None]
+) -> list[tuple[bool, Any]]:
+    """BEGIN IMMEDIATE, each job in a savepoint, COMMIT (on the writer's thread). Each job's
+    (ok, result or exception); raises when the database failed (all rolled back)."""
+    outcomes: list[tuple[bool, Any]] = []
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for job in jobs:
+            connection.execute("SAVEPOINT job")
+            try:
+                outcomes.append((True, job(connection)))
+            except Exception as exc:
+                if is_fault(exc):
+                    raise
+                connection.execute("ROLLBACK TO job")
+                rolled_back()
+                outcomes.append((False, exc))
+            connection.execute("RELEASE job")
+        connection.execute("COMMIT")
+    except BaseException:
+        rolled_back()
+        if connection.in_transaction:  # SQLite may have rolled back already (full, I/O)
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _fetchall(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
+    return connection.execute(sql, parameters).fetchall()
