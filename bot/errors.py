@@ -20,11 +20,13 @@ class ConfigError(HearthError):
 
 
 class NotAdminError(HearthError):
-    """`action` needs more rights than the author has."""
+    """`action` needs more rights than the author has: a channel admin's, or with
+    `operators` set, an operator's (HEARTH_ADMIN_IDS: global state)."""
 
-    def __init__(self, action: str) -> None:
-        super().__init__(f"{action} is for admins only")
+    def __init__(self, action: str, *, operators: bool = False) -> None:
+        super().__init__(f"{action} is for {'operators' if operators else 'admins'} only")
         self.action = action
+        self.operators = operators
 
 
 class MessageTooLongError(HearthError):

@@ -44,6 +44,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Unknown model {name}. Known models: {known}.",
         "zh": "未知模型 {name}。可用模型：{known}。",
     },
+    "not_operator": {
+        "en": "Sorry, only Hearth's operators can do that ({action}).",
+        "zh": "抱歉，只有 Hearth 的运营者可以执行此操作（{action}）。",
+    },
     "not_admin": {
         "en": "Sorry, only admins can do that ({action}).",
         "zh": "抱歉，只有管理员可以执行此操作（{action}）。",
@@ -92,6 +96,15 @@ TEXTS: dict[str, dict[str, str]] = {
     "refusal": {
         "en": "Sorry, I can't help with that.",
         "zh": "抱歉，这个我无法回答。",
+    },
+    "access_pairing": {
+        "en": "I only talk to people my operator let in. To ask for access, give them this code: "
+              "{code} (it works for an hour).",
+        "zh": "我只和运营者批准的人聊天。如需使用，请把这个代码发给运营者：{code}（一小时内有效）。",
+    },
+    "access_denied": {
+        "en": "I only talk to people and chats my operator let in.",
+        "zh": "我只和运营者批准的用户与聊天交流。",
     },
     "quota_rate_user": {
         "en": "You are sending messages faster than I can answer; I'll skip your messages "
@@ -150,8 +163,8 @@ def error_text(error: BaseException, lang: str) -> str:
             return text("model_load_failed", lang, model=model)
         case UnknownModelError(name=name, known=known):
             return text("unknown_model", lang, name=name, known=", ".join(known))
-        case NotAdminError(action=action):
-            return text("not_admin", lang, action=action)
+        case NotAdminError(action=action, operators=operators):
+            return text("not_operator" if operators else "not_admin", lang, action=action)
         case StoreUnavailableError():
             return text("store_unavailable", lang)
         case PersonaTooLongError(size=size, limit=limit, unit=unit):

@@ -38,6 +38,7 @@ class IncomingMessage:
     author_is_admin: bool = False
     is_direct: bool = False
     channel_name: str = ""
+    server: str = ""  # the Discord server (guild) id, for HEARTH_ACCESS_ALLOW; empty elsewhere
 
     @property
     def platform(self) -> str:
@@ -58,10 +59,11 @@ class IncomingMessage:
 # `undelivered`: generated in full, but its platform would not take it (5xx, 429, a
 # dropped connection: "could not deliver", not "could not answer"); it is delivered
 # when the platform is back (then `answered`), or `skipped` past the recovery window.
+# `denied`: its author may not talk to Hearth there (HEARTH_ACCESS=allowlist): never answered.
 # Only answered, merged and undelivered turns and the message being answered enter prompts.
 MessageStatus = Literal[
     "pending", "answered", "refused", "failed", "skipped", "interrupted", "limited", "merged", "dropped",
-    "undelivered",
+    "undelivered", "denied",
 ]
 PROMPT_STATUSES = frozenset({"pending", "answered", "merged", "undelivered"})
 

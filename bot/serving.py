@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from bot.messages import ConversationKey
 from bot.store import ChannelSettings, GlobalSettings
@@ -30,13 +31,14 @@ class ModelService:
 
     def __init__(
         self, engine: Engine, registry: Registry, settings: GlobalSettings, configured: str,
-        channels: ChannelSettings | None = None,
+        channels: ChannelSettings | None = None, *, pinnable: Collection[str] = (),
     ) -> None:
         self._engine = engine
         self._registry = registry
         self._settings = settings
         self._configured = configured
         self._channels = channels
+        self._pinnable = frozenset(pinnable)  # HEARTH_CHANNEL_MODELS; empty: any served model
 
     @property
     def spec(self) -> ModelSpec:
@@ -84,12 +86,16 @@ class ModelService:
 
     async def pin(self, key: ConversationKey, name: str | None) -> str:
         """Pin `key`'s channel (and its threads) to `name`, or unpin it with None; the
-        model that now answers there. Only a model served now may be pinned: any the
-        remote servers serve, or the in-process engine's loaded one. Raises
-        UnknownModelError otherwise."""
+        model that now answers there. Only a model served now, and allowed by the
+        operator, may be pinned: any the remote servers serve that HEARTH_CHANNEL_MODELS
+        lists (all of them when it is empty), or the in-process engine's loaded one.
+        Pinning never loads anything. Raises UnknownModelError otherwise."""
         assert self._channels is not None, "built with channel settings"
         if name is not None:
-            servable = await self.served() or [self._engine.spec.name]
+            current = self._engine.spec.name
+            servable = await self.served() or [current]
+            if self._pinnable:
+                servable = [n for n in servable if n in self._pinnable or n == current]
             if name not in servable:
                 raise UnknownModelError(name, servable)
         await self._channels.set_channel_flag(key, PINNED_MODEL, name)

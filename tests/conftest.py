@@ -37,7 +37,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, admin_ids="telegram:boss")
+    return make_settings(tmp_path, admin_ids="telegram:4242")
 
 
 @pytest.fixture

@@ -270,7 +270,7 @@ class TelegramAdapter:
         if name in WELCOME_COMMANDS:
             return welcome(self._commands, self._config.bot_name, self._me.username)
         msg = to_incoming(message, message.text or "")
-        if not self._commands.allowed(msg, name, args):  # only then is it worth asking Telegram
+        if self._commands.asks_admin(msg, name, args):  # only then is it worth asking Telegram
             admin = await self._admins.author_of(self._bot, message)
             msg = to_incoming(message, message.text or "", admin=admin)
         return await self._commands.run(msg, name, args)

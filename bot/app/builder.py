@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from bot.access import AccessPolicy, AccessRules
 from bot.app.checks import open_store
 from bot.app.gate import build_gate
 from bot.app.metrics_server import MetricsServer
@@ -28,6 +29,7 @@ from bot.app.upkeep import pruning
 from bot.boundary import ErrorBoundary
 from bot.channels import ChannelMover
 from bot.commands import Admins, Commands
+from bot.commands.access import AccessCommand
 from bot.commands.builtin import (
     ChannelModes,
     ModelCommand,
@@ -57,9 +59,10 @@ from bot.pipeline import (
     Record,
     Stage,
 )
+from bot.pipeline.access import AccessCommands, AccessGate
 from bot.pipeline.backlog import Backlog
 from bot.pipeline.metered import CountAnswer, CountIntake
-from bot.pipeline.quota import QuotaGate
+from bot.pipeline.quota import CommandQuota, QuotaGate
 from bot.quotas import Quotas
 from bot.recovery import Recovery
 from bot.redelivery import Redelivery
@@ -370,11 +373,14 @@ def _wire(
     personas = Personas(store, Canary(store), bot_name=settings.bot_name, template=settings.persona,
                         today=parts.today)
     metrics, admins = Metrics(), Admins(settings.admin_ids)
-    quotas = build_quotas(settings, store)
-    quota = QuotaGate(quotas, store, metrics, exemption(settings, admins))
+    quotas, sampling = build_quotas(settings, store), parts.sampling or sampling_from(settings)
+    quota = QuotaGate(quotas, store, metrics, exemption(settings, admins), reply_tokens=sampling.max_tokens)
+    rules = AccessRules(settings.access, settings.access_allow, settings.dm_policy, settings.admin_ids)
+    policy = AccessPolicy(rules, store)
+    access = AccessGate(policy, store, metrics)
     queue = Backlog(store, metrics, settings.queue_merge_limit, settings.channel_concurrency)
     limits = PromptLimits(settings.history_messages, settings.max_reply_tokens)
-    models = ModelService(engine, registry, store, settings.model, store)
+    models = ModelService(engine, registry, store, settings.model, store, pinnable=settings.channel_models)
     outer = Boundary(boundary, store)
     journal = Journal(settings.journal)
     redelivery = Redelivery(store, settings.recover_window_s, settings.instance)
@@ -384,11 +390,12 @@ def _wire(
     metered = MeteredGate(gate, metrics)
     # Stored before anything can refuse it; every message judged by the gate on its own
     # before it may wait merged with its author's next one (see Backlog).
-    intake: Sequence[Stage] = (outer, CountIntake(metrics), *parts.stages, accept, quota)
+    # Counted by the rate limits before access is decided, so a stranger's flood is limited too.
+    intake: Sequence[Stage] = (outer, CountIntake(metrics), *parts.stages, accept, quota, access)
     answer: Sequence[Stage] = (
-        outer, CountAnswer(metrics), quota.answer, InputGate(metered, store, store), queue, Degrade(),
-        PinnedModel(models), BuildPrompt(store, personas, engine, limits),
-        Generate(TimedEngine(engine, metrics), metered, parts.sampling or sampling_from(settings), record),
+        outer, CountAnswer(metrics), quota.answer, access.answer, InputGate(metered, store, store), queue,
+        Degrade(), PinnedModel(models), BuildPrompt(store, personas, engine, limits), quota.reserve,
+        Generate(TimedEngine(engine, metrics), metered, sampling, record),
     )
     pipeline = Pipeline(intake, answer, record, locale, store)
     modes = ChannelModes(store)
@@ -396,12 +403,13 @@ def _wire(
     table = [
         ModelCommand(models).spec(), persona_command(personas, store, engine, limits).spec(),
         ResetCommand(store).spec(),
-        StatusCommand(models, queue.depth, sampling=parts.sampling or sampling_from(settings),
-                      database=store.health).spec(),
+        StatusCommand(models, queue.depth, sampling=sampling, database=store.health).spec(),
         ModerationCommand(store, words_changed).spec(),
         modes.spec(), UsageCommand(store, quotas).spec(), QuotaCommand(quotas).spec(),
+        AccessCommand(policy).spec(),
     ]
-    commands = Commands(table, admins, boundary, locale)
+    gates = (AccessCommands(policy, metrics), CommandQuota(quotas, metrics, exemption(settings, admins)))
+    commands = Commands(table, admins, boundary, locale, gates)
     metrics.watch(models.stats, queue.depth)
     recovery = Recovery(store, pipeline, settings.recover_window_s, settings.instance)
     moves = ChannelMover(store, words_changed)

@@ -8,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.app.entries import admin_entries, allow_entries
 from bot.errors import ConfigError
+from engine.urls import url_password
 
 ENV_PREFIX = "HEARTH_"
-ADMIN_PLATFORMS = frozenset({"discord", "telegram", "terminal"})
 DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -41,6 +42,21 @@ class Settings(BaseSettings):
     bot_name: str = Field(default="Hearth", min_length=1, max_length=64)
     persona: str | None = None
     language: Literal["auto", "zh", "en"] = "auto"
+
+    # --- trust boundaries (README: "Security model") ---
+    # open: anyone may talk to Hearth; allowlist: only the servers, chats and users listed.
+    access: Literal["open", "allowlist"] = "open"
+    access_allow: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Direct messages under HEARTH_ACCESS=allowlist: open, allowlisted users only, or pairing
+    # (allowlisted users, and those an operator paired with /access approve CODE).
+    dm_policy: Literal["open", "allowlisted", "pairing"] = "pairing"
+    # Operators hear of each kind of event (engine down, back, database failing…) at most once this often.
+    notice_interval_s: float = Field(default=600.0, ge=0.0)
+    # Models a channel admin may pin a channel to (`/model NAME channel`); empty: any the servers serve.
+    channel_models: Annotated[tuple[str, ...], NoDecode] = ()
+    # Registry entries with trust_remote_code (transformers runs the repository's own code)
+    # load only with this.
+    trust_remote_code: bool = False
 
     # Unset: the model's recommendation (registry, generation_config.json), else 0.7, 0.9, 1.15.
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -123,23 +139,23 @@ class Settings(BaseSettings):
 
     @field_validator("admin_ids", mode="before")
     @classmethod
-    def _split_admin_ids(cls, value: object) -> object:
+    def _check_admin_ids(cls, value: object) -> frozenset[str]:
+        return admin_entries(value)  # never quotes an entry: a pasted token would end up in the log
+
+    @field_validator("access_allow", mode="before")
+    @classmethod
+    def _check_access_allow(cls, value: object) -> frozenset[str]:
+        return allow_entries(value)
+
+    @field_validator("channel_models", mode="before")
+    @classmethod
+    def _split_channel_models(cls, value: object) -> object:
         return _split_commas(value)
 
     @field_validator("fallback_models", mode="before")
     @classmethod
     def _split_fallbacks(cls, value: object) -> object:
         return _split_commas(value)
-
-    @field_validator("admin_ids")
-    @classmethod
-    def _check_admin_ids(cls, value: frozenset[str]) -> frozenset[str]:
-        for entry in value:
-            platform, _, ident = entry.partition(":")
-            if platform not in ADMIN_PLATFORMS or not ident:
-                # Never quote the entry: a pasted token would end up in the log.
-                raise ValueError("entries must be platform:id, platform one of discord, telegram, terminal")
-        return value
 
     @field_validator("discord_shard_ids", mode="before")
     @classmethod
@@ -177,6 +193,21 @@ class Settings(BaseSettings):
                 raise ValueError("each URL must start with http:// or https://")
         return value
 
+    @model_validator(mode="after")
+    def _one_engine_credential(self) -> Settings:
+        """A URL's user:password@ and HEARTH_ENGINE_API_KEY together: the client sent the URL's
+        Basic credentials in place of the key, silently. Refused; the URL is never quoted."""
+        key = self.engine_api_key
+        if key is not None and key.get_secret_value():
+            for position, url in enumerate(self.engine_urls, 1):
+                if "@" in url.split("//", 1)[-1].split("/", 1)[0]:
+                    raise ValueError(
+                        f"HEARTH_ENGINE_URLS: URL {position} carries user:password@ and "
+                        "HEARTH_ENGINE_API_KEY is set: use one of them (the URL's credentials would "
+                        "replace the key)"
+                    )
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -206,8 +237,10 @@ class Settings(BaseSettings):
         return self.instance_name
 
     def secrets(self) -> list[SecretStr]:
-        """Every secret value, so logs can be scrubbed of them."""
-        return [v for v in self.__dict__.values() if isinstance(v, SecretStr)]
+        """Every secret value, so logs can be scrubbed of them: the secret settings and the
+        passwords in HEARTH_ENGINE_URLS."""
+        passwords = [SecretStr(p) for url in self.engine_urls if (p := url_password(url))]
+        return [v for v in self.__dict__.values() if isinstance(v, SecretStr)] + passwords
 
 
 def _split_commas(value: object) -> object:
@@ -226,6 +259,7 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _describe(err: ErrorDetails) -> str:
-    field = str(err["loc"][0]) if err["loc"] else "?"
     # Never echo the input: it might be a token.
-    return f"{ENV_PREFIX}{field.upper()}: {err['msg']}"
+    if not err["loc"]:  # a rule across settings names them itself
+        return err["msg"].removeprefix("Value error, ")
+    return f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']}"

@@ -28,7 +28,9 @@ CHANNEL_TEXTS = {
 
 
 class ModelCommand:
-    """`/model` lists the registry (anyone); `/model NAME` switches (admins)."""
+    """`/model` lists the registry (anyone); `/model NAME` switches the model every channel
+    is answered by (operators: global state, and a model may download, install or run a
+    repository's code when loaded); `/model NAME channel` pins this channel (its admins)."""
 
     def __init__(self, models: ModelService) -> None:
         self._models = models
@@ -39,12 +41,9 @@ class ModelCommand:
         scope = Option("scope", Text("global (default), or channel: only here (\"default\" unpins)",
                                      "global（默认），或 channel：只在本频道（default 取消）"),
                        choices=SCOPES)
-        help_text = Text("list models; /model NAME [channel] switches (admins)",
-                         "查看模型；/model 名称 [channel] 切换（管理员）")
-        return Command(
-            "model", help_text, self.run, access=lambda args: Access.ADMIN if args else Access.ANYONE,
-            options=(name, scope),
-        )
+        help_text = Text("list models; /model NAME switches (operators); NAME channel pins here (admins)",
+                         "查看模型；/model 名称 切换（运营者）；名称 channel 只在本频道（管理员）")
+        return Command("model", help_text, self.run, access=model_access, options=(name, scope))
 
     def complete(self, typed: str) -> list[str]:
         return [n for n in self._models.registry.names() if typed.lower() in n.lower()]
@@ -75,6 +74,15 @@ class ModelCommand:
             for s in self._models.registry
         ]
         return "Models (* = serving):\n" + "\n".join(lines) + here
+
+
+def model_access(args: str) -> Access:
+    """Listing is for anyone; pinning this channel (`NAME channel`) for its admins; the
+    model that serves everyone (`NAME`, `NAME global`) for operators only."""
+    if not args:
+        return Access.ANYONE
+    name, _, scope = args.rpartition(" ")
+    return Access.ADMIN if name and scope == "channel" else Access.OPERATOR
 
 
 class PersonaCommand:
@@ -149,7 +157,9 @@ class ResetCommand:
 
 
 class StatusCommand:
-    """`/status`: model, queue, uptime, usage, prefix-cache hit rate."""
+    """`/status`: model, queue, uptime, usage, prefix-cache hit rate for anyone; the engine's
+    details (restarts, last error, replicas, the database, sampling) for admins only. URLs
+    come redacted and errors as short reasons from the engine: nothing here is a secret."""
 
     def __init__(self, models: ModelService, queue_depth: Callable[[], int],
                  clock: Callable[[], float] = time.monotonic, *, sampling: Sampling | None = None,
@@ -162,11 +172,26 @@ class StatusCommand:
         self._started = clock()
 
     def spec(self) -> Command:
-        return Command("status", Text("model, queue, uptime, usage", "模型、队列、运行时间、用量"), self.run)
+        return Command("status", Text("model, queue, uptime, usage", "模型、队列、运行时间、用量"), self.run,
+                       shows_more_to=Access.ADMIN)
 
     async def run(self, call: Invocation) -> str:
         stats = self._models.stats()
         uptime = dt.timedelta(seconds=int(self._clock() - self._started))
+        lines = [f"model: {stats.model} ({stats.quantization}), {stats.state}"]
+        if call.level >= Access.ADMIN:
+            lines += await self._details()
+        return "\n".join([
+            *lines,
+            f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
+            f"uptime: {uptime}",
+            f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
+            f"prefix-cache hit rate: {stats.hit_rate:.1%}",
+        ])
+
+    async def _details(self) -> list[str]:
+        """What only admins see: the engine's restarts and errors, each replica, the database."""
+        stats = self._models.stats()
         engine = f"engine: {stats.restarts} restarts"
         if stats.last_error:
             engine += f", last error: {stats.last_error}"
@@ -175,18 +200,12 @@ class StatusCommand:
         if stats.asleep:
             engine += f"; asleep for a quick switch back: {', '.join(stats.asleep)}"
         sampling = describe(self._sampling, stats.sampling, stats.sampling_origin) or "the server decides"
-        replicas = [_replica_line(r) for r in await self._models.replicas() or []]
-        return "\n".join([
-            f"model: {stats.model} ({stats.quantization}), {stats.state}",
+        return [
             engine,
-            *replicas,
+            *[_replica_line(r) for r in await self._models.replicas() or []],
             *([_database_line(self._database)] if self._database is not None else []),
-            f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
-            f"uptime: {uptime}",
-            f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
-            f"prefix-cache hit rate: {stats.hit_rate:.1%}",
             f"sampling: {sampling}",
-        ])
+        ]
 
 
 def _database_line(health: StoreHealth) -> str:

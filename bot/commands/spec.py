@@ -57,11 +57,14 @@ class Option:
 
 @dataclass(frozen=True, slots=True)
 class Invocation:
-    """One run of a command: the message it came with and its argument text."""
+    """One run of a command: the message it came with, its argument text, and the most
+    its author may do (`level`, decided by the table's one check: a handler that shows
+    more to admins, like `/status`, reads it rather than deciding itself)."""
 
     msg: IncomingMessage
     args: str
     lang: str
+    level: Access = Access.ANYONE
 
     @property
     def verb(self) -> str:
@@ -95,9 +98,11 @@ class Subcommand:
 @dataclass(frozen=True, slots=True)
 class Command:
     """A command, declared once. `access` maps the argument text to who may run it
-    (`/model` lists for anyone, switches for admins); `groups_only` commands make
+    (`/model` lists for anyone, switches for operators); `groups_only` commands make
     sense only in group channels. `compose` turns option values back into the
-    argument text (by default: the verb, then each given option in order)."""
+    argument text (by default: the verb, then each given option in order).
+    `shows_more_to` names who gets a fuller answer (`/status`: engine details for
+    admins), so an adapter knows when asking the platform about the author is worth it."""
 
     name: str
     help: Text
@@ -107,6 +112,7 @@ class Command:
     subcommands: tuple[Subcommand, ...] = ()
     groups_only: bool = False
     compose: Callable[[str, Mapping[str, str]], str] | None = None
+    shows_more_to: Access | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

@@ -1,9 +1,15 @@
-"""The command table: dispatch, the one admin check, and the one error boundary for commands."""
+"""The command table: dispatch, the one admin check, and the one error boundary for commands.
+
+Before a command runs, the table's gates may answer instead (who may talk to Hearth at
+all, HEARTH_ACCESS; the per-user rate limits messages have): each is a small callable
+that returns None to let the command through, or the reply (`""`: nothing to send, so a
+flood of commands costs the chat no messages).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bot import i18n
@@ -17,37 +23,45 @@ log = logging.getLogger(__name__)
 
 COMMAND_PATIENCE_S = 10.0  # how long a command waits for a failing database (seconds)
 
+# A gate in front of every command: None lets it through; a string is the reply instead
+# ("" for none at all). Given the message and the language of the reply.
+CommandGate = Callable[[IncomingMessage, str], Awaitable[str | None]]
+
 
 @dataclass(frozen=True, slots=True)
 class Admins:
-    """Who is an admin: the platform says so (`author_is_admin`), or HEARTH_ADMIN_IDS
-    lists the author as `platform:id` (`operators`, who may also change global rules)."""
+    """Two kinds of authority. Operators (HEARTH_ADMIN_IDS lists the author as
+    `platform:id`) own global state: the serving model, global moderation words,
+    loosened quotas, installs. Channel admins (the platform says so: `author_is_admin`)
+    own their channel: persona, mode, its moderation words, a model pin."""
 
     operators: frozenset[str] = frozenset()
 
+    def level(self, msg: IncomingMessage) -> Access:
+        """The most `msg`'s author may do: OPERATOR, ADMIN, DIRECT_OR_ADMIN (their own
+        direct chat) or ANYONE."""
+        if msg.admin_key in self.operators:
+            return Access.OPERATOR
+        if msg.author_is_admin:
+            return Access.ADMIN
+        return Access.DIRECT_OR_ADMIN if msg.is_direct else Access.ANYONE
+
     def may(self, msg: IncomingMessage, needed: Access) -> bool:
         """Whether `msg`'s author has the `needed` access. The only such check."""
-        operator = msg.admin_key in self.operators
-        admin = operator or msg.author_is_admin
-        if needed is Access.OPERATOR:
-            return operator
-        if needed is Access.ADMIN:
-            return admin
-        if needed is Access.DIRECT_OR_ADMIN:
-            return admin or msg.is_direct
-        return True
+        return self.level(msg) >= needed
 
 
 class Commands:
     """Every command Hearth has, run the same way on every platform."""
 
     def __init__(self, commands: Iterable[Command], admins: Admins, boundary: ErrorBoundary,
-                 locale: i18n.Locale) -> None:
+                 locale: i18n.Locale, gates: Sequence[CommandGate] = ()) -> None:
         self._commands = {c.name: c for c in commands}
         self._commands.setdefault("help", Command("help", Text("what I can do", "命令列表"), self._help))
         self._admins = admins
         self._boundary = boundary
         self._locale = locale
+        self._gates = tuple(gates)
 
     def __iter__(self) -> Iterator[Command]:
         return iter(self._commands.values())
@@ -60,22 +74,45 @@ class Commands:
         command = self.get(name)
         return command is None or self._admins.may(msg, command.access(args.strip()))
 
+    def asks_admin(self, msg: IncomingMessage, name: str, args: str) -> bool:
+        """Whether knowing that `msg`'s author is a channel admin would change the answer:
+        the command needs more than they have now, or shows admins more (`/status`)."""
+        command = self.get(name)
+        if command is None:
+            return False
+        fuller = command.shows_more_to is not None and not self._admins.may(msg, command.shows_more_to)
+        return fuller or not self.allowed(msg, name, args)
+
+    async def gate(self, msg: IncomingMessage, lang: str | None = None) -> str | None:
+        """What the gates say instead of running a command for `msg` (see the module
+        docstring); None when it may run. Adapters with replies of their own (Telegram's
+        /start) ask this first too."""
+        for gate in self._gates:
+            verdict = await gate(msg, lang or self._locale.of(msg.text))
+            if verdict is not None:
+                return verdict
+        return None
+
     async def run(self, msg: IncomingMessage, name: str, args: str = "") -> str:
-        """Run `/name args` for `msg`'s author; the reply text, refusals and errors included."""
+        """Run `/name args` for `msg`'s author; the reply text, refusals and errors included.
+        An empty reply means there is nothing to send (a gate refused, and said so already)."""
         args = args.strip()
         lang = self._locale.of(args or msg.text)
         command = self.get(name)
-        if command is None:
-            return self.help(lang)
         try:
-            if not self.allowed(msg, name, args):
-                raise NotAdminError(f"/{command.name}")
-            if command.groups_only and msg.is_direct:
-                return i18n.text("groups_only", lang, command=command.name)
             with patience(COMMAND_PATIENCE_S):  # a failing database: say so, do not hang
-                return await command.handler(Invocation(msg, args, lang))
+                if (instead := await self.gate(msg, lang)) is not None:
+                    return instead
+                if command is None:
+                    return self.help(lang)
+                if not self.allowed(msg, name, args):
+                    operators = command.access(args) is Access.OPERATOR
+                    raise NotAdminError(f"/{command.name}", operators=operators)
+                if command.groups_only and msg.is_direct:
+                    return i18n.text("groups_only", lang, command=command.name)
+                return await command.handler(Invocation(msg, args, lang, self._admins.level(msg)))
         except Exception as exc:  # the outer boundary of a command: the user hears of it
-            return self._boundary.reply_for(exc, msg, f"/{command.name}")
+            return self._boundary.reply_for(exc, msg, f"/{command.name if command else name}")
 
     async def _help(self, call: Invocation) -> str:
         return self.help(call.lang)

@@ -8,6 +8,8 @@ the values in force. The pipeline's `QuotaGate` and `/usage`, `/quota` use them.
 
 from bot.quotas.ledger import UsageLedger, day_of, utc_now
 from bot.quotas.limits import LIMIT_NAMES, QuotaLimits
-from bot.quotas.policy import Quotas, Refusal
+from bot.quotas.policy import Quotas, Refusal, Reservation
 
-__all__ = ["LIMIT_NAMES", "QuotaLimits", "Quotas", "Refusal", "UsageLedger", "day_of", "utc_now"]
+__all__ = [
+    "LIMIT_NAMES", "QuotaLimits", "Quotas", "Refusal", "Reservation", "UsageLedger", "day_of", "utc_now",
+]

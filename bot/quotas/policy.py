@@ -22,6 +22,16 @@ Kind = Literal["rate", "tokens"]
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """Tokens held against the daily quotas of `msg`'s author and channel while its reply
+    is generated (the prompt and the most the reply may take); `settle` ends it."""
+
+    msg: IncomingMessage
+    tokens: int
+    keys: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a message was refused: which limit (`scope`, `kind`, its value), and in how many
     seconds the author may try again."""
@@ -42,7 +52,10 @@ class Quotas:
 
     Users are counted per platform across its channels; channels include their threads.
     A refused message takes nothing from any limit, so a flooding user never uses up the
-    channel's rate for everyone else."""
+    channel's rate for everyone else. Commands count against the same rate limits
+    (`admit_command`). A reply holds a reservation (`reserve`) of its prompt and the
+    most it may write until it is `settle`d, and the daily quotas count what is held:
+    replies generated at once can overshoot a quota by at most one reservation."""
 
     def __init__(
         self, ledger: UsageLedger, channels: ChannelSettings, defaults: QuotaLimits,
@@ -55,6 +68,7 @@ class Quotas:
         self._buckets = Buckets()
         self._overrides: dict[tuple[str, str], tuple[float, QuotaLimits]] = {}
         self._quiet_until: dict[tuple[str, str], float] = {}
+        self._reserved: dict[tuple[str, str, str], int] = {}  # (scope, platform, id) → tokens held
 
     async def admit(self, msg: IncomingMessage, *, exempt: bool = False) -> Refusal | None:
         """None when `msg` may be answered (then it is counted against every limit), else why not.
@@ -64,11 +78,51 @@ class Quotas:
         if not exempt:
             refusal = self._rate_refusal(msg, limits) or await self._token_refusal(msg, limits)
         self.ledger.count(msg, refused=refusal is not None)
-        if refusal is None and not exempt:  # has_room said yes to both: taking never waits
-            await self._buckets.take(_user(msg), limits.user_per_minute, limits.user_burst)
-            await self._buckets.take(_channel(msg.key), limits.channel_per_minute, limits.channel_burst)
+        if refusal is None and not exempt:
+            await self._take(msg, limits)
         await self.ledger.flush_due()
         return refusal
+
+    async def admit_command(self, msg: IncomingMessage, *, exempt: bool = False) -> Refusal | None:
+        """Whether a command from `msg`'s author may run now, by the rate limits messages
+        have (never the daily token quotas: a command spends none, and `/usage` must still
+        answer someone over theirs). Counted like a message when it runs; not in the usage."""
+        if exempt:
+            return None
+        limits = await self.limits_for(msg.key)
+        refusal = self._rate_refusal(msg, limits)
+        if refusal is None:
+            await self._take(msg, limits)
+        return refusal
+
+    async def token_refusal(self, msg: IncomingMessage) -> Refusal | None:
+        """Whether `msg`'s author or channel has no tokens left today, counting what other
+        replies hold now; None when a reply may be generated."""
+        return await self._token_refusal(msg, await self.limits_for(msg.key))
+
+    def reserve(self, msg: IncomingMessage, tokens: int) -> Reservation:
+        """Hold `tokens` against `msg`'s author and channel until `settle`."""
+        keys = (("user", msg.platform, msg.author_id), ("channel", msg.platform, msg.key.channel))
+        for key in keys:
+            self._reserved[key] = self._reserved.get(key, 0) + tokens
+        return Reservation(msg, tokens, keys)
+
+    def settle(self, reservation: Reservation, prompt: int = 0, cached: int = 0, reply: int = 0) -> None:
+        """End `reservation`, charging what the reply really spent (no await between the two,
+        so no check ever sees the tokens in neither place)."""
+        for key in reservation.keys:
+            left = self._reserved.get(key, 0) - reservation.tokens
+            if left > 0:
+                self._reserved[key] = left
+            else:
+                self._reserved.pop(key, None)
+        if prompt or reply:
+            self.spend(reservation.msg, prompt, cached, reply)
+
+    async def _take(self, msg: IncomingMessage, limits: QuotaLimits) -> None:
+        """Count one message against both buckets (has_room said yes to both: never waits)."""
+        await self._buckets.take(_user(msg), limits.user_per_minute, limits.user_burst)
+        await self._buckets.take(_channel(msg.key), limits.channel_per_minute, limits.channel_burst)
 
     def notice_due(self, msg: IncomingMessage, refusal: Refusal) -> bool:
         """Whether to tell `msg`'s author about `refusal`: once per spell, not once per message."""
@@ -130,7 +184,8 @@ class Quotas:
             ("channel", msg.key.channel, limits.channel_daily_tokens),
         )
         for scope, ident, limit in checks:
-            if limit and await self.ledger.tokens_today(scope, msg.platform, ident) >= limit:
+            held = self._reserved.get((scope, msg.platform, ident), 0)
+            if limit and await self.ledger.tokens_today(scope, msg.platform, ident) + held >= limit:
                 return Refusal(scope, "tokens", limit, self.seconds_to_midnight())
         return None
 

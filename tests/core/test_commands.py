@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import i18n
 from bot.app.builder import App
 from bot.app.settings import Settings
 from bot.messages import ConversationKey
@@ -19,7 +20,7 @@ def member(text: str = "", key: ConversationKey = GROUP, *, direct: bool = False
 
 
 def admin(text: str = "", key: ConversationKey = GROUP):  # type: ignore[no-untyped-def]
-    return message(text, "c2", key, author="boss", direct=False)
+    return message(text, "c2", key, author="4242", direct=False)
 
 
 async def test_model_lists_the_registry_and_marks_the_served_one(app: App) -> None:
@@ -31,7 +32,7 @@ async def test_model_lists_the_registry_and_marks_the_served_one(app: App) -> No
 async def test_a_non_admin_cannot_switch_the_model(app: App) -> None:
     reply = await app.commands.run(member(), "model", "demo-awq")
 
-    assert reply == "Sorry, only admins can do that (/model)."
+    assert reply == i18n.text("not_operator", "en", action="/model")
     assert app.engine.spec.name == "demo"
     assert await app.store.get_setting(ACTIVE_MODEL) is None
 
@@ -44,9 +45,21 @@ async def test_a_listed_admin_switches_and_the_choice_is_stored(app: App) -> Non
     assert await app.store.get_setting(ACTIVE_MODEL) == "demo-awq"
 
 
-async def test_a_platform_admin_may_switch(app: App) -> None:
+async def test_a_channel_admin_may_not_switch_the_model_for_everyone(app: App) -> None:
     msg = message("", "c3", GROUP, author="chat-owner", admin=True, direct=False)
-    assert (await app.commands.run(msg, "model", "demo-awq")).startswith("Now serving")
+
+    for args in ("demo-awq", "demo-awq global"):
+        assert await app.commands.run(msg, "model", args) == i18n.text("not_operator", "en", action="/model")
+    assert app.engine.spec.name == "demo"
+    assert await app.store.get_setting(ACTIVE_MODEL) is None
+
+
+async def test_a_channel_admin_may_pin_their_channel_to_a_served_model(app: App) -> None:
+    msg = message("", "c3", GROUP, author="chat-owner", admin=True, direct=False)
+
+    assert await app.commands.run(msg, "model", "demo channel") == "This channel is answered by demo."
+    assert (await app.commands.run(msg, "model", "demo-awq channel")).startswith("Unknown model demo-awq")
+    assert app.engine.spec.name == "demo", "a pin never loads anything"
 
 
 async def test_an_unknown_model_is_a_clear_error(app: App) -> None:
@@ -125,7 +138,7 @@ async def test_status_reports_model_queue_uptime_usage_cache(app: App, adapter: 
 async def test_status_lists_the_models_asleep_for_a_quick_switch_back(app: App) -> None:
     app.models.stats().asleep = ("demo-awq",)  # as VllmEngine sets it after a switch on a GPU
 
-    status = await app.commands.run(member(), "status")
+    status = await app.commands.run(admin(), "status")
 
     assert "engine: 0 restarts; asleep for a quick switch back: demo-awq" in status
 
@@ -146,7 +159,7 @@ async def test_model_naming_the_served_model_restarts_it_when_it_is_down(
 
         assert reply == "Now serving demo (none)."
         assert engine.alive() and engine.restarts == 1
-        assert "engine: 1 restarts" in await app.commands.run(member(), "status")
+        assert "engine: 1 restarts" in await app.commands.run(admin(), "status")
 
 
 async def test_an_oversized_persona_is_refused_at_set_time_naming_the_limit(app: App) -> None:
@@ -164,3 +177,14 @@ async def test_a_persona_leaving_too_little_room_for_history_is_refused(app: App
     assert await app.store.get_channel_persona(GROUP) is None
     shorter = await app.commands.run(admin(), "persona", "set " + "word " * 100)
     assert shorter == "Persona set for this channel."
+
+
+async def test_status_shows_a_member_no_engine_details(app: App) -> None:
+    app.models.stats().last_error = "HTTP 401 (rejected)"
+
+    shown = await app.commands.run(member(), "status")
+    to_admin = await app.commands.run(admin(), "status")
+
+    assert shown.startswith("model: demo (none)") and "uptime:" in shown
+    assert "engine:" not in shown and "database:" not in shown and "401" not in shown
+    assert "engine: 0 restarts, last error: HTTP 401 (rejected)" in to_admin

@@ -19,7 +19,7 @@ from tests.conftest import make_settings, open_app
 from tests.fakes import RecordingAdapter, message
 
 ROOM = ConversationKey("telegram", "room")
-OPERATOR = "boss"  # telegram:boss is in HEARTH_ADMIN_IDS
+OPERATOR = "4242"  # telegram:4242 is in HEARTH_ADMIN_IDS
 RATE_NOTICE = "You are sending messages faster than I can answer"
 
 

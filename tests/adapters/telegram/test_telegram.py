@@ -26,6 +26,7 @@ from bot.app.builder import App
 from bot.app.platforms import build_platforms
 from bot.errors import DeliveryError, PlatformAuthError
 from bot.moderation.gate import scope_of
+from bot.serving import ACTIVE_MODEL
 from bot.splitting import utf16_len
 from tests.adapters.telegram.fake_telegram import ANONYMOUS_ADMIN, FakeTelegram
 from tests.adapters.telegram.harness import (
@@ -310,15 +311,32 @@ async def test_moderation_block_by_a_plain_member_is_refused_and_stores_nothing(
     assert await app.store.words() == []
 
 
-async def test_model_by_a_chat_admin_switches_the_model(
-    engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
+async def test_a_chat_admins_global_model_is_refused_and_nothing_changes(
+    app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
+) -> None:
+    fake.set_member(GROUP, ALICE, "creator")
+    for args in ("smollm2-135m", "glm4-9b-gptq", "demo-awq global"):
+        asked = fake.user_says(GROUP, ALICE, f"/model {args}")
+        assert (await answer_to(fake, GROUP, asked)).text == i18n.text("not_operator", "en", action="/model")
+
+    assert engine.spec.name == "demo"
+    assert await app.store.get_setting(ACTIVE_MODEL) is None
+    fake.user_says(DM_BOB, BOB, "who answers?")
+    await fake.wait_for_reply(DM_BOB, "echo: who answers?")
+    assert engine.spec.name == "demo", "other chats are still answered by the operator's model"
+
+
+async def test_a_chat_admin_pins_their_own_chat_only_to_a_served_model(
+    app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.set_member(GROUP, ALICE, "administrator")
-    fake.user_says(GROUP, ALICE, "/model demo-awq")
+    fake.user_says(GROUP, ALICE, "/model demo channel")
+    await fake.wait_for_reply(GROUP, "This channel is answered by demo.")
+    fake.user_says(GROUP, ALICE, "/model smollm2-135m channel")
 
-    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+    await fake.wait_for_reply(GROUP, "Unknown model smollm2-135m")
 
-    assert engine.spec.name == "demo-awq"
+    assert engine.spec.name == "demo", "a pin never loads, downloads or installs anything"
 
 
 async def test_model_by_a_member_is_refused_and_switches_nothing(
@@ -327,7 +345,7 @@ async def test_model_by_a_member_is_refused_and_switches_nothing(
     fake.set_member(GROUP, BOB, "member")
     fake.user_says(GROUP, BOB, "/model@HearthTestBot demo-awq")
 
-    await fake.wait_for_reply(GROUP, "only admins")
+    await fake.wait_for_reply(GROUP, "only Hearth's operators")
 
     assert engine.spec.name == "demo"
 
@@ -336,17 +354,17 @@ async def test_the_chat_creator_is_an_admin(
     app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
     fake.set_member(GROUP, BOB, "creator")
-    fake.user_says(GROUP, BOB, "/model demo-awq")
+    fake.user_says(GROUP, BOB, "/persona set You are {bot_name}, a gardener.")
 
-    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+    await fake.wait_for_reply(GROUP, "Persona set for this channel.")
 
 
 async def test_an_anonymous_admin_posting_as_the_group_is_an_admin(
     app: App, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    fake.user_says(GROUP, ANONYMOUS_ADMIN, "/model demo-awq", sender_chat=GROUP)
+    fake.user_says(GROUP, ANONYMOUS_ADMIN, "/persona set You are {bot_name}, a gardener.", sender_chat=GROUP)
 
-    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+    await fake.wait_for_reply(GROUP, "Persona set for this channel.")
 
     assert fake.calls_to("getChatMember") == []
 
@@ -357,9 +375,9 @@ async def test_admin_status_is_asked_of_telegram_once_per_minute(
     fake.set_member(GROUP, ALICE, "administrator")
     fake.user_says(GROUP, ALICE, "/persona reset")
     await fake.wait_for_reply(GROUP, "Persona reset")
-    fake.user_says(GROUP, ALICE, "/model demo-awq")
+    fake.user_says(GROUP, ALICE, "/hearth_channel on")
 
-    await fake.wait_for_reply(GROUP, "Now serving demo-awq")
+    await fake.wait_for_reply(GROUP, "I will answer every message")
 
     assert len(fake.calls_to("getChatMember")) == 1
 
