@@ -20,15 +20,24 @@ def redact(text: str, secrets: list[SecretStr]) -> str:
 
 
 class SecretFilter(logging.Filter):
-    """Replaces any secret value in a record's final message."""
+    """Replaces any secret value in a record's final message, its traceback (an exception's
+    text can quote a URL with its password, a server's body with the key) and its stack."""
 
     def __init__(self, secrets: list[SecretStr]) -> None:
         super().__init__()
         self._secrets = [s for s in secrets if s.get_secret_value()]
+        self._formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            record.msg, record.args = redact(record.getMessage(), self._secrets), None
+        if not self._secrets:
+            return True
+        record.msg, record.args = redact(record.getMessage(), self._secrets), None
+        if record.exc_info and not record.exc_text:  # formatted here, so the handler uses ours
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
         return True
 
 

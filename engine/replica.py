@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
@@ -21,6 +22,7 @@ import openai
 
 from engine.fleet import ReplicaStatus, ServerMetrics
 from engine.types import ChatMessage
+from engine.urls import redact_url, scrub_credentials, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +58,21 @@ class ReplicaError(Exception):
 
 
 class Replica:
-    """An OpenAI-compatible base URL (`http://host:8000/v1`) and its health."""
+    """An OpenAI-compatible base URL (`http://host:8000/v1`) and its health.
+
+    A URL's `user:password@` (a proxy's Basic credentials) is taken out and handed to the
+    HTTP client apart: `url`, which is logged and shown in `/status`, never carries it."""
 
     def __init__(self, url: str, api_key: str | None, timeout_s: float) -> None:
-        self.url = normalise_url(url)
+        bare, credentials = split_credentials(normalise_url(url))
+        self.url = bare
         self.root = self.url.removesuffix(API_PREFIX)  # where vLLM serves /tokenize and /metrics
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         timeout = httpx2.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
         # No cap on connections: the server queues requests itself, and a request waiting
         # for a pooled connection must not time out and mark a healthy replica down.
         limits = httpx2.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE_CONNECTIONS)
-        self._http = httpx2.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+        self._http = httpx2.AsyncClient(headers=headers, timeout=timeout, limits=limits, auth=credentials)
         self.api = openai.AsyncOpenAI(
             base_url=self.url, api_key=api_key or UNUSED_API_KEY, max_retries=0, timeout=timeout,
             http_client=self._http,
@@ -154,7 +160,7 @@ def normalise_url(url: str) -> str:
     """The OpenAI base URL: `http://host:8000` and `http://host:8000/v1/` both become `…/v1`."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
     path = parts.path.rstrip("/") or API_PREFIX
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
@@ -191,8 +197,18 @@ def _parse_models(data: object) -> tuple[ServedModel, ...]:
 
 
 def _describe(exc: BaseException) -> str:
+    """A short reason for a failed probe: never the server's body, never a URL's credentials."""
     if isinstance(exc, httpx2.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
+        return http_reason(exc.response.status_code)
     if isinstance(exc, json.JSONDecodeError):
         return "not JSON"
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip()
+    return scrub_credentials(text.splitlines()[0][:200]) if text else type(exc).__name__
+
+
+def http_reason(status: int) -> str:
+    """`HTTP 401 Unauthorized`: what a server's refusal is shown as (its body may echo a key)."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"

@@ -15,8 +15,9 @@ import httpx2
 import openai
 
 from engine.errors import PromptTooLongError
-from engine.replica import Replica, ReplicaError
+from engine.replica import Replica, ReplicaError, http_reason
 from engine.types import ChatMessage, ReplyChunk, Sampling
+from engine.urls import scrub_credentials
 
 SESSION_HEADER = "X-Session-ID"  # vLLM router's consistent_hash; production-stack's sessionKey
 # "This model's maximum context length is 2048 tokens. However, your prompt contains at
@@ -119,8 +120,8 @@ def _rejected(replica: Replica, exc: openai.APIStatusError, messages: Sequence[C
     if exc.status_code in (400, 413) and limit is not None:
         tokens = [int(n) for n in CONTEXT_TOKENS.findall(message[limit.end():])]
         return PromptTooLongError(tokens[0] if tokens else int(limit.group(1)) + 1, int(limit.group(1)))
-    reason = f"HTTP {exc.status_code}: {message[:200]}"
-    return ReplicaError(replica.url, reason, down=exc.status_code not in NOT_A_FAILURE)
+    # The body is the server's: it may echo the key or the request. Only its status goes on.
+    return ReplicaError(replica.url, http_reason(exc.status_code), down=exc.status_code not in NOT_A_FAILURE)
 
 
 def _message(exc: openai.APIStatusError) -> str:
@@ -134,5 +135,5 @@ def _message(exc: openai.APIStatusError) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = scrub_credentials(str(exc).strip())
     return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__

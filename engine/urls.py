@@ -8,9 +8,11 @@ else it might turn up (a library's own message, a traceback).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
+CREDENTIALS = re.compile(r"(://)[^/@\s'\"]+@")  # the userinfo of any URL inside some text
 
 
 def redact_url(url: str) -> str:
@@ -35,3 +37,19 @@ def url_password(url: str) -> str | None:
     except ValueError:
         return None
     return parts.password or parts.username or None
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(`url` without its `user:password@`, the Basic credentials it carried or None): the
+    client is given them apart, so no URL it logs or puts in an error carries them."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def scrub_credentials(text: str) -> str:
+    """`text` (an error message, a reason) with every URL's `user:password@` replaced by `***@`."""
+    return CREDENTIALS.sub(rf"\1{REDACTED}@", text)

@@ -74,6 +74,7 @@ from engine.fallback import FallbackChain
 from engine.registry import ModelSpec, Registry
 from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
 from engine.types import ChatMessage, Sampling
+from engine.urls import redact_url
 
 if TYPE_CHECKING:
     from engine.remote import RemoteEngine
@@ -331,7 +332,7 @@ class App:
     async def _start_engine(self, store: Store, registry: Registry) -> Engine:
         if self.settings.engine_kind == "remote":
             remote = build_remote_engine(self.settings, self.engine_events)
-            log.info("connecting to %s …", ", ".join(self.settings.engine_urls))
+            log.info("connecting to %s …", ", ".join(redact_url(u) for u in self.settings.engine_urls))
             await remote.start()
             self._stack.push_async_callback(remote.close)
             return remote

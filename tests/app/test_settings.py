@@ -69,6 +69,38 @@ def test_admin_ids_ignore_empty_entries(monkeypatch: pytest.MonkeyPatch) -> None
     assert load_settings(_env_file=None).admin_ids == {"discord:123"}
 
 
+@pytest.mark.parametrize("value", [
+    "telegram: 777", "telegram:@owner", "discord:123;telegram:456", "telegram:", "irc:123", "777",
+    "discord:12345678901234567890123",
+])
+def test_an_admin_id_that_could_never_match_stops_start_up_naming_its_position(value: str) -> None:
+    [problem] = problems_for(admin_ids=f"telegram:1,,{value}")
+
+    assert problem.startswith("HEARTH_ADMIN_IDS: ") and "entry 3 is not platform:id" in problem
+    assert value.strip() not in problem.split("e.g.")[0], "the entry itself is never quoted"
+
+
+def test_url_credentials_and_an_api_key_together_stop_start_up_without_quoting_either() -> None:
+    [problem] = problems_for(engine_kind="remote", engine_api_key="sk-secret-key",
+                             engine_urls="http://a:8000/v1,http://user:hunter2@b:8000/v1")
+
+    assert problem.startswith("HEARTH_ENGINE_URLS: URL 2 carries user:password@")
+    assert "hunter2" not in problem and "sk-secret-key" not in problem
+
+
+def test_url_passwords_are_secrets_the_log_filter_scrubs() -> None:
+    settings = load_settings(_env_file=None, engine_urls="http://user:hunter2@b:8000/v1")
+
+    assert "hunter2" in [s.get_secret_value() for s in settings.secrets()]
+
+
+def test_access_allow_entries_are_checked_like_admin_ids() -> None:
+    allowed = load_settings(_env_file=None, access_allow="discord:server:1234, telegram:chat:-1001")
+    assert allowed.access_allow == {"discord:server:1234", "telegram:chat:-1001"}
+    [problem] = problems_for(access_allow="telegram:chat:-1001,telegram:server:1")
+    assert problem.startswith("HEARTH_ACCESS_ALLOW: ") and "entry 2 is not platform:kind:id" in problem
+
+
 def test_several_bad_values_give_one_problem_each(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTH_ADMIN_IDS", "irc:nobody")
     monkeypatch.setenv("HEARTH_TEMPERATURE", "hot")

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 TOKEN_COUNT = 7  # what /tokenize answers, whatever the prompt
@@ -44,6 +45,7 @@ class FakeOpenAI:
     cut_after: int | None = None
     chunk_delay: float = 0.0
     api_key: str | None = None
+    basic: tuple[str, str] | None = None  # Basic credentials every request must carry (a proxy's)
     chats: list[Seen] = field(default_factory=list)
     tokenized: int = 0
     resets: int = 0
@@ -80,7 +82,10 @@ class FakeOpenAI:
             self._runner = None
 
     def _authorised(self, request: web.Request) -> bool:
-        return self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        given = request.headers.get("Authorization")
+        if self.basic is not None:
+            return given == aiohttp.BasicAuth(*self.basic).encode()
+        return self.api_key is None or given == f"Bearer {self.api_key}"
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
