@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.base import Engine
 from engine.errors import EngineStalledError, EngineUnavailableError, ModelLoadError
@@ -94,6 +94,7 @@ class Supervisor:
         self._progress_at = clock()  # the last progress the watcher saw (or idle to busy)
         self._epoch = 0  # bumped by each death or stall: replies started before it end
         self._stalled_s: float | None = None  # why the current epoch began, when a stall
+        self._replies: set[_Reply] = set()  # replies reading from the engine now
 
     @property
     def spec(self) -> ModelSpec:
@@ -208,32 +209,47 @@ class Supervisor:
 
     async def _watched(self, chunks: AsyncGenerator[ReplyChunk, None]) -> AsyncGenerator[ReplyChunk, None]:
         """The chunks, unless the engine dies or stalls while one is awaited: a request sent
-        to a dead or stopped engine core may never hear back, so every `check_every_s`
-        without a chunk the engine's life and the supervisor's epoch are checked. A dead
-        engine ends the wait with EngineUnavailableError, a stalled one (the watcher moved
-        the epoch on; a stopped process still counts as alive) with EngineStalledError."""
-        epoch = self._epoch
+        to a dead or stopped engine core may never hear back. Nothing is done per chunk but
+        a counter and a flag: the one watcher task (`_watch`, every `check_every_s`) looks at
+        every reply in flight, and ends the wait of one whose engine died
+        (EngineUnavailableError) or stalled (EngineStalledError: the epoch moved on; a
+        stopped process still counts as alive) by cancelling its read."""
+        reply = _Reply(self._epoch)
         if not self._busy:
             self._progress_at = self._clock()  # idle until now: the stall clock starts here
         self._busy += 1
+        self._replies.add(reply)
         try:
             while True:
-                waiting = asyncio.ensure_future(anext(chunks))
+                reply.task = asyncio.current_task()  # the reading task may change between chunks
+                reply.waiting = True
                 try:
-                    while not (await asyncio.wait({waiting}, timeout=self._policy.check_every_s))[0]:
-                        self._check(epoch)
-                finally:  # cancelled or given up: the pending read must end before `chunks` closes
-                    if not waiting.done():
-                        waiting.cancel()
-                        await asyncio.gather(waiting, return_exceptions=True)
-                try:
-                    chunk = waiting.result()
+                    chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
+                except asyncio.CancelledError:
+                    if reply.ended is None or reply.task is None:
+                        raise  # cancelled from outside: shutdown, an abort
+                    reply.task.uncancel()
+                    raise reply.ended from None
+                finally:
+                    reply.waiting = False
                 self._chunks += 1
                 yield chunk
         finally:
             self._busy -= 1
+            self._replies.discard(reply)
+
+    def _end_lost_replies(self) -> None:
+        """Cancel the read of every reply in flight that can no longer finish (see `_check`)."""
+        for reply in list(self._replies):
+            if not reply.waiting or reply.ended is not None or reply.task is None:
+                continue
+            try:
+                self._check(reply.epoch)
+            except EngineUnavailableError as exc:
+                reply.ended = exc
+                reply.task.cancel()
 
     def _check(self, epoch: int) -> None:
         """Raise if a reply begun in `epoch` can no longer finish: EngineUnavailableError
@@ -260,6 +276,7 @@ class Supervisor:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._policy.check_every_s)
+            self._end_lost_replies()
             if not self._up.is_set():
                 continue
             if not self._engine.alive():
@@ -290,6 +307,7 @@ class Supervisor:
         self._stalled_s = stalled_s
         self._last_error = reason
         self._state = "restarting" if stalled_s is None else "stalled"
+        self._end_lost_replies()
         log.error("engine for %s %s (%s); restarting", self.spec.name,
                   "died" if stalled_s is None else "stalled", reason)
         self._on_event(self._state, reason)
@@ -336,6 +354,17 @@ class Supervisor:
         if was in ("restarting", "stalled", "failed"):
             log.warning("engine for %s is back", self.spec.name)
             self._on_event("ready", "")
+
+
+@dataclass(eq=False, slots=True)
+class _Reply:
+    """One reply reading from the engine: the task reading, the epoch it began in, whether
+    it awaits a chunk now, and why the watcher ended it (if it did)."""
+
+    epoch: int
+    task: asyncio.Task[Any] | None = None
+    waiting: bool = False
+    ended: EngineUnavailableError | None = None
 
 
 def _log_only(state: str, detail: str) -> None:

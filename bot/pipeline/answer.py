@@ -75,7 +75,7 @@ class InputGate:
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
         verdict = await self._gate.check(msg.text, "input", msg.key)
-        await self._verdicts.add_verdict(msg.key, turn.message_id, "input", verdict)
+        await self._verdicts.log_verdict(msg.key, turn.message_id, "input", verdict)
         if verdict.flagged:
             assert turn.message_id is not None, "Accept runs first"
             await self._conversations.set_status(turn.message_id, "refused")
@@ -305,7 +305,7 @@ class Record:
             raise
         if turn.undelivered is not None and self._on_undelivered is not None:
             self._on_undelivered()
-        await self._verdicts.add_verdict(turn.msg.key, reply_id, "output", answer.verdict)
+        await self._verdicts.log_verdict(turn.msg.key, reply_id, "output", answer.verdict)
 
     async def store_reply(
         self, turn: Turn, answer: Answer, status: MessageStatus, question_status: MessageStatus | None = None

@@ -194,6 +194,14 @@ class VerdictLog(Protocol):
         verdict: Verdict,
     ) -> int: ...
 
+    async def log_verdict(
+        self, key: ConversationKey, message_id: int | None, direction: str, verdict: Verdict
+    ) -> None:
+        """`add_verdict` without waiting for the commit where the store can (a derived row
+        that no read depends on at once: not a flagged input, which hides its message):
+        it is committed with the next write, and a failure is logged, not raised."""
+        ...
+
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
         ...

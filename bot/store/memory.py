@@ -337,6 +337,12 @@ class MemoryStore:
             self._flagged.add(message_id)  # as SQL's messages.flagged: it outlives the verdict
         return self._pruned_verdicts + len(self._verdicts)  # ids count on past pruned ones
 
+    async def log_verdict(
+        self, key: ConversationKey, message_id: int | None, direction: str, verdict: Verdict
+    ) -> None:
+        """`add_verdict`, awaited (see `VerdictLog.log_verdict`)."""
+        await self.add_verdict(key, message_id, direction, verdict)
+
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
         self._check_open()

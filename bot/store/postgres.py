@@ -290,6 +290,12 @@ class PostgresStore:
             raise ValueError(f"no stored message has id {message_id}") from error
         return new_id
 
+    async def log_verdict(
+        self, key: ConversationKey, message_id: int | None, direction: str, verdict: Verdict
+    ) -> None:
+        """`add_verdict`, awaited (see `VerdictLog.log_verdict`)."""
+        await self.add_verdict(key, message_id, direction, verdict)
+
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""
         rows = await self._connections().fetch(sql.SELECT_VERDICTS, *_key(key))

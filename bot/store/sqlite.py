@@ -9,7 +9,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -178,6 +178,10 @@ class SqliteStore:
         # ids can be remembered. Used on the writer's thread only; forgotten on any rollback.
         self._conversation_ids: dict[ConversationKey, int] = {}
         self._checkpointer: asyncio.Task[None] | None = None
+        # Channel personas and flags as last read or written: read per message, written by
+        # an admin's command now and then, and by nothing else (one Hearth per file: the
+        # pid file) — so remembered, not read again. (kind, platform, channel, flag name).
+        self._settings: dict[tuple[str, str, str, str], str | None] = {}
         self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
@@ -226,6 +230,7 @@ class SqliteStore:
             for thread in (self._traces, self._reader, self._writer_thread):
                 await thread.close()  # the last connection to close checkpoints the WAL
             self._conversation_ids.clear()
+            self._settings.clear()
 
     async def add_message(
         self,
@@ -335,18 +340,26 @@ class SqliteStore:
         return await self._writer.write(job)
 
     async def get_channel_persona(self, key: ConversationKey) -> str | None:
-        """The persona override of the key's channel (shared by all its threads)."""
-        rows = await self._fetch(SELECT_PERSONA, (key.platform, key.channel))
-        return rows[0][0] if rows else None
+        """The persona override of the key's channel (shared by all its threads); read
+        once, then remembered (see `_settings`)."""
+        where = ("persona", key.platform, key.channel, "")
+        if where not in self._settings:
+            rows = await self._fetch(SELECT_PERSONA, (key.platform, key.channel))
+            self._settings[where] = rows[0][0] if rows else None
+        return self._settings[where]
 
     async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
         """Set (or with None, reset) the persona override of a channel."""
         await self._write(UPSERT_PERSONA, (key.platform, key.channel, persona))
+        self._settings[("persona", key.platform, key.channel, "")] = persona
 
     async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
-        """A per-channel setting (shared by the channel's threads), or None."""
-        rows = await self._fetch(SELECT_FLAG, (key.platform, key.channel, name))
-        return rows[0][0] if rows else None
+        """A per-channel setting (shared by the channel's threads), or None; remembered."""
+        where = ("flag", key.platform, key.channel, name)
+        if where not in self._settings:
+            rows = await self._fetch(SELECT_FLAG, (key.platform, key.channel, name))
+            self._settings[where] = rows[0][0] if rows else None
+        return self._settings[where]
 
     async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
         """Set (or with None, clear) a per-channel setting."""
@@ -354,6 +367,7 @@ class SqliteStore:
             await self._write(DELETE_FLAG, (key.platform, key.channel, name))
         else:
             await self._write(UPSERT_FLAG, (key.platform, key.channel, name, value))
+        self._settings[("flag", key.platform, key.channel, name)] = value
 
     async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
         """Move a channel's conversations, persona, flags and words to its new id, merging
@@ -375,7 +389,10 @@ class SqliteStore:
             forget_channel(self._conversation_ids, platform, old_channel)
             return changed > 0
 
-        return await self._writer.write(job)
+        try:
+            return await self._writer.write(job)
+        finally:
+            self._settings.clear()  # persona and flags moved with the channel
 
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
@@ -408,6 +425,25 @@ class SqliteStore:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
 
+        try:
+            return await self._writer.write(self._verdict_job(key, message_id, direction, verdict))
+        except sqlite3.IntegrityError as error:  # the foreign key on messages
+            raise ValueError(f"no stored message has id {message_id}") from error
+
+    async def log_verdict(
+        self, key: ConversationKey, message_id: int | None, direction: str, verdict: Verdict
+    ) -> None:
+        """Queue a verdict for the next transaction (see `VerdictLog.log_verdict`); a flagged
+        input is stored at once, since it hides its message from history."""
+        if direction == "input" and verdict.flagged:
+            await self.add_verdict(key, message_id, direction, verdict)
+            return
+        job = self._verdict_job(key, message_id, direction, verdict)
+        self._writer.write_later(job, f"a {direction} verdict")
+
+    def _verdict_job(
+        self, key: ConversationKey, message_id: int | None, direction: str, verdict: Verdict
+    ) -> Callable[[sqlite3.Connection], int]:
         def job(db: sqlite3.Connection) -> int:
             values = _verdict_values(self._conversation_id(db, key), message_id, direction, verdict)
             new_id = int(_value(db, INSERT_VERDICT, values))
@@ -415,10 +451,7 @@ class SqliteStore:
                 db.execute(FLAG_MESSAGE, (message_id,))
             return new_id
 
-        try:
-            return await self._writer.write(job)
-        except sqlite3.IntegrityError as error:  # the foreign key on messages
-            raise ValueError(f"no stored message has id {message_id}") from error
+        return job
 
     async def verdicts(self, key: ConversationKey) -> list[tuple[int | None, str, Verdict]]:
         """(message_id, direction, verdict) for a conversation, oldest first."""

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -86,21 +89,46 @@ class GroupCommit:
         self._rolled_back = rolled_back
         self._queue: deque[tuple[Job, asyncio.Future[Any]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()
+        self._closing = False
         self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job(connection)` in the next transaction; its result once committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((job, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
+        self._wake()
         return await future
 
+    def write_later(self, job: Job, what: str) -> None:
+        """Queue `job` for the next transaction without waiting for it (derived rows that
+        no read depends on at once); a failure is logged, naming `what`."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda done: _log_failure(done, what))
+        self._queue.append((job, future))
+        self._wake()
+
     async def close(self) -> None:
-        """Let queued writes finish."""
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
+        """Let queued writes finish, then stop the writer."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            self._closing = True
+            self._wanted.set()
+            await asyncio.gather(flusher, return_exceptions=True)
+            self._closing = False
+
+    def _wake(self) -> None:
+        if self._flusher is None or self._flusher.done():  # one long-lived writer task
+            self._flusher = asyncio.create_task(self._flush_forever(), name="sqlite-group-commit")
+        self._wanted.set()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            await self._flush()
+            if self._closing and not self._queue:
+                return
 
     async def _flush(self) -> None:
         while self._queue:
@@ -123,12 +151,19 @@ class GroupCommit:
                     future.set_exception(value)
 
 
+def _log_failure(future: asyncio.Future[Any], what: str) -> None:
+    if not future.cancelled() and (error := future.exception()) is not None:
+        log.warning("could not store %s: %s", what, error)
+
+
 def _transaction(
     connection: sqlite3.Connection, jobs: list[Job], is_fault: IsFault, rolled_back: Callable[[], None]
 ) -> list[tuple[bool, Any]]:
     """BEGIN IMMEDIATE, each job in a savepoint, COMMIT (on the writer's thread). Each job's
     (ok, result or exception); raises when the database failed (all rolled back)."""
     outcomes: list[tuple[bool, Any]] = []
+    if len(jobs) == 1:  # alone in its transaction: no savepoint needed
+        return [_alone(connection, jobs[0], is_fault, rolled_back)]
     connection.execute("BEGIN IMMEDIATE")
     try:
         for job in jobs:
@@ -150,6 +185,25 @@ def _transaction(
                 connection.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _alone(
+    connection: sqlite3.Connection, job: Job, is_fault: IsFault, rolled_back: Callable[[], None]
+) -> tuple[bool, Any]:
+    """One job, one transaction; raises when the database failed."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = job(connection)
+        connection.execute("COMMIT")
+    except BaseException as exc:
+        rolled_back()
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        if isinstance(exc, Exception) and not is_fault(exc):
+            return (False, exc)
+        raise
+    return (True, result)
 
 
 def _fetchall(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
