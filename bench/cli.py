@@ -76,6 +76,17 @@ def _settings(model: str | None) -> Settings:
     return settings
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    """`10,1000` → (10, 1000); a click error for anything but positive whole numbers."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, not {text!r}") from None
+    if any(count < 1 for count in counts):
+        raise click.BadParameter("each count must be at least 1")
+    return counts
+
+
 def _run(work: Coroutine[Any, Any, Results]) -> Results:
     try:
         return asyncio.run(work)
@@ -128,12 +139,15 @@ def throughput_command(channels: tuple[int, ...], tokens: int, repeats: int, edi
 @click.option("--messages", default=overhead.DEFAULT_MESSAGES, type=click.IntRange(1))
 @click.option("--channels", default=overhead.DEFAULT_CHANNELS, type=click.IntRange(1))
 @click.option("--edit-interval", default=PLATFORM_EDIT_INTERVAL_S, type=click.FloatRange(0))
+@click.option("--burst", "bursts", default=",".join(map(str, overhead.DEFAULT_BURSTS)),
+              help="channels sending one message each at once, comma-separated (e.g. 10,1000,10000)")
 @common
-def overhead_command(messages: int, channels: int, edit_interval: float, model: str | None,
+def overhead_command(messages: int, channels: int, edit_interval: float, bursts: str, model: str | None,
                      as_json: bool) -> None:
-    """The bot's own cost per message, with an engine that answers instantly."""
+    """The bot's own cost per answered message, with an engine that answers instantly."""
     settings = _settings(model)
-    plan = overhead.OverheadPlan(messages, channels, edit_interval, min(messages, overhead.PROFILE_MESSAGES))
+    plan = overhead.OverheadPlan(messages, channels, edit_interval, min(messages, overhead.PROFILE_MESSAGES),
+                                 bursts=_counts(bursts))
 
     async def work() -> Results:
         return [(await overhead.run_overhead(settings, plan)).to_json()]

@@ -3,6 +3,15 @@
 Everything but the model runs for real: SqliteStore, the moderation gate, prompt
 building, the streamed reply and the reply channel's send/edit. The process is pinned
 to one core while it runs, so messages/s means messages per second of one core.
+
+Only answered messages count (a message a rate limit refused costs far less and
+would flatter the figure): the main figures run with the rate limits off, and one
+run with the shipped limits says how many of the same messages those answer. Beside
+them, in the same run, the physical limits of this machine: a bare sqlite3 insert on
+Hearth's schema and a bare asyncio task, so the overhead reads as a fraction of what
+the machine can do at all. Bursts: N channels send one message each at the same
+moment; the last reply's latency. Per token: what Hearth adds to each streamed token
+beyond the engine's own stream (supervision, timing, the view, throttled edits).
 """
 
 from __future__ import annotations
@@ -11,27 +20,34 @@ import asyncio
 import cProfile
 import os
 import pstats
+import sqlite3
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import PLATFORM_EDIT_INTERVAL_S, BenchChannel, bench_app, channel_message
+from bench.harness import PLATFORM_EDIT_INTERVAL_S, BenchChannel, bench_app, channel_message, fixed_length
+from bench.limits import Limits, measure_limits
 from bench.stats import percentile
 from bench.workload import text_for
 from bot.app.builder import App
 from bot.app.settings import Settings
 from engine.fake import FakeEngine
 from engine.registry import Registry
+from engine.types import ChatMessage
 
 DEFAULT_MESSAGES = 2000
 DEFAULT_CHANNELS = 50
+DEFAULT_BURSTS = (10, 1000)  # `--burst 10,1000,10000` for the README's figures
 PROFILE_MESSAGES = 500
 PROFILE_TOP = 15
 WARMUP_MESSAGES = 20
+TOKEN_REPLY_WORDS = (32, 2032)  # per-token cost: the difference between these reply lengths
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+NO_LIMITS = {"user_messages_per_minute": 0, "channel_messages_per_minute": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,34 +60,66 @@ class ProfileRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Burst:
+    """`channels` channels sent one message each at the same moment."""
+
+    channels: int
+    answered: int
+    last_reply_s: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"channels": self.channels, "answered": self.answered,
+                "last_reply_s": round(self.last_reply_s, 3)}
+
+
+@dataclass(frozen=True, slots=True)
 class OverheadResult:
     messages: int
     channels: int
     edit_interval_s: float
     pinned_cores: int
-    messages_per_s: float
+    answered: int
+    messages_per_s: float  # answered, one at a time, limits off
     p50_ms: float
     p99_ms: float
-    cpu_ms_per_message: float
-    concurrent_messages_per_s: float
+    cpu_ms_per_message: float  # per answered message
+    concurrent_messages_per_s: float  # answered, every channel at once, limits off
+    concurrent_p99_ms: float
+    shipped_answered: int  # the same concurrent run with the shipped rate limits
+    shipped_messages_per_s: float
     sends: int
     edits: int
+    limits: Limits
+    bursts: tuple[Burst, ...]
+    token_overhead_us: float  # what the pipeline adds per streamed token beyond the engine
+    engine_token_us: float  # the engine's own stream per token (the fake engine)
     profile: tuple[ProfileRow, ...]
 
     def to_json(self) -> dict[str, object]:
+        limits = self.limits.to_json()
+        per_message_limit = 1000 / self.limits.sqlite_inserts_per_s
         return {
             "benchmark": "overhead",
             "messages": self.messages,
             "channels": self.channels,
             "edit_interval_s": self.edit_interval_s,
             "pinned_cores": self.pinned_cores,
+            "answered": self.answered,
             "messages_per_s": round(self.messages_per_s, 1),
             "p50_ms": round(self.p50_ms, 3),
             "p99_ms": round(self.p99_ms, 3),
             "cpu_ms_per_message": round(self.cpu_ms_per_message, 3),
+            "cpu_in_bare_inserts": round(self.cpu_ms_per_message / per_message_limit, 1),
             "concurrent_messages_per_s": round(self.concurrent_messages_per_s, 1),
+            "concurrent_p99_ms": round(self.concurrent_p99_ms, 3),
+            "shipped_limits": {"answered": self.shipped_answered, "of": self.messages,
+                               "answered_per_s": round(self.shipped_messages_per_s, 1)},
             "sends": self.sends,
             "edits": self.edits,
+            "limits": limits,
+            "bursts": [b.to_json() for b in self.bursts],
+            "token_overhead_us": round(self.token_overhead_us, 2),
+            "engine_token_us": round(self.engine_token_us, 2),
             "profile": [_row_json(row) for row in self.profile],
         }
 
@@ -83,35 +131,52 @@ class OverheadPlan:
     edit_interval: float = PLATFORM_EDIT_INTERVAL_S
     profile_messages: int = PROFILE_MESSAGES
     reply_words: int = 32
+    bursts: tuple[int, ...] = DEFAULT_BURSTS
+    token_reply_words: tuple[int, int] = TOKEN_REPLY_WORDS
 
 
 async def run_overhead(settings: Settings, plan: OverheadPlan) -> OverheadResult:
-    """Sequential latency, concurrent rate and a profile, each on its own fresh store."""
-    with pinned_to_one_core() as cores:
-        sequential = await _measured(settings, plan, concurrent=False)
-        concurrent = await _measured(settings, plan, concurrent=True)
-        profile = await _profiled(settings, plan)
+    """Limits, sequential latency, concurrent rate (limits off, then shipped), bursts, the
+    per-token cost and a profile, each on its own fresh store, all pinned to one core."""
+    unlimited = settings.model_copy(update=NO_LIMITS)
+    with pinned_to_one_core() as cores, tempfile.TemporaryDirectory(prefix="hearth-limits-") as tmp:
+        limits = await measure_limits(Path(tmp))
+        sequential = await _measured(unlimited, plan, concurrent=False)
+        concurrent = await _measured(unlimited, plan, concurrent=True)
+        shipped = await _measured(settings, plan, concurrent=True)
+        bursts = tuple([await _burst(unlimited, plan, n) for n in plan.bursts])
+        engine_us, token_us = await _per_token(unlimited, plan)
+        profile = await _profiled(unlimited, plan)
+    answered = len(sequential.latencies)
     return OverheadResult(
         messages=plan.messages,
         channels=plan.channels,
         edit_interval_s=plan.edit_interval,
         pinned_cores=cores,
-        messages_per_s=plan.messages / sequential.seconds,
+        answered=answered,
+        messages_per_s=answered / sequential.seconds,
         p50_ms=percentile(sequential.latencies, 50) * 1000,
         p99_ms=percentile(sequential.latencies, 99) * 1000,
-        cpu_ms_per_message=sequential.cpu_seconds / plan.messages * 1000,
-        concurrent_messages_per_s=plan.messages / concurrent.seconds,
+        cpu_ms_per_message=sequential.cpu_seconds / max(answered, 1) * 1000,
+        concurrent_messages_per_s=len(concurrent.latencies) / concurrent.seconds,
+        concurrent_p99_ms=percentile(concurrent.latencies, 99) * 1000,
+        shipped_answered=len(shipped.latencies),
+        shipped_messages_per_s=len(shipped.latencies) / shipped.seconds,
         sends=sequential.channel.sends,
         edits=sequential.channel.edits,
+        limits=limits,
+        bursts=bursts,
+        token_overhead_us=token_us,
+        engine_token_us=engine_us,
         profile=profile,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    latencies: list[float]
+    latencies: list[float]  # of answered messages only
     seconds: float
-    cpu_seconds: float  # every thread of the process: the pipeline and SQLite's worker
+    cpu_seconds: float  # every thread of the process: the pipeline and SQLite's threads
     channel: BenchChannel
 
 
@@ -122,7 +187,55 @@ async def _measured(settings: Settings, plan: OverheadPlan, *, concurrent: bool)
         channel = BenchChannel(plan.edit_interval)
         cpu, start = time.process_time(), time.perf_counter()
         latencies = await _drive(app, channel, "run", plan.messages, plan.channels, concurrent)
-        return _Run(latencies, time.perf_counter() - start, time.process_time() - cpu, channel)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+        answered = _answered_ids(app, "run")
+        kept = [latency for message_id, latency in latencies.items() if message_id in answered]
+        return _Run(kept, seconds, cpu_seconds, channel)
+
+
+async def _burst(settings: Settings, plan: OverheadPlan, channels: int) -> Burst:
+    """`channels` channels, one message each, all at once: when did the last reply end?"""
+    async with instant_app(settings, plan.reply_words) as app:
+        await _drive(app, BenchChannel(plan.edit_interval), "warm", WARMUP_MESSAGES, plan.channels, False)
+        channel = BenchChannel(plan.edit_interval)
+        start = time.perf_counter()
+        await asyncio.gather(*(app.pipeline.handle(channel_message("burst", c, text_for(c, 0)), channel)
+                               for c in range(channels)))
+        return Burst(channels, len(_answered_ids(app, "burst")), time.perf_counter() - start)
+
+
+async def _per_token(settings: Settings, plan: OverheadPlan) -> tuple[float, float]:
+    """(µs per token of the engine's own stream, µs Hearth adds per streamed token): one
+    message answered with a short and with a long reply, the difference per token, less
+    what the bare engine stream took for the same tokens."""
+    short, long = plan.token_reply_words
+    seconds = []
+    for words in (short, long):
+        async with instant_app(settings, words) as app:
+            channel = BenchChannel(plan.edit_interval)
+            await _drive(app, channel, "warm", 3, 1, False)
+            start = time.perf_counter()
+            for n in range(5):
+                await app.pipeline.handle(channel_message("tokens", n, text_for(n, 0)), channel)
+            seconds.append((time.perf_counter() - start) / 5)
+    engine = instant_engine(settings)
+    await engine.start()
+    start = time.perf_counter()
+    produced = 0
+    async for _ in engine.stream([ChatMessage("user", "x")], fixed_length(settings, long)):
+        produced += 1
+    engine_us = (time.perf_counter() - start) / max(produced, 1) * 1e6
+    pipeline_us = (seconds[1] - seconds[0]) / (long - short) * 1e6
+    return engine_us, max(pipeline_us - engine_us, 0.0)
+
+
+def _answered_ids(app: App, tag: str) -> set[str]:
+    """Platform ids of the user messages of run `tag` that were answered (read from the file)."""
+    with closing(sqlite3.connect(f"file:{app.settings.database}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT platform_message_id FROM messages WHERE role = 'user' AND status = 'answered'"
+            " AND platform_message_id LIKE ?", (f"{tag}-%",)).fetchall()
+    return {str(row[0]) for row in rows}
 
 
 async def _profiled(settings: Settings, plan: OverheadPlan) -> tuple[ProfileRow, ...]:
@@ -138,20 +251,21 @@ async def _profiled(settings: Settings, plan: OverheadPlan) -> tuple[ProfileRow,
 
 async def _drive(
     app: App, channel: BenchChannel, tag: str, messages: int, channels: int, concurrent: bool
-) -> list[float]:
-    """Send `messages` messages round-robin over `channels`; each one's latency in seconds.
+) -> dict[str, float]:
+    """Send `messages` messages round-robin over `channels`; each one's latency in seconds,
+    by platform message id.
 
     Sequential: one message at a time. Concurrent: every channel at once, each
     channel sending its next message when its previous reply is complete.
     """
     counts = [len(range(c, messages, channels)) for c in range(min(channels, messages))]
-    latencies: list[float] = []
+    latencies: dict[str, float] = {}
 
     async def turn(c: int, n: int) -> None:
         msg = channel_message(tag, c, text_for(c, n), n)
         start = time.perf_counter()
         await app.pipeline.handle(msg, channel)
-        latencies.append(time.perf_counter() - start)
+        latencies[msg.message_id] = time.perf_counter() - start
 
     async def talk(c: int) -> None:
         for n in range(counts[c]):

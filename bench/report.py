@@ -129,19 +129,35 @@ def _throughput_table(r: Figures) -> str:
 
 def _overhead_table(r: Figures) -> str:
     head = table(
-        f"overhead — instant engine, {r['messages']} messages over {r['channels']} channels, "
-        f"{r['pinned_cores']} core, edit interval {r['edit_interval_s']} s",
-        ["messages_per_s", "p50_ms", "p99_ms", "cpu_ms_per_message", "concurrent_messages_per_s"],
-        [[r["messages_per_s"], r["p50_ms"], r["p99_ms"], r["cpu_ms_per_message"],
-          r["concurrent_messages_per_s"]]],
+        f"overhead — instant engine, {r['messages']} messages over {r['channels']} channels "
+        f"({r['answered']} answered), rate limits off, {r['pinned_cores']} core, "
+        f"edit interval {r['edit_interval_s']} s",
+        ["answered msg/s", "p50_ms", "p99_ms", "cpu_ms/answered", "in bare inserts", "concurrent msg/s",
+         "concurrent p99_ms"],
+        [[r["messages_per_s"], r["p50_ms"], r["p99_ms"], r["cpu_ms_per_message"], r["cpu_in_bare_inserts"],
+          r["concurrent_messages_per_s"], r["concurrent_p99_ms"]]],
     )
+    shipped = r["shipped_limits"]
+    limits = r["limits"]
+    more = table(
+        "beside it, same run",
+        ["shipped limits: answered", "sqlite3 inserts/s", "store inserts/s (one, concurrent)",
+         "store_vs_sqlite", "tasks/s", "µs/token added", "engine µs/token"],
+        [[f"{shipped['answered']} of {shipped['of']}", limits["sqlite_inserts_per_s"],
+          f"{limits['store_inserts_per_s']}, {limits['store_concurrent_inserts_per_s']}",
+          f"{limits['store_vs_sqlite']}, {limits['store_concurrent_vs_sqlite']}", limits["tasks_per_s"],
+          r["token_overhead_us"], r["engine_token_us"]]],
+    )
+    bursts = table("bursts: every channel sends one message at once",
+                   ["channels", "answered", "last reply s"],
+                   [[b["channels"], b["answered"], b["last_reply_s"]] for b in r["bursts"]])
     profile = table(
         "where the time goes (cProfile of the main thread, by cumulative time; profiling "
-        "inflates times; 'epoll' is the wait for SQLite's worker thread)",
+        "inflates times; 'epoll' is the wait for SQLite's threads)",
         ["function", "calls", "cumulative_ms", "per_message_us"],
         [[p["function"], p["calls"], p["cumulative_ms"], p["per_message_us"]] for p in r["profile"]],
     )
-    return f"{head}\n\n{profile}"
+    return f"{head}\n\n{more}\n\n{bursts}\n\n{profile}"
 
 
 def _cache_table(r: Figures) -> str:

@@ -24,7 +24,9 @@ from bot.app.settings import Settings
 from engine.fake import FakeEngine
 from engine.registry import Registry
 
-TINY_OVERHEAD = OverheadPlan(messages=12, channels=3, profile_messages=6)
+TINY_OVERHEAD = OverheadPlan(
+    messages=12, channels=3, profile_messages=6, bursts=(5,), token_reply_words=(4, 44),
+)
 TINY_STORE = StorePlan(messages=200, conversations=10, loads=20, api_sample=10)
 HOST = {"cores": 2, "device": "cpu"}
 
@@ -101,8 +103,13 @@ async def test_bench_channel_records_sends_and_edits(settings: Settings) -> None
 async def test_overhead_reports_rate_latency_and_profile(settings: Settings) -> None:
     figures: dict[str, Any] = (await run_overhead(settings, TINY_OVERHEAD)).to_json()
 
+    assert figures["answered"] == TINY_OVERHEAD.messages, "limits off: every message answered"
     assert figures["messages_per_s"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
     assert figures["sends"] == TINY_OVERHEAD.messages
+    assert figures["limits"]["sqlite_inserts_per_s"] > 0 and figures["limits"]["tasks_per_s"] > 0
+    [burst] = figures["bursts"]
+    assert (burst["channels"], burst["answered"]) == (5, 5) and burst["last_reply_s"] > 0
+    assert figures["token_overhead_us"] >= 0 and figures["engine_token_us"] > 0
     assert any("bot/pipeline/" in row["function"] for row in figures["profile"])
     assert not any(row["function"].startswith("bench/") for row in figures["profile"])
 
@@ -171,6 +178,15 @@ def test_the_throughput_chart_is_a_png(tmp_path: Path) -> None:
     report.plot_throughput(throughput_figures(), tmp_path / "throughput.png", HOST)
 
     assert (tmp_path / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_overhead_counts_only_answered_messages_under_the_shipped_limits(settings: Settings) -> None:
+    limited = settings.model_copy(update={"user_messages_per_minute": 20, "user_burst": 1,
+                                          "channel_messages_per_minute": 0})
+    figures: dict[str, Any] = (await run_overhead(limited, TINY_OVERHEAD)).to_json()
+
+    assert figures["answered"] == TINY_OVERHEAD.messages
+    assert figures["shipped_limits"]["answered"] < TINY_OVERHEAD.messages, "one per user at once: refused"
 
 
 @pytest.mark.parametrize("name", ["throughput", "overhead", "cache", "store", "switch", "memory"])
