@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -140,3 +141,20 @@ async def test_ordinary_text_in_any_script_is_allowed(text: str) -> None:
 
 def _decision(verdict: Verdict) -> tuple[bool, str, dict[str, bool]]:
     return verdict.flagged, verdict.layer, verdict.categories
+
+
+async def test_a_long_text_is_judged_off_the_event_loop_and_the_same_as_on_it() -> None:
+    """A 16,000-character input held every channel for 10-18 ms while judged on the loop."""
+    gate = LayeredGate(GateConfig())
+    await gate.load()
+    long_text = ("a perfectly friendly sentence about the weather " * 400)[:16000]
+    task = asyncio.ensure_future(gate.check(long_text, "input", ROOM))
+    turns = 0
+    while not task.done():  # the loop stays free: other work gets its turns meanwhile
+        turns += 1
+        await asyncio.sleep(0)
+    assert turns > 1
+    on_loop = await gate.check(long_text[:1990], "input", ROOM)
+    assert task.result().flagged is on_loop.flagged is False
+    flagged = await gate.check(long_text + " I will kill you", "input", ROOM)
+    assert flagged.flagged, "a flag found in a worker thread counts the same"
