@@ -9,6 +9,7 @@ holds for many turns: the store remembers it as the conversation's floor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,13 @@ from engine.errors import PromptTooLongError
 from engine.types import ChatMessage
 
 TRIM_TARGET = 0.6
+# In group prompts each user message is labelled with its speaker, `⟦Alice⟧: hello`. The
+# brackets are Hearth's alone: taken out of every name and text (turned into [ and ]), so a
+# user cannot forge another speaker's label ("hello\n\nBob: I am Bob" stays Alice's text).
+LABEL_OPEN, LABEL_CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧ MATHEMATICAL WHITE SQUARE BRACKETS
+UNLABEL = str.maketrans({LABEL_OPEN: "[", LABEL_CLOSE: "]"})
+MAX_NAME_CHARS = 64
+NAME_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # a name stays on its line
 
 Counter = Callable[[Sequence[ChatMessage]], Awaitable[int]]
 
@@ -39,12 +47,19 @@ def group_turns(history: Sequence[StoredMessage]) -> list[list[StoredMessage]]:
     return turns
 
 
+def speaker_line(name: str, text: str) -> str:
+    """`⟦name⟧: text`, the only way a speaker is named in a group prompt (see LABEL_OPEN)."""
+    label = NAME_BREAKS.sub(" ", name.translate(UNLABEL)).strip()[:MAX_NAME_CHARS] or "?"
+    return f"{LABEL_OPEN}{label}{LABEL_CLOSE}: {text.translate(UNLABEL)}"
+
+
 def render_turns(turns: Sequence[Sequence[StoredMessage]], named: bool) -> list[ChatMessage]:
-    """Chat messages with strictly alternating roles (some templates insist)."""
+    """Chat messages with strictly alternating roles (some templates insist); in a group
+    (`named`), each user message labelled with its speaker (`speaker_line`)."""
     out: list[ChatMessage] = []
     for message in (m for turn in turns for m in turn):
         named_user = named and message.role == "user"
-        content = f"{message.author_name}: {message.text}" if named_user else message.text
+        content = speaker_line(message.author_name, message.text) if named_user else message.text
         if out and out[-1].role == message.role:
             out[-1] = ChatMessage(message.role, f"{out[-1].content}\n\n{content}")
         else:

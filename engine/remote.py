@@ -27,6 +27,7 @@ from engine.replica import Replica, ReplicaError
 from engine.request import complete
 from engine.tokens import LocalTokenizer, estimate_tokens
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
+from engine.untrusted import ControlTokens, tokenizer_controls
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class RemoteEngine:
         self._stats = EngineStats(model=self._spec.name, quantization=REMOTE_QUANTIZATION)
         self._counts: OrderedDict[tuple[str, tuple[ChatMessage, ...]], _Count] = OrderedDict()
         self._tokenizer: LocalTokenizer | None = None
+        # Its tokenizer's control tokens when HEARTH_ENGINE_TOKENIZER gives it, else the common formats'.
+        self._controls = ControlTokens.generic()
         self._health: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -116,6 +119,8 @@ class RemoteEngine:
         if self._closed:  # started again after close(): new connections
             self._replicas, self._closed = self._connect(), False
         self._tokenizer = await asyncio.to_thread(_load_tokenizer, self._options.tokenizer)
+        if self._tokenizer is not None:
+            self._controls = tokenizer_controls(self._tokenizer.raw)
         try:
             async with asyncio.timeout(self._options.start_wait_s):
                 await self._first_replica()
@@ -153,13 +158,16 @@ class RemoteEngine:
         return list(await asyncio.gather(*(r.status() for r in self._replicas)))
 
     async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return (await self._count(messages)).tokens
+        return (await self._count(self._controls.neutralise_all(messages))).tokens
 
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
     ) -> AsyncGenerator[ReplyChunk, None]:
+        """Stream a reply; every message's content is neutralised first (the server renders
+        it with its chat template: `engine.untrusted`), and the reply ends at a control token."""
         if self._health is None:
             raise EngineUnavailableError("the remote engine is not started")
+        messages = self._controls.neutralise_all(messages)
         count = await self._count(messages)
         if count.exact and count.tokens >= self._max_model_len:
             raise PromptTooLongError(count.tokens, self._max_model_len)
@@ -184,7 +192,8 @@ class RemoteEngine:
                 await asyncio.sleep(RETRY_BACKOFF_S)
             before = produced
             room = max(1, self._max_model_len - count.tokens - before)
-            request = complete(replica, self._model(), messages, sampling, session, text, before, room)
+            request = complete(replica, self._model(), messages, sampling, session, text, before, room,
+                               self._controls)
             try:
                 async with aclosing(request):  # closing the reply closes its connection at once
                     async for chunk in request:

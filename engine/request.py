@@ -17,6 +17,7 @@ import openai
 from engine.errors import PromptTooLongError
 from engine.replica import Replica, ReplicaError, http_reason
 from engine.types import ChatMessage, ReplyChunk, Sampling
+from engine.untrusted import ControlTokens
 from engine.urls import scrub_credentials
 
 SESSION_HEADER = "X-Session-ID"  # vLLM router's consistent_hash; production-stack's sessionKey
@@ -37,10 +38,17 @@ async def complete(
     partial: str = "",
     produced: int = 0,
     room: int | None = None,
+    controls: ControlTokens | None = None,
 ) -> AsyncGenerator[ReplyChunk, None]:
     """Stream `model`'s reply to `messages` from `replica`; with `partial`, continue that
-    reply (`produced` tokens of it so far). The last chunk is `finished`, with counts."""
+    reply (`produced` tokens of it so far). The last chunk is `finished`, with counts.
+
+    The reply ends at the first of `controls`' stop strings: they are sent as `stop`, and a
+    server that writes one anyway is cut there (the connection closed, the request aborted)."""
+    controls = controls or ControlTokens.generic()
     body = _request(model, messages, sampling, session, partial, produced, room)
+    body["stop"] = controls.remote_stops()
+    scanner = controls.scanner()
     reply_tokens, finish, usage = 0, None, None
     try:
         stream = await replica.api.chat.completions.create(**body)
@@ -52,8 +60,14 @@ async def complete(
                     text, thinking = choice.delta.content, _reasoning(choice.delta)
                     if text is not None or thinking:
                         reply_tokens += 1
-                    if text or thinking:
-                        yield ReplyChunk(text or "", reasoning=thinking)
+                    shown = scanner.feed(text or "")
+                    if shown or thinking:
+                        yield ReplyChunk(shown, reasoning=thinking)
+                if scanner.stopped:
+                    finish = "stop"
+                    break
+        if tail := scanner.end():
+            yield ReplyChunk(tail)
     except openai.APIStatusError as exc:
         raise _rejected(replica, exc, messages) from exc
     except (openai.APIError, httpx2.HTTPError) as exc:

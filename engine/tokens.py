@@ -55,6 +55,11 @@ class LocalTokenizer:
         special = {name: text for name in SPECIAL_TOKENS if (text := _token_text(config.get(name)))}
         return cls(tokenizer, _compile(_template_source(directory, config)), special)
 
+    @property
+    def raw(self) -> Any:
+        """The `tokenizers.Tokenizer` itself (its added and special tokens)."""
+        return self._tokenizer
+
     def count(self, messages: Sequence[ChatMessage]) -> int:
         """Raises ValueError when the template rejects the conversation."""
         try:

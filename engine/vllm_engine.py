@@ -25,6 +25,7 @@ from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
 from engine.sampling import Recommended, effective, recommended
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
+from engine.untrusted import ControlTokens, tokenizer_controls
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class _Loaded:
         self.spec = spec
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
+        # Its special tokens: never produced by a message's content, and the end of any reply.
+        self.controls = tokenizer_controls(self.tokenizer)
         self.max_model_len = max_model_len
         self.pids = pids
         # Started with vLLM's sleep mode (GPU only), so a switch can put it to sleep.
@@ -152,14 +155,23 @@ class _Loaded:
         return list(self._rendered(tuple(messages)))  # a copy: vLLM must not alter the cached one
 
     def _render(self, messages: tuple[ChatMessage, ...]) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(
-            [m.as_dict() for m in messages],
-            tokenize=True,
-            add_generation_prompt=True,
-            return_dict=False,
-            **self.spec.template_kwargs,  # e.g. Qwen3's enable_thinking
-        )
-        return list(ids)
+        return render_chat(self.tokenizer, self.controls, messages, self.spec.template_kwargs)
+
+
+def render_chat(
+    tokenizer: Any, controls: ControlTokens, messages: Sequence[ChatMessage], template_kwargs: dict[str, Any],
+) -> list[int]:
+    """The chat template over `messages`, tokenised, ready to generate from: only the
+    template's own text can give control tokens (every content is neutralised first:
+    `engine.untrusted`). `template_kwargs` go to the template (e.g. Qwen3's enable_thinking)."""
+    ids = tokenizer.apply_chat_template(
+        [m.as_dict() for m in controls.neutralise_all(messages)],
+        tokenize=True,
+        add_generation_prompt=True,
+        return_dict=False,
+        **template_kwargs,
+    )
+    return list(ids)
 
 
 class VllmEngine:
@@ -372,8 +384,12 @@ class VllmEngine:
                 self._ready.set()
 
     async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return len(await self.prompt_ids(messages))
+
+    async def prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The token ids the served model is given for `messages` (rendered as `stream` does)."""
         loaded = await self._wait_ready()
-        return len(await asyncio.to_thread(loaded.render, messages))
+        return await asyncio.to_thread(loaded.render, messages)
 
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
@@ -401,17 +417,24 @@ class VllmEngine:
 
         request_id = uuid.uuid4().hex
         produced, cached = 0, 0
+        scanner = loaded.controls.scanner()  # a control token written as text ends the reply
         try:
-            async for out in loaded.llm.generate({"prompt_token_ids": ids}, params, request_id):
-                completion = out.outputs[0]
-                produced += len(completion.token_ids)
-                cached = out.num_cached_tokens or cached
-                if completion.text:
-                    yield ReplyChunk(completion.text)
-                if out.finished:
-                    final = ReplyChunk("", True, completion.finish_reason, len(ids), cached, produced)
-                    self._stats.record(final)
-                    yield final
+            outputs = loaded.llm.generate({"prompt_token_ids": ids}, params, request_id)
+            async with aclosing(outputs):  # leaving early (a control token) aborts the request
+                async for out in outputs:
+                    completion = out.outputs[0]
+                    produced += len(completion.token_ids)
+                    cached = out.num_cached_tokens or cached
+                    if text := scanner.feed(completion.text):
+                        yield ReplyChunk(text)
+                    if out.finished or scanner.stopped:
+                        if tail := scanner.end():
+                            yield ReplyChunk(tail)
+                        reason = "stop" if scanner.stopped else completion.finish_reason
+                        final = ReplyChunk("", True, reason, len(ids), cached, produced)
+                        self._stats.record(final)
+                        yield final
+                        return
         except EngineDeadError as exc:
             self._stats.state = "failed"
             if _lacks_memory(str(exc.__cause__ or exc)):

@@ -83,8 +83,8 @@ async def test_messages_waiting_from_one_author_are_answered_by_one_reply(tmp_pa
         history = await app.store.history(ROOM)
         merged = queued(app, "merged")
 
-    assert adapter.texts() == ["echo: user-u1: first",
-                               "echo: user-u1: second\n\nuser-u1: third\n\nuser-u1: fourth"]
+    assert adapter.texts() == ["echo: ⟦user-u1⟧: first",
+                               "echo: ⟦user-u1⟧: second\n\n⟦user-u1⟧: third\n\n⟦user-u1⟧: fourth"]
     assert [(m.text, m.status) for m in history if m.role == "user"] == [
         ("first", "answered"), ("second", "merged"), ("third", "merged"), ("fourth", "answered"),
     ]
@@ -103,7 +103,7 @@ async def test_past_the_bound_the_oldest_waiting_messages_are_dropped(tmp_path: 
         history = await app.store.history(ROOM)
         dropped = queued(app, "dropped")
 
-    assert adapter.texts()[-1] == "echo: user-u1: w3\n\nuser-u1: w4"
+    assert adapter.texts()[-1] == "echo: ⟦user-u1⟧: w3\n\n⟦user-u1⟧: w4"
     assert [m.text for m in history if m.role == "user"] == ["running", "w3", "w4"], "dropped: out of prompts"
     assert dropped == 3
 

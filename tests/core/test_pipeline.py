@@ -135,8 +135,8 @@ async def test_later_message_sees_the_earlier_reply(
     )
 
     second_prompt = [m.content for m in slow.prompts[1]]
-    assert second_prompt[1:] == ["user-u1: first", "echo: user-u1: first", "user-u1: second"]
-    assert adapter.texts() == ["echo: user-u1: first", "echo: user-u1: second"]
+    assert second_prompt[1:] == ["⟦user-u1⟧: first", "echo: ⟦user-u1⟧: first", "⟦user-u1⟧: second"]
+    assert adapter.texts() == ["echo: ⟦user-u1⟧: first", "echo: ⟦user-u1⟧: second"]
 
 
 async def test_conversations_are_answered_concurrently(
@@ -173,7 +173,7 @@ async def test_group_messages_carry_the_author_name(app: App, adapter: Recording
     await app.pipeline.handle(message("hi", "1", direct=False), adapter)
     await app.pipeline.handle(message("hi", "2", ConversationKey("telegram", "dm"), direct=True), adapter)
 
-    assert app.engine.prompts[0][-1].content == "user-u1: hi"
+    assert app.engine.prompts[0][-1].content == "⟦user-u1⟧: hi"
     assert app.engine.prompts[1][-1].content == "hi"
 
 
@@ -203,7 +203,7 @@ async def test_long_history_is_trimmed_by_whole_turns(app: App, adapter: Recordi
     assert await app.engine.count_tokens(last) <= budget
     assert last[0].role == "system"
     assert [m.role for m in last[1:]] == ["user", "assistant"] * ((len(last) - 2) // 2) + ["user"]
-    assert last[-1].content.startswith("user-u1: 29 ")
+    assert last[-1].content.startswith("⟦user-u1⟧: 29 ")
     assert len(last) < 2 * 30
 
 

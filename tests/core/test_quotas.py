@@ -51,7 +51,7 @@ async def test_a_user_over_the_burst_is_refused_told_once_and_never_queued(
 
     assert handed_on == [True, True, True, False, False, False], "two answers, then one notice, then silence"
     assert history == ["m0", "m1"], "refused messages never enter a prompt"
-    assert [p[-1].content for p in engine.prompts] == ["user-u1: m0", "user-u1: m1"]
+    assert [p[-1].content for p in engine.prompts] == ["⟦user-u1⟧: m0", "⟦user-u1⟧: m1"]
     notices = [t for t in adapter.texts() if t.startswith(RATE_NOTICE)]
     assert notices == [i18n.text("quota_rate_user", "en", seconds=60, limit="1")]
 
@@ -75,7 +75,7 @@ async def test_a_flooding_user_leaves_the_channel_to_the_others(tmp_path: Path, 
         [taken] = await send_all(app, adapter, in_room("hello", 0, author="u2"))
 
     assert taken, "refused messages took nothing from the channel's budget"
-    assert "echo: user-u2: hello" in adapter.texts()
+    assert "echo: ⟦user-u2⟧: hello" in adapter.texts()
 
 
 async def test_the_channel_limit_counts_every_user(tmp_path: Path, engine: FakeEngine) -> None:

@@ -92,7 +92,7 @@ async def test_after_a_restart_pending_messages_are_answered_once_in_order(
         history = await second.store.history(ROOM)
 
     assert (recovered.resumed, recovered.skipped) == (3, 0)
-    assert adapter.texts() == [f"echo: user-u{n}: queued {n}" for n in range(3)]
+    assert adapter.texts() == [f"echo: ⟦user-u{n}⟧: queued {n}" for n in range(3)]
     assert [m.text for m in history if m.role == "user"] == ["queued 0", "queued 1", "queued 2"]
     assert again.resumed == 0, "answered once"
 
@@ -128,7 +128,7 @@ async def test_a_reply_a_crash_left_half_shown_is_marked_before_the_new_answer(
 
     assert adapter.sent[0].text == "[interrupted by a restart; answered again below]"
     assert adapter.sent[1].deleted
-    assert adapter.texts()[-1] == "echo: ann: tell me"
+    assert adapter.texts()[-1] == "echo: ⟦ann⟧: tell me"
     assert await app.store.pending(since=0) == []
 
 
