@@ -7,7 +7,12 @@ gateway shards `DiscordConfig` names (all, by default). A rejected token, at
 start-up or on a reconnect, ends `run()` with `PlatformAuthError`; a shard count
 Discord refuses with `ConfigError`; a shard that stays disconnected longer than
 `down_s` seconds with `PlatformDownError`: the process exits rather than running
-deaf.
+deaf. After any other failure `run()` may be called again (the runner's supervisor
+does): each run has a discord.py client of its own, while the adapter object, which
+replies in flight hold as their channel, stays the same.
+After every new gateway session (not a RESUME) the recent history of the channels
+where Hearth could have been asked something is read back (`catchup`): what was sent
+while no session was live is never delivered otherwise.
 discord.py waits out 429s and retries 500/502/504/524 itself (five tries); a 503,
 which it does not retry, or a dropped connection is retried here, twice. A message
 Discord rejects (4xx) raises `bot.errors.DeliveryError`, which the core logs and
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 import aiohttp
 import discord
 
+from adapters.discord.catchup import CatchUp
 from adapters.discord.client import (
     IDENTIFY_INTERVAL_S,
     MAX_CHARS,
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     from bot.commands import Commands
     from bot.commands.builtin import ChannelModes
     from bot.ports import Inbox
+    from bot.store import RecentActivity
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ GUILD_READY_TIMEOUT_S = 2.0  # discord.py's default wait for GUILD_CREATEs after
 RETRY_DELAY_S = 1.0
 SERVER_RETRIES = 2
 TYPING_REFRESH_S = 8.0  # Discord shows "typing…" for about 10 s per request
+READY_WAIT_S = 60.0  # a reply waits this long for a client that is (re)connecting
 # discord.py already retried 500/502/504/524 five times before raising them.
 RETRIED_HERE = frozenset({503})
 AUTH_CLOSE_CODES = frozenset({4004})  # authentication failed
@@ -78,7 +86,8 @@ class DiscordAdapter:
     """The Discord platform adapter. `run()` serves until `stop()`.
 
     Messages go to `inbox`, slash commands to `commands`; `modes` says which
-    channels want every message answered. `edit_interval`, `guild_ready_timeout`,
+    channels want every message answered; `activity` says where people talked lately,
+    for reading back what a gateway gap hid. `edit_interval`, `guild_ready_timeout`,
     `retry_delay` and `identify_interval` exist for tests; the defaults suit Discord."""
 
     platform = PLATFORM
@@ -94,6 +103,7 @@ class DiscordAdapter:
         guild_ready_timeout: float = GUILD_READY_TIMEOUT_S,
         retry_delay: float = RETRY_DELAY_S,
         identify_interval: float = IDENTIFY_INTERVAL_S,
+        activity: RecentActivity | None = None,
     ) -> None:
         self.limits = ReplyLimits(max_chars=MAX_CHARS, edit_interval=edit_interval, spoiler=spoiler)
         self._config = config
@@ -103,40 +113,66 @@ class DiscordAdapter:
         self._tasks = TaskOwner("discord")
         self._stopping = False
         self._liveness = ShardLiveness(config.down_s)
+        self._catch_up = CatchUp(activity, config.catch_up_s)
+        self._session = asyncio.Event()  # a shard has a new session: read back what it missed
+        self._connected = asyncio.Event()  # the client of the current run is logged in
         self._arrivals: asyncio.Queue[discord.Message] = asyncio.Queue()
+        self._intake: asyncio.Task[None] | None = None
         self._typing: dict[ConversationKey, tuple[asyncio.Task[None], set[asyncio.Task[None]]]] = {}
-        slash = render(commands, SlashAnswers(commands, self._tasks))
-        self._client = HearthClient(
-            config, self._on_message, slash, HelpTranslator(), self._liveness,
+        self._slash = render(commands, SlashAnswers(commands, self._tasks))
+        self._timings = (guild_ready_timeout, identify_interval)
+        self._client = self._new_client()
+        self._runs = 0
+        self._bot_id: int | None = None  # known from the first session on
+
+    def _new_client(self) -> HearthClient:
+        guild_ready_timeout, identify_interval = self._timings
+        return HearthClient(
+            self._config, self._on_message, self._slash, HelpTranslator(), self._liveness,
             guild_ready_timeout=guild_ready_timeout, identify_interval=identify_interval,
+            on_session=self._new_session,
         )
 
     async def run(self) -> None:
         """Log in, sync the slash commands and serve; reconnects are discord.py's.
 
         Raises PlatformAuthError (token rejected), ConfigError (shards refused) or
-        PlatformDownError (a shard gone too long)."""
+        PlatformDownError (a shard gone too long); after anything else it may be called again."""
         if self._stopping:
             return
-        self._tasks.spawn(self._take_arrivals(), "discord-intake")
-        with endpoints(self._config.api_base, self._config.gateway_url):
-            async with self._client:
-                gateway = self._tasks.spawn(self._serve(), "discord-gateway")
-                # A task of its own: discord.py may be deep in a reconnect back-off when a
-                # shard has been down too long, so closing the client alone would not end run().
-                watch = self._tasks.spawn(self._liveness.watch(self._client.close), "discord-liveness")
-                await asyncio.wait((gateway, watch), return_when=asyncio.FIRST_COMPLETED)
-                error = _outcome(watch) or _outcome(gateway)
-                for task in (gateway, watch):
-                    task.cancel()
-                await asyncio.wait((gateway, watch))
+        if self._intake is None:  # one for the adapter's life: messages queued stay in order
+            self._intake = self._tasks.spawn(self._take_arrivals(), "discord-intake")
+        if self._runs:  # a discord.py client closed by a failure is not started again
+            self._client = self._new_client()
+        self._runs += 1
+        client = self._client
+        try:
+            with endpoints(self._config.api_base, self._config.gateway_url):
+                async with client:
+                    error = await self._serve_until_done(client)
+        finally:
+            self._connected.clear()
         if error is not None:
             raise error
 
-    async def _serve(self) -> HearthError | None:
+    async def _serve_until_done(self, client: HearthClient) -> BaseException | None:
+        """The gateway, its liveness and the catch-ups, until one of the first two ends."""
+        gateway = self._tasks.spawn(self._serve(client), "discord-gateway")
+        # A task of its own: discord.py may be deep in a reconnect back-off when a
+        # shard has been down too long, so closing the client alone would not end run().
+        watch = self._tasks.spawn(self._liveness.watch(client.close), "discord-liveness")
+        catching_up = self._tasks.spawn(self._catching_up(client), "discord-catch-up")
+        await asyncio.wait((gateway, watch), return_when=asyncio.FIRST_COMPLETED)
+        error = _outcome(watch) or _outcome(gateway)
+        for task in (gateway, watch, catching_up):
+            task.cancel()
+        await asyncio.wait((gateway, watch, catching_up))
+        return error
+
+    async def _serve(self, client: HearthClient) -> HearthError | None:
         """The gateway until the client closes; why Discord refused us, as the error to raise."""
         try:
-            await self._client.start(self._config.token.get_secret_value())
+            await client.start(self._config.token.get_secret_value())
         except discord.LoginFailure as exc:
             return PlatformAuthError(PLATFORM, str(exc))
         except discord.PrivilegedIntentsRequired:
@@ -161,7 +197,7 @@ class DiscordAdapter:
 
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
         """Post `text` in the conversation, quoting `reply_to` when it is a Discord message id."""
-        channel = self._client.get_partial_messageable(channel_id(key))
+        channel = (await self._rest()).get_partial_messageable(channel_id(key))
         if reply_to is not None and reply_to.isdigit():
             reference = discord.MessageReference(
                 message_id=int(reply_to), channel_id=channel.id, fail_if_not_exists=False,
@@ -175,23 +211,37 @@ class DiscordAdapter:
 
     async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
         """Replace the text of a message the bot posted."""
-        message = self._client.get_partial_messageable(channel_id(key)).get_partial_message(int(message_id))
+        message = await self._message(key, message_id)
         await self._deliver(key, lambda: message.edit(content=text, allowed_mentions=NO_MENTIONS))
 
     async def delete(self, key: ConversationKey, message_id: str) -> None:
         """Remove a message the bot posted."""
-        message = self._client.get_partial_messageable(channel_id(key)).get_partial_message(int(message_id))
+        message = await self._message(key, message_id)
         await self._deliver(key, message.delete)
 
     async def notify(self, user_id: str, text: str) -> None:
         """A direct message to one user (an operator), e.g. that the engine died."""
         key = ConversationKey(PLATFORM, f"dm-{user_id}")
+        client = await self._rest()
 
         async def send() -> discord.Message:
-            user = await self._client.fetch_user(int(user_id))
+            user = await client.fetch_user(int(user_id))
             return await user.send(text[:MAX_CHARS], allowed_mentions=NO_MENTIONS)
 
         await self._deliver(key, send)
+
+    async def _message(self, key: ConversationKey, message_id: str) -> discord.PartialMessage:
+        channel = (await self._rest()).get_partial_messageable(channel_id(key))
+        return channel.get_partial_message(int(message_id))
+
+    async def _rest(self) -> HearthClient:
+        """The client to call Discord's REST API with, once it is logged in: a reply may come
+        before the connection (resumed at start-up) or while a failed client is replaced."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), READY_WAIT_S)
+        except TimeoutError:
+            raise DeliveryError(PLATFORM, 0, "not connected to Discord") from None
+        return self._client
 
     async def _deliver(self, key: ConversationKey, call: Callable[[], Awaitable[T]]) -> T:
         """One send, edit or delete, retried a few times on server errors and dropped connections."""
@@ -209,9 +259,34 @@ class DiscordAdapter:
         raise AssertionError("unreachable")
 
     def _on_message(self, message: discord.Message) -> None:
-        if self._stopping or not is_chat(message):
-            return
+        self._arrive(message)
+
+    def _arrive(self, message: discord.Message) -> bool:
+        """A message the gateway delivered (or a catch-up read back): queued once, in order,
+        when a person wrote it; whether it was."""
+        first = self._catch_up.seen.add(message.channel.id, message.id)
+        if not first or self._stopping or not is_chat(message):
+            return False
         self._arrivals.put_nowait(message)
+        return True
+
+    def _new_session(self, shard_id: int) -> None:
+        """A shard has a new gateway session: what was sent before it is read back."""
+        if self._client.user is not None:
+            self._bot_id = self._client.user.id
+        self._connected.set()
+        self._session.set()
+
+    async def _catching_up(self, client: HearthClient) -> None:
+        """Read back what each new session missed; sessions starting meanwhile make one more."""
+        while True:
+            await self._session.wait()
+            self._session.clear()
+            taken = 0
+            async for message in self._catch_up.missed(client):
+                taken += self._arrive(message)
+            if taken:
+                log.warning("after a new Discord session: %d messages sent meanwhile read back", taken)
 
     async def _take_arrivals(self) -> None:
         """One message at a time, in gateway order: each is stored before the next is looked at."""
@@ -251,12 +326,13 @@ class DiscordAdapter:
     async def _normalise(self, message: discord.Message) -> IncomingMessage | None:
         """The message as Hearth sees it, or None when it is not for the bot (or empty)."""
         me = self._client.user
-        if me is None:
+        bot_id = me.id if me is not None else self._bot_id  # a message queued before a restart
+        if bot_id is None:
             return None
-        addressed = mentions_bot(message, me.id) or replies_to_bot(message, me.id)
+        addressed = mentions_bot(message, bot_id) or replies_to_bot(message, bot_id)
         if not addressed and message.guild is not None:
             addressed = await self._modes.answers_all(conversation_key(message.channel))
-        msg = from_message(message, me.id, addresses_bot=addressed)
+        msg = from_message(message, bot_id, addresses_bot=addressed)
         return msg if msg.addresses_bot and msg.text else None
 
 

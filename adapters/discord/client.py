@@ -38,6 +38,7 @@ NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping any
 IDENTIFY_INTERVAL_S = 5.0  # Discord: one IDENTIFY per 5 s (max_concurrency 1, as for most bots)
 
 OnMessage = Callable[[discord.Message], None]
+OnSession = Callable[[int], None]
 SlashCommand = app_commands.Command[Any, ..., None] | app_commands.Group
 
 
@@ -50,6 +51,7 @@ class DiscordConfig:
     api_base: str = API_BASE
     gateway_url: str = GATEWAY_URL
     down_s: float = 300.0  # a shard down this long (seconds) ends run() with an error
+    catch_up_s: float = 300.0  # after a new gateway session, read back messages this recent (seconds)
     shard_count: int | None = None  # None: as many as Discord recommends (GET /gateway/bot)
     shard_ids: tuple[int, ...] | None = None  # the shards this process runs; None: all of them
 
@@ -88,7 +90,9 @@ def intents() -> discord.Intents:
 
 class HearthClient(discord.AutoShardedClient):
     """Publishes the slash commands at start-up, hands every message to `on_message_cb`,
-    and reports each shard's connection to `liveness`."""
+    reports each shard's connection to `liveness`, and tells `on_session` when a shard has
+    a new gateway session (READY, its servers loaded: not a RESUME, which replays what the
+    shard missed), since what was sent before it is never delivered."""
 
     def __init__(
         self,
@@ -100,6 +104,7 @@ class HearthClient(discord.AutoShardedClient):
         *,
         guild_ready_timeout: float,
         identify_interval: float = IDENTIFY_INTERVAL_S,
+        on_session: OnSession | None = None,
     ) -> None:
         # Hearth has no voice: discord.py's warnings about voice libraries only confuse owners.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -117,6 +122,7 @@ class HearthClient(discord.AutoShardedClient):
         self._on_message_cb = on_message_cb
         self._liveness = liveness
         self._identify_interval = identify_interval
+        self._on_session = on_session
 
     async def setup_hook(self) -> None:
         """Runs after login, before the gateway connects: settle the shard count, and
@@ -150,6 +156,10 @@ class HearthClient(discord.AutoShardedClient):
 
     async def on_shard_resumed(self, shard_id: int) -> None:
         self._liveness.up(shard_id)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        if self._on_session is not None:
+            self._on_session(shard_id)
 
     async def on_shard_disconnect(self, shard_id: int) -> None:
         self._liveness.down(shard_id)

@@ -28,7 +28,7 @@ def discord_config(settings: Settings) -> DiscordConfig:
     return DiscordConfig(
         settings.discord_token, settings.discord_api_base, settings.discord_gateway_url,
         settings.platform_down_s, shard_count=settings.discord_shard_count,
-        shard_ids=settings.discord_shard_ids or None,
+        shard_ids=settings.discord_shard_ids or None, catch_up_s=settings.recover_window_s,
     )
 
 
@@ -57,7 +57,10 @@ def build_platforms(app: App, stdin: TextIO, stdout: TextIO) -> list[Platform]:
         from adapters.discord import DiscordAdapter
 
         # Discord cannot deliver a message again: while the store fails, it waits in the journal.
-        platforms.append(DiscordAdapter(discord_config(settings), app.journalled, app.commands, app.modes))
+        # After a gateway gap it reads back what it missed, from where the store says people talked.
+        platforms.append(DiscordAdapter(
+            discord_config(settings), app.journalled, app.commands, app.modes, activity=app.store,
+        ))
     if settings.telegram_token is not None:
         from adapters.telegram import TelegramAdapter
 

@@ -6,7 +6,14 @@ users) is in `payloads`. The gateway takes one websocket per shard: each IDENTIF
 names its `[shard_id, count]`, each shard gets its own READY with its own guilds,
 and events are routed as Discord routes them (a guild's to shard
 `(guild_id >> 22) % count`, DMs to shard 0); an event for a shard nobody runs is
-dropped and listed in `undelivered`. It records every request, answers like
+dropped and listed in `undelivered`. Like Discord, it delivers an event only to a
+live session: one sent while a shard's connection is down waits for that session's
+RESUME (and is replayed), and is lost when the shard starts a new session instead
+(after `invalidate_session`, or when reconnecting was refused: `refuse_gateway`). A
+person's message is kept in its channel's history whatever happens to it, and
+`GET /channels/{id}/messages` pages through it; `missed` lists the ones sent while no
+session was live. `send_garbage` makes discord.py's client fail (a frame that is not
+JSON). Ids are real snowflakes: the time is in their top bits. It records every request, answers like
 Discord does (JSON with Content-Type exactly `application/json`, text gateway
 frames, 429 with `Via` and `retry_after`, 400/50035 for content over 2,000
 characters), and fails loudly: an unexpected route or gateway opcode is answered
@@ -16,8 +23,8 @@ characters), and fails loudly: an unexpected route or gateway opcode is answered
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +32,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from tests.adapters.discord.history import ChannelHistory
 from tests.adapters.discord.payloads import (
     BOT_ID,
     BOT_ROLE_ID,
@@ -39,7 +47,6 @@ from tests.adapters.discord.payloads import (
     MESSAGE_CONTENT_INTENT,
     NAMES,
     OWNER_ID,
-    SNOWFLAKE,
     TOKEN,
     Json,
     channel_payload,
@@ -48,6 +55,8 @@ from tests.adapters.discord.payloads import (
     message,
     permissions,
     shard_of,
+    snowflake_at,
+    snowflakes,
     user,
 )
 
@@ -128,11 +137,18 @@ class FakeDiscord:
         self.undelivered: list[tuple[int, str]] = []  # (shard, event) sent while nobody ran that shard
         self.allow_message_content = True  # as ticked in the developer portal
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
-        self._ids = itertools.count(SNOWFLAKE + 900_000)
+        self._ids = snowflakes()
         self._seq: dict[int, int] = defaultdict(int)  # per shard, as each session has its own
         self._sockets: dict[int, web.WebSocketResponse] = {}  # the live session of each shard
+        self._sessions: set[int] = set()  # shards whose session may still RESUME
+        self._served: set[int] = set()  # shards some client has identified as, ever
+        self._backlog: dict[int, list[tuple[str, Json]]] = defaultdict(list)  # replayed on RESUME
         self._connections: set[web.WebSocketResponse] = set()
         self.gateway_down = False  # when set, every (re)connection to the gateway is refused
+        self._refused_until = 0.0  # monotonic: (re)connections refused until then
+        self._backdated_count = 0
+        self.history = ChannelHistory()
+        self.missed: list[int] = []  # people's messages sent while their shard had no live session
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -170,18 +186,19 @@ class FakeDiscord:
         self.fail_next(route, 429, {"Via": "1.1 google"}, message="You are being rate limited.",
                        retry_after=retry_after, **{"global": False})
 
-    async def wait_for(self, predicate: Callable[[], T]) -> T:
-        """Until `predicate()` is truthy (checked after every request and event), at most WAIT_S."""
+    async def wait_for(self, predicate: Callable[[], T], within: float = WAIT_S) -> T:
+        """Until `predicate()` is truthy (checked after every request and event), at most `within` s."""
         async with self._changed:
-            return await asyncio.wait_for(self._changed.wait_for(predicate), WAIT_S)
+            return await asyncio.wait_for(self._changed.wait_for(predicate), within)
 
     async def user_message(
         self, content: str, *, author: int = MEMBER_ID, channel: int = CHANNEL_ID,
         mention: bool = False, mention_role: bool = False, reply_to: Posted | None = None,
+        sent_ago: float = 0.0,
     ) -> int:
         """A person writes in `channel`; `mention` prefixes `<@bot>`, `mention_role` the bot's role
-        (`<@&role>`). The message id."""
-        mid = next(self._ids)
+        (`<@&role>`); `sent_ago` dates it (its id) that many seconds back. The message id."""
+        mid = next(self._ids) if not sent_ago else self._backdated(sent_ago)
         extra: Json = {}
         if mention:
             content, extra["mentions"] = f"<@{BOT_ID}> {content}", [user(BOT_ID)]
@@ -189,7 +206,9 @@ class FakeDiscord:
             content, extra["mention_roles"] = f"<@&{BOT_ROLE_ID}> {content}", [str(BOT_ROLE_ID)]
         if reply_to is not None:
             extra |= self._reply_fields(reply_to)
-        await self.dispatch("MESSAGE_CREATE", message(mid, channel, author, content, **extra))
+        data = message(mid, channel, author, content, **extra)
+        self.history.add(data)
+        await self._deliver("MESSAGE_CREATE", data)
         return mid
 
     async def slash(self, name: str, options: list[Json] | None = None, *, author: int = MEMBER_ID,
@@ -213,8 +232,24 @@ class FakeDiscord:
 
     async def drop_connection(self, code: int = 4000, *, shard: int = 0) -> None:
         """Close a shard's gateway websocket as Discord does now and then; the client should resume."""
-        if (ws := self._sockets.get(shard)) is not None:
+        if (ws := self._sockets.pop(shard, None)) is not None:
             await ws.close(code=code)
+
+    def refuse_gateway(self, seconds: float) -> None:
+        """Refuse every (re)connection to the gateway for `seconds` (503, as in an outage)."""
+        self._refused_until = time.monotonic() + seconds
+
+    async def invalidate_session(self, *, shard: int = 0) -> None:
+        """INVALID_SESSION (op 9, d=false): the shard's session is over and it must IDENTIFY
+        again; what is sent until its new READY is never delivered."""
+        ws = self._sockets.pop(shard)
+        self._sessions.discard(shard)
+        self._backlog.pop(shard, None)
+        await self._send(ws, 9, False)
+
+    async def send_garbage(self, *, shard: int = 0) -> None:
+        """A gateway frame that is not JSON: discord.py's client raises, and stops."""
+        await self._sockets[shard].send_str("this is not JSON {")
 
     async def dispatch(self, event: str, data: Json) -> None:
         """Send a gateway event where Discord would: a guild's to its shard, anything else to shard 0."""
@@ -237,6 +272,24 @@ class FakeDiscord:
     def shards(self) -> set[int]:
         """The shards with a live session now."""
         return set(self._sockets)
+
+    def _backdated(self, seconds: float) -> int:
+        self._backdated_count += 1  # ids sent the same millisecond differ in their low bits
+        return snowflake_at(time.time() - seconds) + self._backdated_count
+
+    async def _deliver(self, event: str, data: Json) -> None:
+        """A person's message where Discord would send it: to its shard's live session; held
+        for the session's RESUME while its connection is down; otherwise (a new session
+        coming) not at all."""
+        guild_id = data.get("guild_id")
+        shard = 0 if guild_id is None else shard_of(int(guild_id), self.shard_count)
+        if shard in self._sockets or shard not in self._served:
+            await self.dispatch(event, data)
+            return
+        self.missed.append(int(data["id"]))
+        if shard in self._sessions:
+            self._backlog[shard].append((event, data))
+        await self._notify()
 
     # --- queries -------------------------------------------------------------
 
@@ -263,6 +316,8 @@ class FakeDiscord:
             ("GET", "/users/{user}", self._user, True),
             ("GET", "/oauth2/applications/@me", self._application, True),
             ("GET", "/gateway/bot", self._gateway_bot, True),
+            ("GET", "/channels/{channel}", self._channel, True),
+            ("GET", "/channels/{channel}/messages", self._channel_messages, True),
             ("PUT", "/applications/{app}/commands", self._sync_commands, True),
             ("POST", "/channels/{channel}/typing", self._typing, True),
             ("POST", "/channels/{channel}/messages", self._create_message, True),
@@ -344,6 +399,18 @@ class FakeDiscord:
     async def _typing(self, request: web.Request, body: Any) -> tuple[int, Any]:
         return 204, None
 
+    async def _channel(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        channel_id = int(request.match_info["channel"])
+        if channel_id not in GUILD_OF and channel_id != DM_ID:
+            return 404, {"message": "Unknown Channel", "code": 10003}
+        return 200, channel_payload(channel_id, MEMBER_ID)
+
+    async def _channel_messages(self, request: web.Request, body: Any) -> tuple[int, Any]:
+        channel_id = int(request.match_info["channel"])
+        if channel_id not in GUILD_OF and channel_id != DM_ID:
+            return 404, {"message": "Unknown Channel", "code": 10003}
+        return 200, self.history.page(channel_id, dict(request.query))
+
     async def _create_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
         channel_id = int(request.match_info["channel"])
         if (rejected := _too_long(body)) is not None:
@@ -352,6 +419,7 @@ class FakeDiscord:
         reference = body.get("message_reference") or {}
         reply_to = int(reference["message_id"]) if reference.get("message_id") else None
         self.posted[mid] = Posted(mid, channel_id, [body["content"]], reply_to, body.get("allowed_mentions"))
+        self.history.add(message(mid, channel_id, BOT_ID, body["content"]))
         return 200, message(mid, channel_id, BOT_ID, body["content"])
 
     async def _edit_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
@@ -361,6 +429,7 @@ class FakeDiscord:
         if (rejected := _too_long(body)) is not None:
             return 400, rejected
         posted.contents.append(body["content"])
+        self.history.edit(posted.channel_id, posted.id, body["content"])
         return 200, message(posted.id, posted.channel_id, BOT_ID, body["content"])
 
     async def _delete_message(self, request: web.Request, body: Any) -> tuple[int, Any]:
@@ -368,6 +437,7 @@ class FakeDiscord:
         if posted is None or posted.channel_id != int(request.match_info["channel"]):
             return 404, {"message": "Unknown Message", "code": 10008}
         self.deleted[posted.id] = self.posted.pop(posted.id)
+        self.history.remove(posted.channel_id, posted.id)
         return 204, None
 
     async def _interaction_callback(self, request: web.Request, body: Any) -> tuple[int, Any]:
@@ -408,7 +478,7 @@ class FakeDiscord:
     # --- the gateway ---------------------------------------------------------
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
-        if self.gateway_down:
+        if self.gateway_down or time.monotonic() < self._refused_until:
             return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -458,6 +528,9 @@ class FakeDiscord:
             return None
         self.identifies.append(data)
         self.shard_count, self._sockets[shard], self._seq[shard] = count, ws, 0
+        self._sessions.add(shard)
+        self._served.add(shard)
+        self._backlog.pop(shard, None)  # a new session: what the old one missed is lost
         await self._ready(shard, count)
         return int(shard)
 
@@ -468,9 +541,14 @@ class FakeDiscord:
             await ws.close(code=4009)  # Session timed out
             return None
         shard = int(session.removeprefix(SESSION_PREFIX))
+        if shard not in self._sessions:
+            await self._send(ws, 9, False)  # that session was invalidated: IDENTIFY instead
+            return None
         self.resumes += 1
         self._sockets[shard] = ws
         await self._send_event(shard, "RESUMED", {})
+        for event, data in self._backlog.pop(shard, []):  # what the session missed, replayed
+            await self._send_event(shard, event, data)
         return shard
 
     async def _ready(self, shard: int, count: int) -> None:

@@ -50,6 +50,7 @@ async def hearth_on(
             adapter = DiscordAdapter(
                 discord_config(config), app.pipeline, app.commands, app.modes,
                 edit_interval=0.05, guild_ready_timeout=0.05, retry_delay=0.05, identify_interval=0.05,
+                activity=app.store,
             )
             yield app, engine, adapter
 

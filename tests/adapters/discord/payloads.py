@@ -7,6 +7,8 @@ the bot runs two. One DM channel and a few users. Ids are real-length snowflakes
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 Json = dict[str, Any]
@@ -35,9 +37,28 @@ MESSAGE_CONTENT_INTENT = 1 << 15
 EPHEMERAL = 1 << 6
 MAX_CONTENT = 2000
 TIMESTAMP = "2026-11-22T12:00:00+00:00"
-NAMES = {BOT_ID: "hearth", ADMIN_ID: "alice", MEMBER_ID: "bob", OTHER_BOT_ID: "otherbot", OWNER_ID: "olga"}
+# People with no special permissions, for messages that must not be merged (an author's
+# messages waiting in one conversation are answered together).
+GUESTS = tuple(SNOWFLAKE + 5100 + n for n in range(10))
+NAMES = {BOT_ID: "hearth", ADMIN_ID: "alice", MEMBER_ID: "bob", OTHER_BOT_ID: "otherbot", OWNER_ID: "olga",
+         **{guest: f"guest{n}" for n, guest in enumerate(GUESTS)}}
 GUILDS = (GUILD_ID, GUILD_B_ID)
+DISCORD_EPOCH_MS = 1_420_070_400_000
 GUILD_OF = {CHANNEL_ID: GUILD_ID, THREAD_A_ID: GUILD_ID, THREAD_B_ID: GUILD_ID, CHANNEL_B_ID: GUILD_B_ID}
+
+
+def snowflakes() -> Iterator[int]:
+    """New ids as Discord makes them: the time in their top bits (discord.py's `snowflake_time`
+    reads it back), always rising. So a message's age is what its id says, as on Discord."""
+    last = 0
+    while True:
+        last = max(last + 1, snowflake_at(time.time()))
+        yield last
+
+
+def snowflake_at(unix_time: float) -> int:
+    """The lowest id Discord could give at `unix_time`."""
+    return (int(unix_time * 1000) - DISCORD_EPOCH_MS) << 22
 
 
 def user(uid: int) -> Json:
