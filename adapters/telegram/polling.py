@@ -91,9 +91,9 @@ class Poller:
             await pause(stopping, retry_after_seconds(exc))
             return None
         except (TelegramError, TimeoutError) as exc:
-            reason = self._scrub(str(exc)) or "no answer in time"
-            wait = self._reach.failed(sent, reason)  # raises PlatformDownError past down_s
-            log.warning("polling Telegram failed (%s); retrying in %.1f s", reason, wait)
+            said = self._scrub(str(exc)) if isinstance(exc, TelegramError) else None
+            wait = self._reach.failed(sent, said)  # raises PlatformDownError past down_s
+            log.warning("polling Telegram failed (%s); retrying in %.1f s", said or "no answer in time", wait)
             await pause(stopping, wait)
             return None
         self._reach.ok()

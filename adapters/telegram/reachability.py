@@ -20,6 +20,7 @@ from bot.errors import PlatformDownError
 PLATFORM = "telegram"
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # between tries; the last repeats
 SLACK_S = 1.0  # a call made with no time left may still take this long
+NO_ANSWER = "no answer in time"
 
 
 class Reachability:
@@ -30,6 +31,7 @@ class Reachability:
         self._clock = clock
         self._since: float | None = None
         self._failures = 0
+        self._reason = NO_ANSWER
 
     @property
     def failing(self) -> bool:
@@ -42,10 +44,14 @@ class Reachability:
         """Telegram answered."""
         self._since, self._failures = None, 0
 
-    def failed(self, sent: float, reason: str) -> float:
+    def failed(self, sent: float, reason: str | None) -> float:
         """A call sent at `sent` got no answer: the seconds to wait before the next try.
+        `reason` is Telegram's word, None when the call ran out of time (`bounded`): the
+        last word heard then stands, the clearer one.
 
         Raises PlatformDownError once Telegram has not answered for `down_s`."""
+        self._reason = reason or (self._reason if self._since is not None else NO_ANSWER)
+        reason = self._reason
         self._since = sent if self._since is None else self._since
         down = self._clock() - self._since
         if down >= self.down_s:

@@ -50,3 +50,13 @@ def test_an_answer_starts_the_count_over() -> None:
 
     assert reach.failed(clock.now, "Bad Gateway") == 0.5
     assert reach.failing
+
+
+def test_a_call_that_ran_out_of_time_reports_the_last_word_heard() -> None:
+    clock = Clock()
+    reach = Reachability(5.0, clock)
+    reach.failed(clock.now, "Bad Gateway")
+    clock.now += 6.0
+
+    with pytest.raises(PlatformDownError, match="Bad Gateway"):
+        reach.failed(clock.now, None)
