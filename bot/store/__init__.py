@@ -3,8 +3,12 @@
 from bot.store.base import (
     ChannelSettings,
     Conversations,
+    Forgotten,
     GlobalSettings,
+    Lease,
+    Leases,
     ModerationWords,
+    OwnerData,
     RecentActivity,
     Retention,
     Store,
@@ -16,6 +20,7 @@ from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 
 __all__ = [
-    "ChannelSettings", "Conversations", "GlobalSettings", "MemoryStore", "ModerationWords",
-    "PostgresStore", "RecentActivity", "Retention", "SqliteStore", "Store", "UsageLog", "VerdictLog",
+    "ChannelSettings", "Conversations", "Forgotten", "GlobalSettings", "Lease", "Leases", "MemoryStore",
+    "ModerationWords", "OwnerData", "PostgresStore", "RecentActivity", "Retention", "SqliteStore", "Store",
+    "UsageLog", "VerdictLog",
 ]

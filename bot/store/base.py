@@ -9,6 +9,7 @@ the model choice `GlobalSettings`. `Store` is all of them plus a lifecycle.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.messages import (
@@ -266,9 +267,67 @@ class Retention(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What `OwnerData.forget_user` deleted: the person's own messages, the replies to
+    them, the moderation verdicts about either, and their usage rows."""
+
+    messages: int = 0
+    replies: int = 0
+    verdicts: int = 0
+    usage: int = 0
+
+
+class OwnerData(Protocol):
+    """What the owner takes out (`hearth export`) and what a person may have erased
+    (`hearth forget`, `/forget-me`)."""
+
+    async def export_messages(
+        self, after_id: int, limit: int, *, platform: str | None = None, channel: str | None = None,
+        thread: str | None = None,
+    ) -> list[tuple[ConversationKey, StoredMessage]]:
+        """Up to `limit` stored messages with ids above `after_id`, lowest id first, each with
+        its conversation; only those of `platform`, `channel` and `thread` where given. Every
+        status (flagged, skipped and interrupted ones too): the owner's record, not a prompt.
+        Called again with the last id seen, it pages through them all."""
+        ...
+
+    async def forget_user(self, platform: str, author_id: str) -> Forgotten:
+        """Delete everything kept about one person of `platform`, in every conversation and in
+        one transaction: the messages they wrote, the replies that answer those (`reply_to`),
+        the verdicts about any of these, and their usage rows (which keep their name).
+        Messages stored after the call began may stay. Their conversations stay (empty)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a named lease, and until when (Unix time)."""
+
+    name: str
+    holder: str
+    expires_at: float
+
+
+class Leases(Protocol):
+    """Named leases with an expiry, so that two processes sharing a database cannot both
+    act as one (HEARTH_INSTANCE_NAME: see `bot.app.lease`)."""
+
+    async def claim_lease(self, name: str, holder: str, ttl_s: float, *, replacing: str = "") -> Lease:
+        """Take or renew lease `name` for `holder` until `ttl_s` seconds from now, when it is
+        free, expired, held by `holder` already, or held by `replacing` (a holder the caller
+        knows is dead). The lease as it stands afterwards: another holder's when it was not
+        taken. Atomic across processes sharing the store."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give lease `name` up, if `holder` holds it."""
+        ...
+
+
 class Store(
     Conversations, ChannelSettings, ModerationWords, GlobalSettings, VerdictLog, UsageLog, Retention,
-    RecentActivity, Protocol,
+    RecentActivity, OwnerData, Leases, Protocol,
 ):
     """Every role in one place. Implementations are async context managers;
     `open` and `close` are idempotent. No two tasks ever share a transaction.

@@ -20,6 +20,7 @@ from bot.messages import (
     WordRule,
     default_status,
 )
+from bot.store.base import Forgotten, Lease
 from bot.store.faults import StoreHealth
 from bot.store.rows import check_role, compact_verdict, moved_platform_id, word_scope
 from engine.types import Role
@@ -65,6 +66,7 @@ class MemoryStore:
         self._usage: dict[tuple[str, str, str, str], Usage] = {}  # (day, platform, channel, author)
         self._pruned_verdicts = 0  # verdict ids go on counting past the pruned ones
         self._flagged: set[int] = set()  # messages a flagged input verdict kept out of history
+        self._leases: dict[str, Lease] = {}
         self.health = StoreHealth()  # never fails: memory is always there
 
     async def __aenter__(self) -> Self:
@@ -424,6 +426,55 @@ class MemoryStore:
             self._owners.pop(message_id, None)
         self._verdicts = [_detach(row, doomed) for row in self._verdicts]
         return len(doomed)
+
+    async def export_messages(
+        self, after_id: int, limit: int, *, platform: str | None = None, channel: str | None = None,
+        thread: str | None = None,
+    ) -> list[tuple[ConversationKey, StoredMessage]]:
+        """Up to `limit` messages with ids above `after_id`, by id, with their conversations,
+        only those of `platform`, `channel`, `thread` where given (see `OwnerData`)."""
+        self._check_open()
+        wanted = {"platform": platform, "channel": channel, "thread": thread}
+        found = [
+            (key, m) for key, c in self._conversations.items() for m in c.messages
+            if m.id > after_id and all(v is None or getattr(key, k) == v for k, v in wanted.items())
+        ]
+        return sorted(found, key=lambda pair: pair[1].id)[:max(limit, 0)]
+
+    async def forget_user(self, platform: str, author_id: str) -> Forgotten:
+        """Delete one person's messages, the replies to them, their verdicts and usage rows (see
+        `OwnerData.forget_user`); nothing awaits, so it happens whole."""
+        self._check_open()
+        stored = [(key, m) for key, c in self._conversations.items() for m in c.messages]
+        mine = {m.id for key, m in stored if key.platform == platform and m.role == "user"
+                and m.author_id == author_id}
+        answers = {m.id for _, m in stored if m.role == "assistant" and m.reply_to in mine}
+        for conversation in self._conversations.values():
+            conversation.messages = [m for m in conversation.messages if m.id not in mine | answers]
+        for message_id in mine | answers:
+            self._meta.pop(message_id, None)
+            self._owners.pop(message_id, None)
+        kept = [row for row in self._verdicts if row.message_id not in mine | answers]
+        verdicts, self._verdicts = len(self._verdicts) - len(kept), kept
+        usage = [k for k in self._usage if (k[1], k[3]) == (platform, author_id)]
+        for key in usage:
+            del self._usage[key]
+        return Forgotten(len(mine), len(answers), verdicts, len(usage))
+
+    async def claim_lease(self, name: str, holder: str, ttl_s: float, *, replacing: str = "") -> Lease:
+        """Take or renew lease `name` for `holder` (see `Leases.claim_lease`)."""
+        self._check_open()
+        now = time.time()
+        held = self._leases.get(name)
+        if held is None or held.holder in (holder, replacing) or held.expires_at < now:
+            self._leases[name] = Lease(name, holder, now + ttl_s)
+        return self._leases[name]
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give lease `name` up, if `holder` holds it."""
+        self._check_open()
+        if (held := self._leases.get(name)) is not None and held.holder == holder:
+            del self._leases[name]
 
     def _conversation(self, key: ConversationKey) -> _Conversation:
         """The conversation, created when it is new."""

@@ -27,6 +27,7 @@ from bot.messages import (
     default_status,
 )
 from bot.store import postgres_schema as sql
+from bot.store.base import Forgotten, Lease
 from bot.store.faults import StoreHealth, retried_on
 from bot.store.rows import (
     check_role,
@@ -348,6 +349,42 @@ class PostgresStore:
         """Delete the messages older than `before` among the `limit` oldest not `pending`,
         keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
         return _row_count(await self._connections().execute(sql.PRUNE_MESSAGES, float(before), limit))
+
+    async def export_messages(
+        self, after_id: int, limit: int, *, platform: str | None = None, channel: str | None = None,
+        thread: str | None = None,
+    ) -> list[tuple[ConversationKey, StoredMessage]]:
+        """Up to `limit` messages with ids above `after_id`, by id, with their conversations,
+        only those of `platform`, `channel`, `thread` where given (see `OwnerData`)."""
+        if limit <= 0:  # PostgreSQL refuses a negative LIMIT
+            return []
+        where = (platform, channel, thread)
+        rows = await self._connections().fetch(sql.EXPORT_MESSAGES, after_id, *where, limit)
+        return [(ConversationKey(*row[:3]), StoredMessage(*row[3:])) for row in rows]
+
+    async def forget_user(self, platform: str, author_id: str) -> Forgotten:
+        """Delete one person's messages, the replies to them, their verdicts and usage rows, in
+        one transaction (see `OwnerData.forget_user`)."""
+        async with self._connections().acquire() as db, db.transaction():
+            mine = [row[0] for row in await db.fetch(sql.SELECT_THEIRS, platform, author_id)]
+            answers = [row[0] for row in await db.fetch(sql.SELECT_REPLIES_TO, mine)]
+            verdicts = _row_count(await db.execute(sql.DELETE_VERDICTS_OF, mine + answers))
+            messages = _row_count(await db.execute(sql.DELETE_MESSAGES_BY_ID, mine))
+            replies = _row_count(await db.execute(sql.DELETE_MESSAGES_BY_ID, answers))
+            usage = _row_count(await db.execute(sql.DELETE_USAGE_OF, platform, author_id))
+        return Forgotten(messages, replies, verdicts, usage)
+
+    async def claim_lease(self, name: str, holder: str, ttl_s: float, *, replacing: str = "") -> Lease:
+        """Take or renew lease `name` for `holder` (see `Leases.claim_lease`), in one transaction."""
+        now = time.time()
+        async with self._connections().acquire() as db, db.transaction():
+            await db.execute(sql.CLAIM_LEASE, name, holder, now + ttl_s, now, replacing)
+            held_by, until = await db.fetchrow(sql.SELECT_LEASE, name)
+        return Lease(name, held_by, until)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give lease `name` up, if `holder` holds it."""
+        await self._connections().execute(sql.RELEASE_LEASE, name, holder)
 
     async def _connect(self) -> asyncpg.Pool:
         """A new pool, its database migrated; closed again if that fails."""

@@ -117,6 +117,13 @@ MIGRATIONS: tuple[str, ...] = (
         category_scores = COALESCE((SELECT json_object_agg(s.key, round(s.value::numeric, 3))::text
             FROM json_each_text(category_scores::json) AS s WHERE round(s.value::numeric, 3) <> 0), '{}');
     """,
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 )
 
 # Migrations run under this transaction-level advisory lock, so two processes
@@ -331,3 +338,35 @@ MARK_DELIVERED = """
     UPDATE messages SET status = 'answered', platform_message_id = COALESCE(platform_message_id, $1)
     WHERE id = $2 AND status = 'undelivered'
 """
+
+# The owner's data (see OwnerData). A page of messages with their conversations, by id.
+# Parameters: after id, platform, channel, thread (NULL: any), limit.
+EXPORT_MESSAGES = """
+    SELECT c.platform, c.channel, c.thread, m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
+        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE m.id > $1 AND ($2::text IS NULL OR c.platform = $2) AND ($3::text IS NULL OR c.channel = $3)
+        AND ($4::text IS NULL OR c.thread = $4)
+    ORDER BY m.id LIMIT $5
+"""
+# forget_user, in one transaction: one person's messages (parameters: platform, author id),
+# then the replies to them (an array of their ids).
+SELECT_THEIRS = """
+    SELECT m.id FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE c.platform = $1 AND m.author_id = $2 AND m.role = 'user'
+"""
+SELECT_REPLIES_TO = "SELECT id FROM messages WHERE role = 'assistant' AND reply_to = ANY($1::bigint[])"
+# Parameters: an array of message ids.
+DELETE_VERDICTS_OF = "DELETE FROM verdicts WHERE message_id = ANY($1::bigint[])"
+DELETE_MESSAGES_BY_ID = "DELETE FROM messages WHERE id = ANY($1::bigint[])"
+DELETE_USAGE_OF = "DELETE FROM usage WHERE platform = $1 AND author_id = $2"
+
+# Leases (see Leases): taken when free, expired, the holder's own or the replaced holder's;
+# the row as it stands afterwards. Parameters: name, holder, expires at, now, replacing.
+CLAIM_LEASE = """
+    INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE leases.holder = excluded.holder OR leases.expires_at < $4 OR leases.holder = $5
+"""
+SELECT_LEASE = "SELECT holder, expires_at FROM leases WHERE name = $1"
+RELEASE_LEASE = "DELETE FROM leases WHERE name = $1 AND holder = $2"

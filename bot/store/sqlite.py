@@ -28,6 +28,7 @@ from bot.messages import (
     WordRule,
     default_status,
 )
+from bot.store.base import Forgotten, Lease
 from bot.store.faults import StoreHealth, retried_on
 from bot.store.rows import (
     check_role,
@@ -44,17 +45,23 @@ from bot.store.sqlite_schema import (
     ADD_USAGE,
     CHECKPOINT_BUSY_TIMEOUT,
     CHECKPOINT_INTERVAL_S,
+    CLAIM_LEASE,
     CLAIM_PENDING,
     DELETE_CONVERSATION,
     DELETE_FLAG,
     DELETE_MESSAGES,
+    DELETE_MESSAGES_BY_ID,
+    DELETE_USAGE_OF,
+    DELETE_VERDICTS_OF,
     DELETE_WORD,
     EXPIRE_UNDELIVERED,
+    EXPORT_MESSAGES,
     FLAG_MESSAGE,
     INSERT_CONVERSATION,
     INSERT_MESSAGE,
     INSERT_VERDICT,
     MARK_DELIVERED,
+    MAX_MESSAGE_ID,
     MERGE_MESSAGES,
     MERGE_VERDICTS,
     MIGRATIONS,
@@ -67,6 +74,7 @@ from bot.store.sqlite_schema import (
     PRUNE_VERDICTS,
     QUALIFY_PLATFORM_IDS,
     RAISE_FLOOR,
+    RELEASE_LEASE,
     RENAME_CONVERSATION,
     RESET_FLOOR,
     SELECT_CHANNEL_CONVERSATIONS,
@@ -75,10 +83,13 @@ from bot.store.sqlite_schema import (
     SELECT_FLAG,
     SELECT_FLAGGED_CHANNELS,
     SELECT_HISTORY,
+    SELECT_LEASE,
     SELECT_PENDING,
     SELECT_PERSONA,
     SELECT_RECENT_CONVERSATIONS,
+    SELECT_REPLIES_TO,
     SELECT_SETTING,
+    SELECT_THEIRS,
     SELECT_UNDELIVERED,
     SELECT_USAGE,
     SELECT_VERDICTS,
@@ -504,6 +515,53 @@ class SqliteStore:
         keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
         return await self._write_count(PRUNE_MESSAGES, (before, limit))
 
+    async def export_messages(
+        self, after_id: int, limit: int, *, platform: str | None = None, channel: str | None = None,
+        thread: str | None = None,
+    ) -> list[tuple[ConversationKey, StoredMessage]]:
+        """Up to `limit` messages with ids above `after_id`, by id, with their conversations,
+        only those of `platform`, `channel`, `thread` where given (see `OwnerData`)."""
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        rows = await self._fetch(EXPORT_MESSAGES, (after_id, platform, channel, thread, limit))
+        return [(ConversationKey(*row[:3]), StoredMessage(*row[3:])) for row in rows]
+
+    async def forget_user(self, platform: str, author_id: str) -> Forgotten:
+        """Delete one person's messages, the replies to them, their verdicts and usage rows (see
+        `OwnerData.forget_user`). Found on the reader first (scans, without the write lock),
+        then deleted in one transaction with what the person wrote, or was answered, since."""
+        high = int((await self._fetch(MAX_MESSAGE_ID, ()))[0][0])
+        theirs = {row[0] for row in await self._fetch(SELECT_THEIRS, (platform, author_id, 0))}
+        replies = {row[0] for row in await self._fetch(SELECT_REPLIES_TO, (0, json.dumps(sorted(theirs))))}
+
+        def job(db: sqlite3.Connection) -> Forgotten:
+            mine = theirs | _ids(db, SELECT_THEIRS, (platform, author_id, high))
+            answers = replies | _ids(db, SELECT_REPLIES_TO, (high, json.dumps(sorted(mine))))
+            doomed = json.dumps(sorted(mine | answers))
+            verdicts = db.execute(DELETE_VERDICTS_OF, (doomed,)).rowcount
+            deleted = [db.execute(DELETE_MESSAGES_BY_ID, (json.dumps(sorted(ids)),)).rowcount
+                       for ids in (mine, answers)]
+            usage = db.execute(DELETE_USAGE_OF, (platform, author_id)).rowcount
+            return Forgotten(deleted[0], deleted[1], verdicts, usage)
+
+        return await self._writer.write(job)
+
+    async def claim_lease(self, name: str, holder: str, ttl_s: float, *, replacing: str = "") -> Lease:
+        """Take or renew lease `name` for `holder` (see `Leases.claim_lease`); the lease as it
+        stands afterwards."""
+
+        def job(db: sqlite3.Connection) -> Lease:
+            now = time.time()
+            db.execute(CLAIM_LEASE, (name, holder, now + ttl_s, now, replacing))
+            held_by, until = db.execute(SELECT_LEASE, (name,)).fetchone()
+            return Lease(name, held_by, until)
+
+        return await self._writer.write(job)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give lease `name` up, if `holder` holds it."""
+        await self._write(RELEASE_LEASE, (name, holder))
+
     def _connect_writer(self) -> sqlite3.Connection:
         """The writer's connection, configured and migrated (on its thread)."""
         db = _connect(self._path, self._busy_timeout_ms, PRAGMAS)
@@ -617,6 +675,11 @@ def _statements(script: str) -> Iterator[str]:
 
 def _key(key: ConversationKey) -> tuple[str, str, str]:
     return (key.platform, key.channel, key.thread)
+
+
+def _ids(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> set[int]:
+    """The first column of every row: ids."""
+    return {int(row[0]) for row in db.execute(sql, params)}
 
 
 def _verdict_values(

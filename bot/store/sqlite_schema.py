@@ -144,6 +144,14 @@ MIGRATIONS: tuple[str, ...] = (
         category_scores = (SELECT json_group_object(key, round(value, 3))
             FROM json_each(verdicts.category_scores) WHERE round(value, 3) <> 0);
     """,
+    # Named leases (see Leases): one process per HEARTH_INSTANCE_NAME on a shared database.
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 
 INSERT_CONVERSATION = """
@@ -354,3 +362,41 @@ MARK_DELIVERED = """
     UPDATE messages SET status = 'answered', platform_message_id = COALESCE(platform_message_id, ?)
     WHERE id = ? AND status = 'undelivered'
 """
+
+# The owner's data (see OwnerData). A page of messages with their conversations, by id.
+# Parameters: after id, platform, channel, thread (NULL: any), limit.
+EXPORT_MESSAGES = """
+    SELECT c.platform, c.channel, c.thread, m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
+        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
+    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE m.id > ?1 AND (?2 IS NULL OR c.platform = ?2) AND (?3 IS NULL OR c.channel = ?3)
+        AND (?4 IS NULL OR c.thread = ?4)
+    ORDER BY m.id LIMIT ?5
+"""
+# forget_user: one person's messages (ids above ?3), then the replies to them (ids above ?1),
+# read first on the reader, then again in the writer's transaction for what came since.
+# Parameters: platform, author id, above id.
+SELECT_THEIRS = """
+    SELECT m.id FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE m.id > ?3 AND c.platform = ?1 AND m.author_id = ?2 AND m.role = 'user'
+"""
+# Parameters: above id, a JSON array of message ids.
+SELECT_REPLIES_TO = """
+    SELECT id FROM messages WHERE id > ?1 AND role = 'assistant'
+        AND reply_to IN (SELECT value FROM json_each(?2))
+"""
+MAX_MESSAGE_ID = "SELECT COALESCE(MAX(id), 0) FROM messages"
+# Parameters: a JSON array of message ids.
+DELETE_VERDICTS_OF = "DELETE FROM verdicts WHERE message_id IN (SELECT value FROM json_each(?))"
+DELETE_MESSAGES_BY_ID = "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+DELETE_USAGE_OF = "DELETE FROM usage WHERE platform = ? AND author_id = ?"
+
+# Leases (see Leases): taken when free, expired, the holder's own or the replaced holder's.
+# Parameters: name, holder, expires at, now, replacing.
+CLAIM_LEASE = """
+    INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE leases.holder = excluded.holder OR leases.expires_at < ?4 OR leases.holder = ?5
+"""
+SELECT_LEASE = "SELECT holder, expires_at FROM leases WHERE name = ?"
+RELEASE_LEASE = "DELETE FROM leases WHERE name = ? AND holder = ?"

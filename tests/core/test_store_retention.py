@@ -29,6 +29,7 @@ pytestmark = pytest.mark.asyncio
 ROOM = ConversationKey("discord", "general")
 ELSEWHERE = ConversationKey("telegram", "-100")
 FOREVER = 10**6  # a batch larger than any test's rows
+BEFORE_COMPACTION = 7  # the migrations before the 8th, which compacted stored verdicts
 OLD_VERDICT = Verdict(False, "classifier", {"hate": False, "violence": False},
                       {"hate": 0.0, "violence": 0.0123456}, "allow")
 
@@ -191,7 +192,7 @@ def old_verdict_row() -> tuple[str, str]:
 
 async def test_sqlite_migration_compacts_stored_verdicts(tmp_path: Path) -> None:
     path = tmp_path / "hearth.sqlite3"
-    async with SqliteStore(path, migrations=MIGRATIONS[:-1]):
+    async with SqliteStore(path, migrations=MIGRATIONS[:BEFORE_COMPACTION]):
         pass
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("INSERT INTO conversations (platform, channel, created_at) "
@@ -206,7 +207,7 @@ async def test_sqlite_migration_compacts_stored_verdicts(tmp_path: Path) -> None
 
 async def test_postgres_migration_compacts_stored_verdicts() -> None:
     async with fresh_schema() as url:
-        async with PostgresStore(url, migrations=pg_schema.MIGRATIONS[:-1]):
+        async with PostgresStore(url, migrations=pg_schema.MIGRATIONS[:BEFORE_COMPACTION]):
             pass
         db = await asyncpg.connect(url)
         try:
