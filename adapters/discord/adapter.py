@@ -50,7 +50,7 @@ from adapters.discord.convert import (
 )
 from adapters.discord.interactions import SlashAnswers
 from adapters.discord.liveness import ShardLiveness
-from bot.errors import ConfigError, DeliveryError, HearthError, PlatformAuthError
+from bot.errors import ConfigError, DeliveryError, HearthError, PlatformAuthError, StoreUnavailableError
 from bot.messages import ConversationKey, IncomingMessage
 from bot.ports import ReplyLimits
 from bot.tasks import TaskOwner
@@ -283,8 +283,11 @@ class DiscordAdapter:
             await self._session.wait()
             self._session.clear()
             taken = 0
-            async for message in self._catch_up.missed(client):
-                taken += self._arrive(message)
+            try:
+                async for message in self._catch_up.missed(client):
+                    taken += self._arrive(message)
+            except StoreUnavailableError as exc:  # where people talked is unknown: the next session asks
+                log.warning("could not read back what a Discord gap hid: %s", exc)
             if taken:
                 log.warning("after a new Discord session: %d messages sent meanwhile read back", taken)
 
