@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User
+from tests.app import test_platform_faults as discord_faults
 from tests.app.process import HearthProcess, hearth_env, rows, until
 from tests.engine.fake_openai import FakeOpenAI
 
@@ -319,4 +321,67 @@ async def test_postgresql_stopped_and_restarted_loses_nothing_and_shown_replies_
     assert shown == [[FULL]] * 8, "answered once each, none marked interrupted and answered again"
     assert no_apology(telegram)
     assert "after the restart: answering" not in second.tail(400), "nothing was left pending"
+    assert "Traceback" not in first.tail(400) + second.tail(400)
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def short_model() -> AsyncIterator[FakeOpenAI]:
+    """Answers what tests/app/test_platform_faults.py's helpers look for."""
+    server = await FakeOpenAI(words=discord_faults.WORDS).start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_discord_messages_the_store_cannot_take_wait_in_the_journal_even_across_a_kill(
+    short_model: FakeOpenAI, discord: FakeDiscord, tmp_path: Path
+) -> None:
+    """Discord cannot deliver a message again: while the database is locked its messages
+    are journalled (fsynced beside the database), answered once it is back; and those a
+    kill -9 caught in the journal are answered once after the restart."""
+    database = discord_faults.db(tmp_path)
+    journal = database.with_name(database.name + ".journal")
+    first = await discord_faults.on_discord(discord_faults.hearth(short_model, tmp_path, discord=discord), discord)
+    try:
+        with closing(sqlite3.connect(database, isolation_level=None, timeout=10)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            try:
+                during = await discord_faults.ask(discord, 4, "locked")
+                await until(lambda: journal.exists() and len(journal.read_text().splitlines()) == 4, 30)
+                assert all(discord_faults.answers(discord, mid) == [] for mid in during), "nobody told"
+            finally:
+                other.execute("ROLLBACK")
+        await discord_faults.answered(discord, during)
+        await until(lambda: not journal.exists(), 20)
+
+        with closing(sqlite3.connect(database, isolation_level=None, timeout=10)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            try:
+                caught = await discord_faults.ask(discord, 2, "killed")
+                await until(lambda: journal.exists() and len(journal.read_text().splitlines()) == 2, 30)
+                await first.kill()
+            finally:
+                other.execute("ROLLBACK")
+    finally:
+        first.ensure_gone()
+
+    second = discord_faults.hearth(short_model, tmp_path, discord=discord)
+    await second.start()
+    try:
+        await discord_faults.answered(discord, caught)
+        await until(lambda: not journal.exists(), 20)
+        await asyncio.sleep(1.0)  # a second answer would come now
+    finally:
+        await second.terminate()
+        second.ensure_gone()
+
+    assert [len(discord_faults.answers(discord, mid)) for mid in during + caught] == [1] * 6
+    assert discord_faults.stored(tmp_path, during + caught) == [1] * 6
     assert "Traceback" not in first.tail(400) + second.tail(400)
