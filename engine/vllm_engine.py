@@ -24,6 +24,7 @@ from engine.lifeline import Lifeline
 from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
 from engine.sampling import Recommended, effective, recommended
+from engine.segments import SegmentTokens
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 from engine.untrusted import ControlTokens, tokenizer_controls
 
@@ -137,8 +138,11 @@ class _Loaded:
         self.running = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        # Each turn's prompt repeats the last one's messages: tokenised piece by piece, only
+        # the new ones cost anything (`engine.segments`).
+        self.segments = SegmentTokens(self.tokenizer, self._sample_prompt)
         # The pipeline counts a prompt's tokens and then generates from the very
-        # same messages: remember recent renders so that costs one tokenisation.
+        # same messages: remember recent renders so that costs one render.
         self._rendered = functools.lru_cache(maxsize=RENDER_CACHE_SIZE)(self._render)
 
     @property
@@ -155,23 +159,33 @@ class _Loaded:
         return list(self._rendered(tuple(messages)))  # a copy: vLLM must not alter the cached one
 
     def _render(self, messages: tuple[ChatMessage, ...]) -> list[int]:
-        return render_chat(self.tokenizer, self.controls, messages, self.spec.template_kwargs)
+        return render_chat(self.tokenizer, self.controls, messages, self.spec.template_kwargs, self.segments)
+
+    def _sample_prompt(self, texts: Sequence[str]) -> str:
+        """A user/assistant/… conversation of `texts`, rendered (for `SegmentTokens`' check)."""
+        roles = ("user", "assistant")
+        messages = [{"role": roles[i % 2], "content": text} for i, text in enumerate(texts)]
+        return str(self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **self.spec.template_kwargs))
 
 
 def render_chat(
     tokenizer: Any, controls: ControlTokens, messages: Sequence[ChatMessage], template_kwargs: dict[str, Any],
+    segments: SegmentTokens | None = None,
 ) -> list[int]:
     """The chat template over `messages`, tokenised, ready to generate from: only the
     template's own text can give control tokens (every content is neutralised first:
-    `engine.untrusted`). `template_kwargs` go to the template (e.g. Qwen3's enable_thinking)."""
-    ids = tokenizer.apply_chat_template(
+    `engine.untrusted`). `template_kwargs` go to the template (e.g. Qwen3's enable_thinking).
+    With `segments`, only pieces not seen before are tokenised (the same ids)."""
+    text = tokenizer.apply_chat_template(
         [m.as_dict() for m in controls.neutralise_all(messages)],
-        tokenize=True,
+        tokenize=False,
         add_generation_prompt=True,
-        return_dict=False,
         **template_kwargs,
     )
-    return list(ids)
+    if segments is None:
+        return list(tokenizer.encode(str(text), add_special_tokens=False))
+    return segments.ids(str(text))
 
 
 class VllmEngine:
