@@ -1,14 +1,25 @@
-"""Logging set-up: to stderr, with every secret scrubbed from every record."""
+"""Logging set-up: to stderr, as text lines or JSON objects, with every secret scrubbed from
+every record. Hearth's own loggers log at HEARTH_LOG_LEVEL; other libraries' (vLLM, torch,
+transformers, discord.py, httpx…) only from WARNING (vLLM's from ERROR) unless debugging:
+at start-up they used to be most of the log."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import os
 import sys
 
 from pydantic import SecretStr
 
 REDACTED = "***"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+OWN_LOGGERS = ("bot", "adapters", "engine", "bench", "__main__")
+THIRD_PARTY_LEVEL = logging.WARNING  # other libraries' records below this are dropped (but DEBUG)
+# What quiets the processes vLLM starts (its engine core), which log and print on their own:
+# Python's warnings, progress bars, PyTorch's C++ warnings. Set unless already set, or debugging.
+QUIET_CHILDREN = {"PYTHONWARNINGS": "ignore", "TQDM_DISABLE": "1", "TORCH_CPP_LOG_LEVEL": "ERROR"}
 
 
 def redact(text: str, secrets: list[SecretStr]) -> str:
@@ -63,15 +74,45 @@ class Brief(logging.Filter):
 BRIEF_LOGGERS = ("asyncpg",)
 
 
-def configure_logging(level: str, secrets: list[SecretStr]) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: `time` (ISO 8601, UTC), `level`, `logger`, `message`, and
+    `exception` (the traceback, scrubbed by SecretFilter before it gets here) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, secrets: list[SecretStr], log_format: str = "text") -> None:
+    """Log to stderr at `level` ("DEBUG"…"ERROR"), as `log_format` ("text" or "json"), every
+    secret scrubbed; other libraries from THIRD_PARTY_LEVEL unless `level` is DEBUG."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
     if level != "DEBUG":
         handler.addFilter(Brief(BRIEF_LOGGERS))
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    own = logging.getLevelName(level)
+    root.setLevel(own if level == "DEBUG" else max(own, THIRD_PARTY_LEVEL))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(own)
+    logging.captureWarnings(True)  # libraries' import-time warnings: records, under the same rules
+    logging.getLogger("py.warnings").setLevel(own if level == "DEBUG" else logging.ERROR)
+    if log_format == "json":  # vLLM's records through these handlers, not its own text ones
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+    for name, value in ({} if level == "DEBUG" else QUIET_CHILDREN).items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", vllm_log_level(level))  # before vLLM is imported
     logging.getLogger("vllm").setLevel(vllm_log_level(level))
     # The remote engine's client logs every request, health checks included, at INFO.
     logging.getLogger("httpx2").setLevel(level if level == "DEBUG" else "WARNING")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from engine.devices import check_device
 from engine.packaged import package_name, prepare_packaged
 from engine.registry import ModelSpec
 
@@ -30,6 +31,9 @@ class ModelResolver:
         self._models_dir = data_dir / "models"
 
     def __call__(self, spec: ModelSpec) -> Path | str:
+        """What vLLM loads for `spec`: a directory (built or converted here first) or a hub id.
+        Raises DeviceError at once for a GPU-only model on a machine without a GPU."""
+        check_device(spec)
         package = package_name(spec.source)
         if package is not None:
             return prepare_packaged(package, self._data_dir)

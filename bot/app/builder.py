@@ -9,6 +9,7 @@ itself it also starts and stops.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Self
 from bot.access import AccessPolicy, AccessRules
 from bot.app.checks import open_store
 from bot.app.gate import build_gate
+from bot.app.health import Readiness, StoreProbe, engine_probe
+from bot.app.lease import holding_lease
 from bot.app.metrics_server import MetricsServer
 from bot.app.quotas import build_quotas, exemption
 from bot.app.settings import Settings
@@ -38,7 +41,9 @@ from bot.commands.builtin import (
     StatusCommand,
 )
 from bot.commands.moderation import ModerationCommand
+from bot.commands.privacy import ForgetMeCommand
 from bot.commands.usage import QuotaCommand, UsageCommand
+from bot.errors import ConfigError
 from bot.i18n import Locale
 from bot.journal import JournalledInbox
 from bot.logs import vllm_log_level
@@ -70,6 +75,7 @@ from bot.serving import ModelService, initial_model, warn_if_demo
 from bot.store import Store
 from bot.store.journal import Journal
 from engine.base import Engine
+from engine.devices import device_problem
 from engine.fallback import FallbackChain
 from engine.registry import ModelSpec, Registry
 from engine.supervisor import EngineEvent, SupervisionPolicy, Supervisor
@@ -153,6 +159,7 @@ class _Overrides:
     today: Callable[[], dt.date] = dt.date.today
     sampling: Sampling | None = None
     stages: tuple[Stage, ...] = ()
+    monitor: MetricsServer | None = None
 
 
 class HearthBuilder:
@@ -196,6 +203,12 @@ class HearthBuilder:
         self._parts.stages = stages
         return self
 
+    def monitor(self, server: MetricsServer) -> Self:
+        """Serve metrics and health on this server (started by the caller: `hearth run` starts
+        it first, so health answers during start-up) instead of one of the app's own."""
+        self._parts.monitor = server
+        return self
+
     def build(self) -> App:
         return App(self._settings, dataclasses.replace(self._parts))
 
@@ -213,6 +226,10 @@ class App:
         self._wired: _Wired | None = None
         self._metrics_url: str | None = None
         self.engine_events = EngineEvents()
+        # What /readyz reports (bot.app.health): the monitor's, or one nobody asks.
+        self.readiness = parts.monitor.readiness if parts.monitor is not None else Readiness()
+        # Set when another process took this one's instance lease (bot.app.lease): it must stop.
+        self.lease_lost = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         try:
@@ -307,14 +324,10 @@ class App:
 
     async def _open(self) -> _Wired:
         settings, parts = self.settings, self._parts
+        monitor = await self._monitoring()
         registry = parts.registry or Registry.load(settings.models_file)
-        store: Store
-        if parts.store is not None:
-            store = parts.store
-        else:
-            store = store_for(settings)
-            await open_store(store, settings)  # a failure: one line naming the setting
-            self._stack.push_async_callback(store.close)
+        store = parts.store if parts.store is not None else await self._open_store()
+        self.readiness.watch("store", StoreProbe(store, store.health, settings.instance))
         engine = parts.engine if parts.engine is not None else await self._start_engine(store, registry)
         gate: Gate
         if parts.gate is not None:
@@ -324,20 +337,46 @@ class App:
         wired = _wire(settings, parts, store, engine, registry, gate)
         self._stack.push_async_callback(wired.quotas.ledger.close)  # the last counts, before the store closes
         await self._stack.enter_async_context(pruning(settings, store))  # retention: now, then hourly
-        if settings.metrics_port is not None:
-            server = MetricsServer(wired.metrics.registry, settings.metrics_host, settings.metrics_port)
-            self._metrics_url = (await self._stack.enter_async_context(server)).url
+        self.readiness.watch("engine", engine_probe(wired.models.stats))
+        if monitor is not None:
+            monitor.serve(wired.metrics.registry)
         return wired
+
+    async def _monitoring(self) -> MetricsServer | None:
+        """The metrics and health server: the one handed in, else one of the app's own when
+        HEARTH_METRICS_PORT is set (started now), else None."""
+        server, host, port = self._parts.monitor, self.settings.metrics_host, self.settings.metrics_port
+        if server is None and port is not None:
+            server = MetricsServer(None, host, port, self.readiness)
+            await self._stack.enter_async_context(server)
+        if server is not None:
+            self._metrics_url = server.url
+        return server
+
+    async def _open_store(self) -> Store:
+        """The store the settings name, opened (a failure: one line naming the setting), with this
+        process's instance lease (a live process holding it: ConfigError, before the model loads)."""
+        store = store_for(self.settings)
+        await open_store(store, self.settings)
+        self._stack.push_async_callback(store.close)
+        lease = await self._stack.enter_async_context(holding_lease(store, self.settings.instance))
+        self.lease_lost = lease.lost
+        return store
 
     async def _start_engine(self, store: Store, registry: Registry) -> Engine:
         if self.settings.engine_kind == "remote":
             remote = build_remote_engine(self.settings, self.engine_events)
-            log.info("connecting to %s …", ", ".join(redact_url(u) for u in self.settings.engine_urls))
+            servers = ", ".join(redact_url(u) for u in self.settings.engine_urls)
+            self.readiness.set("engine", False, f"connecting to {servers}")
+            log.info("connecting to %s …", servers)
             await remote.start()
             self._stack.push_async_callback(remote.close)
             return remote
         spec = await initial_model(store, registry, self.settings.model)
+        if (problem := device_problem(spec)) is not None:  # in a second, not after building 5 GB
+            raise ConfigError([f"HEARTH_MODEL: {problem}"])
         warn_if_demo(spec)
+        self.readiness.set("engine", False, f"loading {spec.name}")
         fallbacks = [registry.lookup(name) for name in self.settings.fallback_models]
         chain = FallbackChain(build_engine(self.settings, spec, self.engine_events), spec, fallbacks,
                               self.engine_events)
@@ -407,7 +446,7 @@ def _wire(
         StatusCommand(models, queue.depth, sampling=sampling, database=store.health).spec(),
         ModerationCommand(store, words_changed).spec(),
         modes.spec(), UsageCommand(store, quotas).spec(), QuotaCommand(quotas).spec(),
-        AccessCommand(policy).spec(),
+        AccessCommand(policy).spec(), ForgetMeCommand(store).spec(),
     ]
     gates = (AccessCommands(policy, metrics), CommandQuota(quotas, metrics, exemption(settings, admins)))
     commands = Commands(table, admins, boundary, locale, gates)

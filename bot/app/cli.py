@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from bot.app.build import build_info
 from bot.app.cli_support import fail, settings_or_exit
 from bot.errors import ConfigError
 from bot.logs import configure_logging
@@ -22,6 +23,14 @@ LAZY_COMMANDS = {
         "bench.cli:bench", "Measure Hearth against a naive bot and vLLM alone (needs the bench extra).",
     ),
     "moderate": ("bot.app.moderate:moderate", "Check text from stdin with the bot's moderation gate."),
+    "export": ("bot.app.owner_cli:export", "Export stored messages as JSON lines (everything, a channel or a "
+               "conversation)."),
+    "backup": ("bot.app.owner_cli:backup", "Copy the SQLite database to TARGET while Hearth runs "
+               "(PostgreSQL: says how)."),
+    "forget": ("bot.app.owner_cli:forget", "Erase one person's messages, the replies to them, their "
+               "verdicts and usage, everywhere."),
+    "health": ("bot.app.health_cli:health", "Ask a running Hearth whether it is ready (exit 0) or not "
+               "(exit 1): for container health checks."),
 }
 
 
@@ -52,7 +61,15 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(build_info().line())
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show Hearth's version (and vLLM's) and exit.")
 def main() -> None:
     """Hearth: a self-hosted chat bot answered by a local LLM."""
 
@@ -63,7 +80,7 @@ def run() -> None:
     from bot.app.runner import serve
 
     settings = settings_or_exit()
-    configure_logging(settings.log_level, settings.secrets())
+    configure_logging(settings.log_level, settings.secrets(), settings.log_format)
     try:
         code = asyncio.run(serve(settings, sys.stdin, sys.stdout))
     except (RegistryError, ConfigError) as exc:

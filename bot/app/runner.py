@@ -21,6 +21,8 @@ import psutil
 
 from bot.app.builder import App, HearthBuilder
 from bot.app.checks import check_startup
+from bot.app.health import platform_probe
+from bot.app.metrics_server import MetricsServer, started_monitor
 from bot.app.pidfile import PidFile
 from bot.app.platforms import build_platforms, check_tokens
 from bot.app.settings import Settings
@@ -62,6 +64,19 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     another Hearth runs on the same database."""
     stop = asyncio.Event()
     _install_signal_handlers(stop)
+    # /healthz and /readyz answer from the first second, with the state so far (bot.app.health).
+    monitor = await started_monitor(settings.metrics_host, settings.metrics_port)
+    try:
+        return await _serve(settings, stdin, stdout, stop, monitor)
+    finally:
+        if monitor is not None:
+            await monitor.stop()
+
+
+async def _serve(
+    settings: Settings, stdin: TextIO, stdout: TextIO, stop: asyncio.Event, monitor: MetricsServer | None
+) -> int:
+    """`serve` once the monitor runs: the checks, the pid file, the tokens, then the app."""
     await check_startup(settings)  # seconds, before the pid file and the model (see bot.app.checks)
     pidfile = PidFile(settings.database)
     pidfile.claim()
@@ -71,8 +86,11 @@ async def serve(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         pidfile.release()
         log.error("%s", exc)
         return 1
+    builder = HearthBuilder(settings)
+    if monitor is not None:
+        builder.monitor(monitor)
     try:
-        async with HearthBuilder(settings).build() as app:
+        async with builder.build() as app:
             pidfile.engines(app.engine_pids())
             app.engine_events.listen(lambda state, detail: pidfile.engines(app.engine_pids()))
             return await Runner(app, build_platforms(app, stdin, stdout)).run(stop)
@@ -101,17 +119,28 @@ class Runner:
         self._app.store.health.listen(self._store_event)
         running = [self._tasks.spawn(Supervisor(p, self._stopping).run(), f"platform-{p.platform}")
                    for p in self._platforms]
+        self._serving()
         stopper = self._tasks.spawn(stop.wait(), "stop-signal")
+        taken = self._tasks.spawn(self._app.lease_lost.wait(), "lease-lost")  # another took our name
         try:
-            await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*running, stopper, taken], return_when=asyncio.FIRST_COMPLETED)
         finally:
             await self._shut_down(running)
         failures = [e for t in running if not t.cancelled() and (e := t.exception() or t.result())]
         for failure in failures:
             log.error("%s", failure, exc_info=failure if log.isEnabledFor(logging.DEBUG) else None)
-        return 1 if failures else 0
+        return 1 if failures or self._app.lease_lost.is_set() else 0
+
+    def _serving(self) -> None:
+        """From now on /readyz asks each platform whether it is connected."""
+        readiness = self._app.readiness
+        readiness.forget("platforms")
+        for platform in self._platforms:
+            readiness.watch(f"platform:{platform.platform}", platform_probe(platform))
+        readiness.phase = "serving"
 
     async def _shut_down(self, running: list[asyncio.Task[HearthError | None]]) -> None:
+        self._app.readiness.phase = "stopping"  # /readyz: 503 from now on
         self._stopping.set()  # no platform is restarted from now on
         await self._app.pipeline.drain(self._app.settings.shutdown_grace_s)
         for platform in self._platforms:

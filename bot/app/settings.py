@@ -5,9 +5,14 @@ Nothing else in Hearth reads `os.environ`.
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +23,18 @@ from engine.urls import url_password
 
 ENV_PREFIX = "HEARTH_"
 DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+# HEARTH_ variables that are not settings but are expected: read by Hearth's scripts
+# (setup.sh, gpu-check.sh, the tests), or made by Kubernetes for a Service named hearth
+# (HEARTH_SERVICE_HOST, HEARTH_PORT_9464_TCP…) and by Docker's legacy links.
+SCRIPT_VARIABLES = frozenset({
+    "HEARTH_EXTRA", "HEARTH_FORCE_GPU", "HEARTH_GPU_CHECK_MODELS", "HEARTH_GPU_CHECK_OFFLINE",
+    "HEARTH_GPU_CHECK_QUICK", "HEARTH_TEST_DATABASE_URL", "HEARTH_TEST_PG_DIR", "HEARTH_PORT",
+})
+DERIVED_PREFIXES = ("HEARTH_SERVICE_", "HEARTH_PORT_", "HEARTH_ENV_", "HEARTH_NAME")
+# What a token looks like (never quoted back: a near-miss is still a secret). Telegram:
+# BotFather's `123456789:AA…`; Discord: base64url parts joined by dots.
+TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
+DISCORD_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,300}")
 
 
 class Settings(BaseSettings):
@@ -69,6 +86,8 @@ class Settings(BaseSettings):
     history_messages: int = Field(default=200, ge=2)
     max_message_chars: int = Field(default=16000, ge=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: one line per record; json: one JSON object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     # --- failure and recovery ---
     recover_window_s: float = Field(default=300.0, ge=0.0)
@@ -208,6 +227,27 @@ class Settings(BaseSettings):
                     )
         return self
 
+    @field_validator("telegram_token")
+    @classmethod
+    def _check_telegram_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("not a Telegram bot token: BotFather's look like 123456789:AAH…, digits, a "
+                             "colon, then letters, digits, - and _ (no spaces, quotes or 'bot' prefix)")
+        return value
+
+    @field_validator("discord_token")
+    @classmethod
+    def _check_discord_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = value.get_secret_value() if value is not None else ""
+        if value is not None and token.isdigit():
+            raise ValueError("this is a number (the application id?), not the bot token: copy the token "
+                             "from the Bot page of the developer portal")
+        if value is not None and not DISCORD_TOKEN.fullmatch(token):
+            raise ValueError("not a Discord bot token: letters, digits, '.', '-' and '_' only (no 'Bot ' "
+                             "prefix, no spaces or quotes); copy it from the Bot page of the developer "
+                             "portal")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -251,11 +291,41 @@ def _split_commas(value: object) -> object:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build Settings, turning validation errors into one clear line per problem."""
+    """Build Settings, turning validation errors into one clear line per problem; a HEARTH_
+    variable that is no setting (in the environment or `.env`) is one too (see `unknown_variables`)."""
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    unknown = unknown_variables(os.environ, Path(str(env_file)) if env_file else None)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+        raise ConfigError(unknown + [_describe(err) for err in exc.errors()]) from None
+    if unknown:
+        raise ConfigError(unknown)
+    return settings
+
+
+def unknown_variables(environ: Mapping[str, str], env_file: Path | None) -> list[str]:
+    """One problem per HEARTH_ variable of `environ` or `env_file` that is no setting, naming
+    the closest setting. A misspelt setting used to be ignored in silence: HEARTH_MODLE ran
+    the demo, and HEARTH_ACCES=allowlist would leave the bot open to anyone."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    found = {name: "the environment" for name in environ}
+    if env_file is not None and env_file.is_file():
+        found |= {name: str(env_file) for name in dotenv_values(env_file) if name not in found}
+    problems = []
+    for name, where in sorted(found.items()):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or _expected(upper):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        problems.append(f"{name} (in {where}): no such setting; {hint}(every setting is in .env.example)")
+    return problems
+
+
+def _expected(name: str) -> bool:
+    """A HEARTH_ variable that is no setting but belongs where it is (see SCRIPT_VARIABLES)."""
+    return name in SCRIPT_VARIABLES or name.startswith(DERIVED_PREFIXES)
 
 
 def _describe(err: ErrorDetails) -> str:

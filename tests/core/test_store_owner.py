@@ -49,7 +49,8 @@ async def test_export_pages_through_every_message_by_id(store: Store) -> None:
     for n, key in enumerate([ROOM, TOPIC, DM, ELSEWHERE, ROOM]):
         await say(store, key, ANN, f"m{n}")
 
-    assert await everything(store) == [(ROOM, "m0"), (TOPIC, "m1"), (DM, "m2"), (ELSEWHERE, "m3"), (ROOM, "m4")]
+    assert await everything(store) == [
+        (ROOM, "m0"), (TOPIC, "m1"), (DM, "m2"), (ELSEWHERE, "m3"), (ROOM, "m4")]
 
 
 async def test_export_keeps_every_field_and_status(store: Store) -> None:
