@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from bot.errors import MessageTooLongError, NotAdminError, PersonaTooLongError, StoreUnavailableError
 from engine.errors import (
@@ -13,7 +15,13 @@ from engine.errors import (
     UnknownModelError,
 )
 
+if TYPE_CHECKING:
+    from bot.messages import IncomingMessage
+
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+# Two Latin letters in a row, not part of a /command or an @mention: English words.
+LATIN_WORD = re.compile(r"(?<![/@\w])[A-Za-z]{2,}")
+REMEMBERED_AUTHORS = 4096
 
 TEXTS: dict[str, dict[str, str]] = {
     "engine_unavailable": {
@@ -93,6 +101,11 @@ TEXTS: dict[str, dict[str, str]] = {
               "Please ask a narrower question.",
         "zh": "抱歉，我还在思考时就用完了篇幅，还没有答案。请把问题问得具体一些。",
     },
+    "media_unseen": {
+        "en": "I can only read text: photos, videos, voice messages, stickers and files are lost on me. "
+              "Please ask in words (a caption works too).",
+        "zh": "我只能读文字，看不到图片、视频、语音、贴纸或文件。请用文字提问（写在图片说明里也可以）。",
+    },
     "refusal": {
         "en": "Sorry, I can't help with that.",
         "zh": "抱歉，这个我无法回答。",
@@ -127,21 +140,55 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 class Locale:
-    """Which language Hearth's own words take: HEARTH_LANGUAGE, or `auto` to follow the user."""
+    """Which language Hearth's own words take: HEARTH_LANGUAGE, or `auto` to follow the user.
+
+    Following the user: Chinese characters in what they wrote, or Latin words; when a text
+    says neither (`/reset`, `/model demo`, a photo), the language each author last wrote in
+    (the newest REMEMBERED_AUTHORS, in memory), else their app language where the platform
+    says (`IncomingMessage.language`), else English."""
 
     def __init__(self, setting: str = "auto") -> None:
         self._setting = setting
+        self._recent: OrderedDict[str, str] = OrderedDict()
 
-    def of(self, text: str) -> str:
-        """`zh` or `en` for a reply to `text`."""
-        return detect_language(text, self._setting)
+    def of(self, text: str, hint: str = "") -> str:
+        """`zh` or `en` for a reply to `text`; `hint` is the author's app language where the
+        platform says (`zh-hans`, `zh-CN`, `en-US`…), which decides when `text` has no words."""
+        return detect_language(text, self._setting, hint)
+
+    def of_message(self, msg: IncomingMessage) -> str:
+        """The language of a reply to `msg` (remembered as its author's when its text tells)."""
+        return self._for(msg, msg.text)
+
+    def of_command(self, msg: IncomingMessage, args: str) -> str:
+        """The language of a command's reply: its arguments are mostly names (a model, `on`, a
+        word to block) and tell only when Chinese; else as `of_message` with no text."""
+        return self._for(msg, args if CJK.search(args) else "")
+
+    def _for(self, msg: IncomingMessage, text: str) -> str:
+        who = msg.admin_key
+        if self._setting in ("zh", "en"):
+            return self._setting
+        if CJK.search(text) or LATIN_WORD.search(text):
+            lang = detect_language(text)
+            self._recent[who] = lang
+            self._recent.move_to_end(who)
+            if len(self._recent) > REMEMBERED_AUTHORS:
+                self._recent.popitem(last=False)
+            return lang
+        return self._recent.get(who) or detect_language("", hint=msg.language)
 
 
-def detect_language(text: str, setting: str = "auto") -> str:
-    """`zh` or `en`: the configured language, or guessed from the text."""
+def detect_language(text: str, setting: str = "auto", hint: str = "") -> str:
+    """`zh` or `en`: the configured language; else Chinese characters in the text; else a
+    Chinese app language (`hint`) when the text has no Latin words (`/reset`, a photo); else `en`."""
     if setting in ("zh", "en"):
         return setting
-    return "zh" if CJK.search(text) else "en"
+    if CJK.search(text):
+        return "zh"
+    if hint.lower().startswith("zh") and not LATIN_WORD.search(text):
+        return "zh"
+    return "en"
 
 
 def text(key: str, lang: str, **values: object) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.errors import StoreUnavailableError
-from bot.messages import ConversationKey, IncomingMessage
+from bot.messages import ConversationKey, IncomingMessage, Quote
 from bot.ports import Inbox, ReplyChannel
 from bot.store import Conversations
 from bot.store.faults import BACKOFF_S
@@ -118,7 +118,7 @@ class JournalledInbox:
         log.warning("journalled message %s in %s stored unanswered: %s is not running",
                     msg.message_id, msg.key, entry["platform"])
         await self._conversations.add_message(
-            msg.key, "user", msg.text, author_id=msg.author_id, author_name=msg.author_name,
+            msg.key, "user", msg.turn_text, author_id=msg.author_id, author_name=msg.author_name,
             platform_message_id=msg.message_id,
             meta={"direct": msg.is_direct, "channel_name": msg.channel_name},
         )
@@ -138,4 +138,8 @@ def _message_data(msg: IncomingMessage) -> dict[str, Any]:
 
 def _message_from(data: Mapping[str, Any]) -> IncomingMessage:
     fields = dict(data)
-    return IncomingMessage(key=ConversationKey(**fields.pop("key")), **fields)
+    quote = fields.pop("quote", None)
+    return IncomingMessage(
+        key=ConversationKey(**fields.pop("key")), quote=Quote(**quote) if quote else None,
+        media=tuple(fields.pop("media", ())), **fields,
+    )

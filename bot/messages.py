@@ -6,10 +6,19 @@ engine's vocabulary; everything here is the bot's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.splitting import truncate
 from engine.types import Role
+
+# How much of the message a message replies to is given to the model with it: enough to
+# know what "translate this" or "is this true?" points at, bounded so a reply to a long
+# post does not fill the context (characters, cut on a grapheme boundary).
+MAX_QUOTE_CHARS = 400
+MAX_QUOTE_NAME_CHARS = 64
+LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +35,32 @@ class ConversationKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """The message another one replies to, as its platform showed it: who wrote it and
+    its text (a caption counts as text; empty when it had none)."""
+
+    author_name: str
+    text: str
+
+    def render(self) -> str:
+        """`> Bob wrote:` and the text as quoted lines, cut to MAX_QUOTE_CHARS (`…` marks a cut)."""
+        name = LINE_BREAKS.sub(" ", self.author_name).strip()[:MAX_QUOTE_NAME_CHARS] or "someone"
+        text = truncate(self.text.strip(), MAX_QUOTE_CHARS)
+        if text != self.text.strip():
+            text += "…"
+        lines = [f"> {line}" for line in (text or "(no text)").splitlines()]
+        return "\n".join([f"> {name} wrote:", *lines])
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    """One platform message, normalised at the adapter's edge."""
+    """One platform message, normalised at the adapter's edge.
+
+    `text` is what its author wrote (a caption counts); `quote`, the message it replies to
+    (not Hearth's own: that one is in the history already); `media`, what came with it that
+    the model cannot see ("photo", "video", "voice", "sticker", "file"…); `language`, the
+    author's app language where the platform says (Telegram's `language_code`, Discord's
+    interaction locale), for Hearth's own words when the text does not tell."""
 
     key: ConversationKey
     author_id: str
@@ -39,10 +72,30 @@ class IncomingMessage:
     is_direct: bool = False
     channel_name: str = ""
     server: str = ""  # the Discord server (guild) id, for HEARTH_ACCESS_ALLOW; empty elsewhere
+    quote: Quote | None = None
+    media: tuple[str, ...] = ()
+    language: str = ""
 
     @property
     def platform(self) -> str:
         return self.key.platform
+
+    @property
+    def turn_text(self) -> str:
+        """What is stored, judged by the gate and given to the model for this message: the
+        quoted message (`Quote.render`), a note of the media the model cannot see, then the
+        author's own text. Just `text` for a plain message."""
+        parts = [self.quote.render()] if self.quote is not None else []
+        if self.media:
+            parts.append(f"[{', '.join(self.media)} attached: you cannot see it, only this text]")
+        if self.text or not parts:
+            parts.append(self.text)
+        return "\n".join(parts)
+
+    @property
+    def only_unseen(self) -> bool:
+        """Media and no words: nothing the model could answer (the author is told so)."""
+        return bool(self.media) and not self.text.strip()
 
     @property
     def admin_key(self) -> str:
@@ -60,10 +113,12 @@ class IncomingMessage:
 # dropped connection: "could not deliver", not "could not answer"); it is delivered
 # when the platform is back (then `answered`), or `skipped` past the recovery window.
 # `denied`: its author may not talk to Hearth there (HEARTH_ACCESS=allowlist): never answered.
+# `unseen`: it held only media the model cannot see (a photo without a caption): its author
+# was told so, the model never called.
 # Only answered, merged and undelivered turns and the message being answered enter prompts.
 MessageStatus = Literal[
     "pending", "answered", "refused", "failed", "skipped", "interrupted", "limited", "merged", "dropped",
-    "undelivered", "denied",
+    "undelivered", "denied", "unseen",
 ]
 PROMPT_STATUSES = frozenset({"pending", "answered", "merged", "undelivered"})
 

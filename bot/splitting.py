@@ -3,7 +3,11 @@
 Cuts prefer a paragraph break, then a line break, then a space; a cut inside a
 fenced code block closes the fence and reopens it (same language) in the next
 part. Lengths are measured by the platform's own rule (Telegram counts UTF-16
-code units), and a cut never falls inside a character.
+code units), and a cut never falls inside a user-perceived character: only on
+the extended grapheme cluster boundaries of UAX #29 (the `regex` module's `\\X`),
+so a ZWJ family, a flag, a skin tone or `e` + U+0301 stays whole. A flag's two
+regional indicators cut apart would re-pair every later flag of the message
+(🇨🇳 shown as 🇳🇨). Only a single cluster longer than the limit is cut inside.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import regex
+
+GRAPHEME = regex.compile(r"\X")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)(\S*)", re.MULTILINE)
 BREAKS = ("\n\n", "\n", " ")
 
@@ -45,7 +52,7 @@ def _cut(text: str, limit: int, measure: Measure, start: int) -> tuple[str, str,
     The cut falls after `start` (the reopened fence line), so every part makes progress.
     """
     room = limit - 1 - _longest_marker(text)  # space to close a fence if we cut inside one
-    end = _fit(text, room, measure)
+    end = grapheme_floor(text, _fit(text, room, measure), start)
     cut = _best_break(text, end, start)
     head, tail = text[:cut], text[cut:].lstrip("\n")
     fence = _open_fence(head)
@@ -64,6 +71,42 @@ def _fit(text: str, room: int, measure: Measure) -> int:
         else:
             high = mid - 1
     return low
+
+
+def grapheme_floor(text: str, index: int, start: int = 0) -> int:
+    """The last grapheme cluster boundary of `text` at or before `index` and after `start`;
+    `index` itself when a single cluster spans all of (start, index] (it must be cut)."""
+    if index >= len(text) or index <= 0:
+        return index
+    edge = 0
+    for match in GRAPHEME.finditer(text):  # from the start: a flag's halves pair up from there
+        if match.end() > index:
+            break
+        edge = match.end()
+    return edge if edge > start else index
+
+
+def _is_boundary(text: str, index: int) -> bool:
+    return any(m.end() == index for m in GRAPHEME.finditer(text, 0, index + 1))
+
+
+def settled(text: str) -> str:
+    """`text` without its last grapheme cluster, which may still grow while a reply streams
+    (a combining accent, a skin tone, the second half of a flag or a ZWJ sequence may come
+    in the next chunk); the whole text once nothing is left before it."""
+    last = 0
+    for match in GRAPHEME.finditer(text):
+        last = match.start()
+    return text[:last] if last > 0 else text
+
+
+def truncate(text: str, limit: int, measure: Measure = len) -> str:
+    """The longest prefix of whole grapheme clusters with `measure(prefix) <= limit`."""
+    if measure(text) <= limit:
+        return text
+    end = _fit(text, limit, measure)
+    cut = grapheme_floor(text, end)
+    return text[: cut if cut < end or _is_boundary(text, end) else 0]
 
 
 def _best_break(text: str, end: int, start: int) -> int:

@@ -43,6 +43,7 @@ from adapters.discord.convert import (
     PLATFORM,
     channel_id,
     conversation_key,
+    for_another_bot,
     from_message,
     is_chat,
     mentions_bot,
@@ -53,6 +54,7 @@ from adapters.discord.liveness import ShardLiveness
 from bot.errors import ConfigError, DeliveryError, HearthError, PlatformAuthError, StoreUnavailableError
 from bot.messages import ConversationKey, IncomingMessage
 from bot.ports import ReplyLimits
+from bot.splitting import truncate
 from bot.tasks import TaskOwner
 
 if TYPE_CHECKING:
@@ -226,7 +228,7 @@ class DiscordAdapter:
 
         async def send() -> discord.Message:
             user = await client.fetch_user(int(user_id))
-            return await user.send(text[:MAX_CHARS], allowed_mentions=NO_MENTIONS)
+            return await user.send(truncate(text, MAX_CHARS), allowed_mentions=NO_MENTIONS)
 
         await self._deliver(key, send)
 
@@ -332,11 +334,20 @@ class DiscordAdapter:
         bot_id = me.id if me is not None else self._bot_id  # a message queued before a restart
         if bot_id is None:
             return None
+        me_name = me.name if me is not None else ""
+        if me_name and for_another_bot(message, me_name):
+            return None
         addressed = mentions_bot(message, bot_id) or replies_to_bot(message, bot_id)
+        if not addressed and message.guild is None:
+            addressed = True
         if not addressed and message.guild is not None:
-            addressed = await self._modes.answers_all(conversation_key(message.channel))
-        msg = from_message(message, bot_id, addresses_bot=addressed)
-        return msg if msg.addresses_bot and msg.text else None
+            if not await self._modes.answers_all(conversation_key(message.channel)):
+                return None
+            # Answering every message: words only; an image posted to the channel is not a question.
+            msg = from_message(message, bot_id, addresses_bot=False)
+            return msg if msg.text else None
+        msg = from_message(message, bot_id, addresses_bot=True)
+        return msg if msg.text or msg.media else None
 
 
 async def _keep_typing(channel: discord.abc.Messageable) -> None:

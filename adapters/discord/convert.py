@@ -2,6 +2,13 @@
 
 Nothing here talks to Discord or the store; the adapter decides, with these
 helpers, whether a message addresses the bot.
+
+What is read: the content (a message with attachments carries its words there, as a
+caption), the kinds of what is attached (`media_of`: the model sees none of it), the
+message it replies to (author and content, unless it is Hearth's own), and a slash
+command's locale (the author's app language). A message opening with a command for
+another bot (`/ban@ModBot 12345`, as people type them for Telegram-style bridges and
+prefix bots) is never for Hearth.
 """
 
 from __future__ import annotations
@@ -11,9 +18,13 @@ import re
 import discord
 from discord.abc import Snowflake
 
-from bot.messages import ConversationKey, IncomingMessage
+from bot.messages import ConversationKey, IncomingMessage, Quote
 
 PLATFORM = "discord"
+# `/name@SomeBot …` at the start of a message: a command typed for another bot.
+OTHER_BOT_COMMAND = re.compile(r"^\s*/\w+@(\w+)")
+# An attachment's content type → what the model is told it cannot see.
+MEDIA_KINDS = (("image/", "image"), ("video/", "video"), ("audio/", "audio file"))
 DM_CHANNEL_NAME = "a direct message"
 # Messages people write; anything else (joins, pins, boosts…) is never answered.
 CHAT_MESSAGE_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
@@ -73,6 +84,36 @@ def is_chat(message: discord.Message) -> bool:
     return not message.author.bot and message.type in CHAT_MESSAGE_TYPES
 
 
+def for_another_bot(message: discord.Message, bot_name: str) -> bool:
+    """Whether the message opens with `/command@name` for a bot other than `bot_name`."""
+    match = OTHER_BOT_COMMAND.match(message.content)
+    return match is not None and match.group(1).lower() != bot_name.lower()
+
+
+def media_of(message: discord.Message) -> tuple[str, ...]:
+    """What is attached (files, then stickers), each named by its kind; the model sees none."""
+    kinds = [_kind(a.content_type or "") for a in message.attachments]
+    kinds += ["sticker" for _ in message.stickers]
+    return tuple(kinds)
+
+
+def _kind(content_type: str) -> str:
+    return next((kind for prefix, kind in MEDIA_KINDS if content_type.startswith(prefix)), "file")
+
+
+def quote_of(message: discord.Message, bot_id: int) -> Quote | None:
+    """The message this one replies to (author and content, what it had attached named),
+    None when it is no reply, is Hearth's own (in the history already) or Discord did not
+    include it (deleted, or too old for the gateway to resolve)."""
+    reference = message.reference
+    original = reference.resolved if reference is not None else None
+    if not isinstance(original, discord.Message) or original.author.id == bot_id:
+        return None
+    kinds = media_of(original)
+    text = original.content if not kinds else f"[{', '.join(kinds)}] {original.content}".strip()
+    return Quote(original.author.display_name, strip_mention(text, bot_id))
+
+
 def from_message(message: discord.Message, bot_id: int, *, addresses_bot: bool) -> IncomingMessage:
     direct = message.guild is None
     return IncomingMessage(
@@ -85,6 +126,8 @@ def from_message(message: discord.Message, bot_id: int, *, addresses_bot: bool) 
         author_is_admin=manages_server(message.author),
         is_direct=direct,
         channel_name=channel_name(message.channel),
+        quote=quote_of(message, bot_id),
+        media=media_of(message),
     )
 
 
@@ -105,4 +148,5 @@ def from_interaction(interaction: discord.Interaction[discord.Client], text: str
         author_is_admin=not direct and interaction.permissions.manage_guild,
         is_direct=direct,
         channel_name=channel_name(channel),
+        language=str(interaction.locale.value),
     )

@@ -40,7 +40,9 @@ from adapters.telegram.incoming import (
     PLATFORM,
     BotIdentity,
     addressed_text,
+    body,
     conversation_key,
+    for_another_bot,
     is_answered_sender,
     to_incoming,
     well_formed,
@@ -210,13 +212,17 @@ class TelegramAdapter:
             self._typing_while(answering, msg.key)
 
     async def _to_answer(self, message: Message) -> IncomingMessage | None:
-        """The message for the core, or None: not addressed (and the chat is not set to
-        answer everything), or nothing left once the mention is removed."""
+        """The message for the core, or None: a command for another bot; not addressed (and
+        the chat is not set to answer everything, or it is, but nothing was written); or
+        neither words nor media left once the mention is removed."""
+        if for_another_bot(message, self._me):
+            return None
         text = addressed_text(message, self._me)
         if text is not None:
-            return to_incoming(message, text) if text else None
-        if message.text and await self._modes.answers_all(conversation_key(message)):
-            return to_incoming(message, message.text, addressed=False)
+            msg = to_incoming(message, text, me=self._me)
+            return msg if msg.text or msg.media else None
+        if body(message) and await self._modes.answers_all(conversation_key(message)):
+            return to_incoming(message, body(message), addressed=False, me=self._me)
         return None
 
     def _typing_while(self, task: asyncio.Task[None], key: ConversationKey) -> None:

@@ -68,6 +68,7 @@ from bot.pipeline.access import AccessCommands, AccessGate
 from bot.pipeline.backlog import Backlog
 from bot.pipeline.metered import CountAnswer, CountIntake
 from bot.pipeline.quota import CommandQuota, QuotaGate
+from bot.pipeline.unseen import Unseen
 from bot.quotas import Quotas
 from bot.recovery import Recovery
 from bot.redelivery import Redelivery
@@ -433,7 +434,8 @@ def _wire(
     # Counted by the rate limits before access is decided, so a stranger's flood is limited too.
     intake: Sequence[Stage] = (outer, CountIntake(metrics), *parts.stages, accept, quota, access)
     answer: Sequence[Stage] = (
-        outer, CountAnswer(metrics), quota.answer, access.answer, InputGate(metered, store, store), queue,
+        outer, CountAnswer(metrics), quota.answer, access.answer, Unseen(store),
+        InputGate(metered, store, store), queue,
         Degrade(), PinnedModel(models), BuildPrompt(store, personas, engine, limits), quota.reserve,
         Generate(TimedEngine(engine, metrics), metered, sampling, record),
     )

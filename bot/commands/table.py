@@ -97,7 +97,7 @@ class Commands:
         """Run `/name args` for `msg`'s author; the reply text, refusals and errors included.
         An empty reply means there is nothing to send (a gate refused, and said so already)."""
         args = args.strip()
-        lang = self._locale.of(args or msg.text)
+        lang = self._locale.of_command(msg, args)
         command = self.get(name)
         try:
             with patience(COMMAND_PATIENCE_S):  # a failing database: say so, do not hang

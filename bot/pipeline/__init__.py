@@ -114,7 +114,7 @@ class Pipeline:
                     log.info("could not note the parts shown in %s: %s", msg.key, exc)
 
         stream = ReplyStream(channel, msg.key, reply_to=msg.message_id, on_sent=note_shown)
-        holder.append(Turn(msg, stream, self._locale.of(msg.text)))
+        holder.append(Turn(msg, stream, self._locale.of_message(msg)))
         return holder[0]
 
     async def _start_answer(self, turn: Turn) -> None:

@@ -17,6 +17,7 @@ from bot.messages import ConversationKey, MessageStatus, StoredMessage, Verdict
 from bot.moderation import Gate
 from bot.persona import Personas
 from bot.pipeline.turn import Answer, Handler, Turn
+from bot.splitting import settled
 from bot.store import Conversations, VerdictLog
 from bot.store.journal import REPLY, Journal, reply_entry
 from engine.affinity import conversation, requested_model
@@ -74,7 +75,7 @@ class InputGate:
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
-        verdict = await self._gate.check(msg.text, "input", msg.key)
+        verdict = await self._gate.check(msg.turn_text, "input", msg.key)  # a quoted message too
         await self._verdicts.log_verdict(msg.key, turn.message_id, "input", verdict)
         if verdict.flagged:
             assert turn.message_id is not None, "Accept runs first"
@@ -183,7 +184,9 @@ class Generate:
                     final = chunk
                     break
                 view.add(chunk)
-                if not turn.reply.due() or not (shows := view.now()).strip():
+                # The last grapheme cluster may still grow (a skin tone, a flag's second half):
+                # it waits for the next update, and the gate judges exactly what is shown.
+                if not turn.reply.due() or not (shows := settled(view.now())).strip():
                     continue
                 checked = (shows, await self._check(shows, turn, prompt))
                 if checked[1].flagged:

@@ -73,7 +73,7 @@ class Accept:
         turn.msg = msg = _storable(turn.msg)
         with patience(self._patience_s):
             turn.message_id = await self._conversations.add_message(
-                msg.key, "user", msg.text[: self._hard_cap],
+                msg.key, "user", msg.turn_text[: self._hard_cap],
                 author_id=msg.author_id, author_name=msg.author_name, platform_message_id=msg.message_id,
                 meta={"direct": msg.is_direct, "channel_name": msg.channel_name}, owner=self._owner,
             )
@@ -87,10 +87,16 @@ class Accept:
 
 def _storable(msg: IncomingMessage) -> IncomingMessage:
     """`msg` with every lone surrogate (Telegram's JSON can carry `\\ud800`; UTF-8 cannot
-    store it) replaced by U+FFFD. Pairs are joined back into the character they encode."""
-    text = msg.text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    if text == msg.text:
+    store it) replaced by U+FFFD, in its text and in the message it quotes. Pairs are
+    joined back into the character they encode."""
+    text = _without_lone_surrogates(msg.text)
+    quote = msg.quote and dataclasses.replace(msg.quote, text=_without_lone_surrogates(msg.quote.text))
+    if text == msg.text and quote == msg.quote:
         return msg
-    log.warning("message %s in %s had %d lone surrogates; stored as U+FFFD",
-                msg.message_id, msg.key, sum(1 for c in msg.text if "\ud800" <= c <= "\udfff"))
-    return dataclasses.replace(msg, text=text)
+    log.warning("message %s in %s had %d lone surrogates; stored as U+FFFD", msg.message_id, msg.key,
+                sum(1 for c in msg.turn_text if "\ud800" <= c <= "\udfff"))
+    return dataclasses.replace(msg, text=text, quote=quote)
+
+
+def _without_lone_surrogates(text: str) -> str:
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")

@@ -7,8 +7,9 @@ import re
 from collections.abc import Callable
 
 import pytest
+import regex
 
-from bot.splitting import split_message, utf16_len
+from bot.splitting import settled, split_message, truncate, utf16_len
 
 FENCE_LINE = re.compile(r"^[ \t]*(```+|~~~+)\S*[ \t]*$", re.MULTILINE)
 LATIN_WORDS = ["hello", "world", "quick", "the", "x=1;", "a" * 40]
@@ -197,3 +198,55 @@ def test_four_backtick_fence_parts_stay_within_the_limit() -> None:
     text = "````\n" + "a" * 200 + "\n````"
     parts = split_message(text, 40)
     assert all(len(part) <= 40 for part in parts)
+
+
+# --- grapheme clusters: a cut never falls inside one ---------------------------------------
+
+GRAPHEME = regex.compile(r"\X")
+CLUSTERS = {
+    "zwj family": "👨\u200d👩\u200d👧\u200d👦",
+    "flag": "🇨🇳",
+    "skin tone": "👍🏽",
+    "combining accent": "e\u0301",
+    "rainbow flag": "🏳️\u200d🌈",
+}
+
+
+@pytest.mark.parametrize("name", list(CLUSTERS))
+@pytest.mark.parametrize("measure", [len, utf16_len], ids=["discord", "telegram"])
+def test_a_cut_never_splits_a_cluster(name: str, measure: Callable[[str], int]) -> None:
+    for offset in range(8):  # every alignment of the clusters against the limit
+        text = "x" * offset + CLUSTERS[name] * 300
+        parts = split_message(text, 100, measure)
+        assert "".join(parts) == text
+        assert all(GRAPHEME.findall(p) == [CLUSTERS[name]] * (len(p) // len(CLUSTERS[name]))
+                   for p in parts[1:])
+
+
+def test_a_flag_cut_in_half_does_not_re_pair_the_later_flags() -> None:
+    text = "x" + "🇨🇳" * 200  # an odd offset: a cut by code points falls between 🇨 and 🇳
+
+    parts = split_message(text, 101)
+
+    assert not any("🇳🇨" in GRAPHEME.findall(p) for p in parts)
+
+
+def test_one_cluster_longer_than_the_limit_is_still_cut() -> None:
+    zalgo = "z" + "\u0301" * 200
+
+    parts = split_message(zalgo, 64)
+
+    assert "".join(parts) == zalgo and all(len(p) <= 64 for p in parts)
+
+
+def test_settled_holds_back_the_last_cluster_that_may_still_grow() -> None:
+    assert settled("flag 🇨") == "flag "
+    assert settled("cafe") == "caf"
+    assert settled("👨\u200d👩\u200d") == "👨\u200d👩\u200d"  # one cluster so far: shown whole
+    assert settled("a") == "a"
+
+
+def test_truncate_keeps_whole_clusters() -> None:
+    assert truncate("ab" + "🇨🇳" * 5, 5) == "ab🇨🇳"
+    assert truncate("👍🏽👍🏽", 3, utf16_len) == ""
+    assert truncate("short", 100) == "short"

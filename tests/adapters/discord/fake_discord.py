@@ -194,12 +194,25 @@ class FakeDiscord:
     async def user_message(
         self, content: str, *, author: int = MEMBER_ID, channel: int = CHANNEL_ID,
         mention: bool = False, mention_role: bool = False, reply_to: Posted | None = None,
-        sent_ago: float = 0.0,
+        sent_ago: float = 0.0, replying_to: int | None = None, attachments: tuple[str, ...] = (),
+        stickers: int = 0,
     ) -> int:
         """A person writes in `channel`; `mention` prefixes `<@bot>`, `mention_role` the bot's role
-        (`<@&role>`); `sent_ago` dates it (its id) that many seconds back. The message id."""
+        (`<@&role>`); `sent_ago` dates it (its id) that many seconds back; `replying_to` names a
+        person's earlier message in `channel` it replies to (`reply_to`: one of the bot's);
+        `attachments` are content types of files attached ("image/png"); `stickers` a count.
+        The message id."""
         mid = next(self._ids) if not sent_ago else self._backdated(sent_ago)
         extra: Json = {}
+        if attachments:
+            extra["attachments"] = [_attachment(next(self._ids), kind) for kind in attachments]
+        if stickers:
+            extra["sticker_items"] = [{"id": str(next(self._ids)), "name": "wave", "format_type": 1}
+                                      for _ in range(stickers)]
+        if replying_to is not None:
+            original = self.history.get(channel, replying_to)
+            reference = {"type": 0, "message_id": str(replying_to), "channel_id": str(channel)}
+            extra |= {"type": 19, "message_reference": reference, "referenced_message": original}
         if mention:
             content, extra["mentions"] = f"<@{BOT_ID}> {content}", [user(BOT_ID)]
         if mention_role:
@@ -212,13 +225,15 @@ class FakeDiscord:
         return mid
 
     async def slash(self, name: str, options: list[Json] | None = None, *, author: int = MEMBER_ID,
-                    channel: int = CHANNEL_ID, autocomplete: bool = False) -> Interaction:
-        """A person runs `/name` with `options`; `interaction.callbacks` fills in as the bot answers."""
+                    channel: int = CHANNEL_ID, autocomplete: bool = False,
+                    locale: str = "en-US") -> Interaction:
+        """A person runs `/name` with `options` from a Discord set to `locale`;
+        `interaction.callbacks` fills in as the bot answers."""
         iid = next(self._ids)
         token = f"interaction-token-{iid}"
         self.interactions[token] = Interaction(token)
         data: Json = {"id": str(iid), "application_id": str(BOT_ID), "type": 4 if autocomplete else 2,
-                "token": token, "version": 1, "attachment_size_limit": 8 << 20, "locale": "en-US",
+                "token": token, "version": 1, "attachment_size_limit": 8 << 20, "locale": locale,
                 "entitlements": [], "channel_id": str(channel), "channel": channel_payload(channel, author),
                 "app_permissions": str(EVERYONE_PERMISSIONS),
                 "data": {"id": self._command_id(name), "name": name, "type": 1, "options": options or []}}
@@ -581,6 +596,12 @@ class FakeDiscord:
             reference["guild_id"] = str(GUILD_OF[target.channel_id])
         return {"type": 19, "message_reference": reference,
                 "referenced_message": message(target.id, target.channel_id, BOT_ID, target.text)}
+
+
+def _attachment(aid: int, content_type: str) -> Json:
+    name = "file." + content_type.rpartition("/")[2]
+    return {"id": str(aid), "filename": name, "size": 1024, "url": f"https://cdn.invalid/{aid}/{name}",
+            "proxy_url": f"https://media.invalid/{aid}/{name}", "content_type": content_type}
 
 
 def _too_long(body: Json) -> Json | None:

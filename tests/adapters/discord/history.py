@@ -20,6 +20,9 @@ class ChannelHistory:
     def add(self, data: Json) -> None:
         self._messages[int(data["channel_id"])][int(data["id"])] = data
 
+    def get(self, channel: int, message: int) -> Json:
+        return self._messages[channel][message]
+
     def edit(self, channel: int, message: int, content: str) -> None:
         if message in self._messages[channel]:
             self._messages[channel][message] = self._messages[channel][message] | {"content": content}

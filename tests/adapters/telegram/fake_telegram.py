@@ -66,12 +66,29 @@ class User:
     first_name: str
     username: str | None = None
     is_bot: bool = False
+    language_code: str | None = None  # the user's app language, as Telegram sends it ("zh-hans")
 
     def json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}
         if self.username:
             data["username"] = self.username
+        if self.language_code:
+            data["language_code"] = self.language_code
         return data
+
+
+def _file(**extra: Any) -> dict[str, Any]:
+    return {"file_id": "AgADfake", "file_unique_id": "fake-unique", **extra}
+
+
+# The smallest valid object of each media field, as Telegram sends it.
+MEDIA: dict[str, Any] = {
+    "photo": [_file(width=90, height=60), _file(width=800, height=533)],
+    "video": _file(width=640, height=360, duration=3),
+    "voice": _file(duration=2),
+    "document": _file(file_name="notes.pdf"),
+    "sticker": _file(type="regular", width=512, height=512, is_animated=False, is_video=False),
+}
 
 
 @dataclass(frozen=True)
@@ -257,14 +274,24 @@ class FakeTelegram:
 
     def make_update(self, chat: Chat, user: User, text: str, *, thread: int | None = None,
                     reply_to: int | None = None, sender_chat: Chat | None = None,
-                    automatic_forward: bool = False) -> dict[str, Any]:
+                    automatic_forward: bool = False, media: str | None = None,
+                    quote: str | None = None) -> dict[str, Any]:
         """A user's message as an Update (not yet delivered), with Telegram's entities.
 
         `sender_chat`: posted as that chat (give `user` as its placeholder, e.g. CHANNEL_BOT);
-        `automatic_forward`: the post of a linked channel (`sender_chat`) copied in by Telegram."""
+        `automatic_forward`: the post of a linked channel (`sender_chat`) copied in by Telegram;
+        `media`: a field of MEDIA ("photo"…), `text` then being its caption (maybe "");
+        `quote`: the part of the `reply_to` message the user selected to quote."""
         self._chats[chat.id] = chat
         message_id = next(self._next_id[chat.id])
-        extra: dict[str, Any] = {"entities": entities(text)} if entities(text) else {}
+        found = entities(text)
+        extra: dict[str, Any] = {}
+        if found:
+            extra["caption_entities" if media else "entities"] = found
+        if media is not None:
+            extra[media] = MEDIA[media]
+        if quote is not None:
+            extra["quote"] = {"text": quote, "position": 0}
         if sender_chat is not None:
             extra["sender_chat"] = sender_chat.json()
         if automatic_forward:
@@ -275,7 +302,7 @@ class FakeTelegram:
         if thread is not None:
             extra |= {"message_thread_id": thread, "is_topic_message": True}
         replied = reply_to if reply_to is not None else thread  # a topic message "replies" to its root
-        posted = self._store(chat, user, text, message_id, thread, replied, extra)
+        posted = self._store(chat, user, text, message_id, thread, replied, extra, caption=media is not None)
         return {"update_id": next(self._update_ids), "message": posted.json}
 
     def user_says(self, chat: Chat, user: User, text: str, **options: Any) -> int:
@@ -473,11 +500,11 @@ class FakeTelegram:
         return text
 
     def _store(self, chat: Chat, sender: User, text: str, message_id: int, thread: int | None,
-               reply_to: int | None, extra: dict[str, Any]) -> Posted:
+               reply_to: int | None, extra: dict[str, Any], *, caption: bool = False) -> Posted:
         data: dict[str, Any] = {"message_id": message_id, "date": int(time.time()), "chat": chat.json(),
                                 "from": sender.json()}
         if text:
-            data["text"] = text
+            data["caption" if caption else "text"] = text
         original = self._messages.get((chat.id, reply_to)) if reply_to is not None else None
         if original is not None:  # Telegram nests one level only
             data["reply_to_message"] = {k: v for k, v in original.json.items() if k != "reply_to_message"}
