@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from bot.errors import DeliveryError
 from bot.messages import ConversationKey, Verdict
 from bot.moderation import Direction, Gate
+from bot.moderation.gate import CATEGORIES, CLASSIFIER_CATEGORY
 from engine.base import Engine
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
@@ -28,6 +29,15 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.
                    60.0, 120.0)
 ENGINE_STATES = ("ready", "loading", "restarting", "stalled", "failed", "stopped")
 NO_CATEGORY = "none"
+# Every label value a counter takes, so that each series exists at zero from the start (a
+# dashboard shows 0 on a quiet bot, not "No data"; `rate()` sees the first event).
+REFUSAL_REASONS = ("rate_user", "rate_channel", "tokens_user", "tokens_channel", "moderation", "too_long",
+                   "delivery", "access", "error")
+QUEUE_OUTCOMES = ("merged", "dropped")
+QUOTA_LIMITS = (("user", "rate"), ("channel", "rate"), ("user", "tokens"), ("channel", "tokens"))
+TOKEN_KINDS = ("prompt", "cached", "reply")
+DIRECTIONS = ("input", "output")
+NO_CONNECTION = "0"  # hearth_delivery_errors_total's status when the platform could not be reached
 
 
 class Metrics:
@@ -59,6 +69,32 @@ class Metrics:
                                 ["direction", "layer", "category", "flagged"], registry=r)
         self.delivery_errors = Counter("hearth_delivery_errors", "Sends and edits a platform did not take "
                                        "(status 0: no connection)", ["platform", "status"], registry=r)
+
+    def prepare(self, platforms: Sequence[str]) -> None:
+        """Create every labelled series at zero for `platforms` (see REFUSAL_REASONS): each
+        platform's counts, and the verdicts the layered gate gives (allowed by the word lists
+        or the classifier, flagged by a word list in any category, by the classifier, by the
+        leak check)."""
+        for platform in platforms:
+            for counter in (self.received, self.answered):
+                counter.labels(platform)
+            self.reply_duration.labels(platform)
+            self.delivery_errors.labels(platform, NO_CONNECTION)
+            for reason in REFUSAL_REASONS:
+                self.refused.labels(platform, reason)
+            for outcome in QUEUE_OUTCOMES:
+                self.queued.labels(platform, outcome)
+            for scope, kind in QUOTA_LIMITS:
+                self.quota_refusals.labels(platform, scope, kind)
+            for kind in TOKEN_KINDS:
+                self.tokens.labels(platform, kind)
+        for direction in DIRECTIONS:
+            for layer in ("wordlist", "classifier"):
+                self.verdicts.labels(direction, layer, NO_CATEGORY, "false")
+            for category in CATEGORIES:
+                self.verdicts.labels(direction, "wordlist", category, "true")
+            self.verdicts.labels(direction, "classifier", CLASSIFIER_CATEGORY, "true")
+        self.verdicts.labels("output", "leak", NO_CATEGORY, "true")
 
     def watch(self, engine_stats: Callable[[], EngineStats], queue_depth: Callable[[], int]) -> None:
         """Read the engine's state and counters and the queue's depth at every scrape."""

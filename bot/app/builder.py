@@ -414,6 +414,7 @@ def _wire(
     personas = Personas(store, Canary(store), bot_name=settings.bot_name, template=settings.persona,
                         today=parts.today)
     metrics, admins = Metrics(), Admins(settings.admin_ids)
+    metrics.prepare(serving_platforms(settings))  # every series at zero: dashboards show 0, not "No data"
     quotas, sampling = build_quotas(settings, store), parts.sampling or sampling_from(settings)
     quota = QuotaGate(quotas, store, metrics, exemption(settings, admins), reply_tokens=sampling.max_tokens)
     rules = AccessRules(settings.access, settings.access_allow, settings.dm_policy, settings.admin_ids)
@@ -460,6 +461,12 @@ def _wire(
         store, engine, pipeline, commands, modes, models, personas, queue, recovery, moves, metrics, quotas,
         journalled, redelivery,
     )
+
+
+def serving_platforms(settings: Settings) -> list[str]:
+    """The platforms `hearth run` serves with these settings (see `bot.app.platforms`)."""
+    tokens = (("discord", settings.discord_token), ("telegram", settings.telegram_token))
+    return [name for name, token in tokens if token is not None] or ["terminal"]
 
 
 def persona_command(

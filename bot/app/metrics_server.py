@@ -113,6 +113,10 @@ class MetricsServer:
         return web.Response(text=json.dumps(body), content_type=JSON, status=200 if ready else 503)
 
     def render(self) -> bytes:
-        """The build info and Hearth's metrics, then the default registry's (vLLM's, the process's)."""
+        """Hearth's own metrics, then the default registry's (vLLM's, the process's)."""
+        return self.render_own() + generate_latest(REGISTRY)
+
+    def render_own(self) -> bytes:
+        """The build info and Hearth's metrics (`hearth_*`), in the text exposition format."""
         hearth = generate_latest(self._registry) if self._registry is not None else b""
-        return generate_latest(self._build) + hearth + generate_latest(REGISTRY)
+        return generate_latest(self._build) + hearth
