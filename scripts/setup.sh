@@ -6,7 +6,8 @@
 #   scripts/setup.sh dev      runtime + test tools + bench (the tests run the benchmarks)
 #
 # HEARTH_EXTRA=cpu|gpu picks the vLLM build; by default a visible NVIDIA GPU
-# (nvidia-smi -L) selects gpu, anything else cpu. PYTHON picks the interpreter.
+# (nvidia-smi -L) selects gpu, anything else cpu. HEARTH_EXTRA=gpu without a visible
+# GPU is refused unless HEARTH_FORCE_GPU=1. PYTHON picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,10 +16,20 @@ PYTHON=${PYTHON:-python3}
 EXTRA=${HEARTH_EXTRA:-auto}
 TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 
+gpu_visible() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
 if [ "$EXTRA" = auto ]; then
-    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then EXTRA=gpu; else EXTRA=cpu; fi
+    if gpu_visible; then EXTRA=gpu; else EXTRA=cpu; fi
 fi
 case "$EXTRA" in cpu|gpu) ;; *) echo "setup: HEARTH_EXTRA must be cpu or gpu, not '$EXTRA'" >&2; exit 2;; esac
+# The CUDA build of vLLM (several GB) serves nothing without a GPU: refused, unless forced
+# (HEARTH_FORCE_GPU=1: building an image or a venv for another machine).
+if [ "$EXTRA" = gpu ] && [ "${HEARTH_FORCE_GPU:-0}" != 1 ] && ! gpu_visible; then
+    echo "setup: HEARTH_EXTRA=gpu installs vLLM built for CUDA, but no NVIDIA GPU is visible here" \
+         "(nvidia-smi -L finds none). Use HEARTH_EXTRA=cpu, or HEARTH_FORCE_GPU=1 to install it" \
+         "anyway (for another machine)." >&2
+    exit 2
+fi
 for wanted in "$@"; do
     case "$wanted" in bench|dev) ;; *) echo "setup: unknown argument '$wanted' (expected bench or dev)" >&2; exit 2;; esac
 done
