@@ -7,9 +7,10 @@ secret part alone, or that shares a run of LEAK_MIN_CHARS letters and digits
 with the system prompt, is blocked.
 
 Both checks compare "leak forms", so that a reply cannot dodge them by the way it
-writes the same thing: invisible characters removed (the step every layer shares),
-then disarm's TR39 skeleton (NFKC, visual confusables such as Cyrillic "а" or
-"0"/"O" folded to one prototype, case folded), then everything but letters and
+writes the same thing: the normal form every layer shares (`normalise.canonical`:
+invisible characters removed, NFKC, case folded, TR39 skeletons of what is not ASCII,
+symbol-drawn letters, traditional Chinese as simplified), then TR39's digit and letter
+classes (`0` is `o`; `1`, `l`, `i` and `|` are one), then everything but letters and
 digits dropped: dashes removed, turned into spaces or U+2010 hyphens all read alike.
 """
 
@@ -22,9 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from disarm import skeleton_key
-
-from bot.moderation.invisible import strip_invisible
+from bot.moderation.normalise import canonical
 
 CANARY_SETTING = "moderation_canary"
 CANARY_PREFIX = "hearth-canary-"
@@ -37,8 +36,9 @@ LEAK_MIN_CHARS = 52
 # always contains one whole sampled window of WINDOW characters.
 STRIDE = 16
 WINDOW = LEAK_MIN_CHARS - STRIDE + 1
-# TR39's own skeleton: "0" and "O", "1" and "l" are one letter, as they look.
-DIGIT_POLICY = "tr39"
+# TR39's classes for identifiers: "0" and "O", "1", "I" (case folded: "i") and "l" are
+# one letter, as they look.
+LEAK_CLASSES = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l"})
 NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
 
@@ -78,8 +78,7 @@ class Canary:
 
 def leak_form(text: str) -> str:
     """`text` as the leak checks compare it (see the module docstring)."""
-    skeleton = skeleton_key(strip_invisible(text), digit_policy=DIGIT_POLICY)
-    return NOT_LETTER_OR_DIGIT.sub("", skeleton)
+    return NOT_LETTER_OR_DIGIT.sub("", canonical(text).translate(LEAK_CLASSES))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,21 @@
-"""Layer 1: text normalised before any matching, so evasions look like the plain word.
+"""Layer 1: the one normal form every moderation layer reads, so evasions look like the word.
 
-Invisible characters dropped (`invisible.strip_invisible`, the step every layer
-shares), NFKC (full-width → ASCII), case folded, accents stripped, Cyrillic/Greek
-look-alikes folded to Latin, leetspeak inside Latin words, letters spaced out
-("f u c k", "傻 逼", "傻*逼") joined, and runs of a repeated letter shortened.
-Every step is a `str` method or a compiled regex, so a 4,096-character message
-takes a fraction of a millisecond.
+`canonical` is shared by every layer and direction (input, output, the leak check):
+invisible characters dropped (`invisible.strip_invisible`), enclosing marks dropped
+(keycaps: `1️⃣` → `1`), letters written as symbols read as letters (runs of three or
+more regional indicators, `🇫🇺🇨🇰` → `fuck`, while a lone flag stays a flag; parenthesised
+letters `⒡⒰⒞⒦`), NFKC (full-width → ASCII), case folded, then the TR39 skeleton of
+every non-ASCII run (disarm's `skeleton_key`: small capitals `ꜰᴜᴄᴋ`, mathematical,
+circled and squared letters, homoglyphs), accents stripped, Cyrillic/Greek look-alikes
+folded, and traditional Chinese converted to simplified (OpenCC `t2s`: `幹你娘` reads as
+`干你娘`). ASCII is left to the steps below: TR39 would read `|` as `l` and `"` as `''`.
+
+The word lists then match views of it: leetspeak inside Latin words, letters spaced out
+by any run of separators, punctuation, symbols or emoji (`f,u,c,k`, `f🙂u🙂c🙂k`, `傻🙂逼`)
+joined, runs of a repeated letter shortened, and, when the text holds markup characters,
+a view without them (Discord spoilers `fu||ck||`, markdown `__f__uck`, `**f**uck`), as
+the platform shows it. Each step is a `str` method, a compiled regex or a Rust or C++
+library call: a 4,096-character message takes about a millisecond.
 """
 
 from __future__ import annotations
@@ -13,6 +23,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import opencc
+import regex
+from disarm import skeleton_key
 
 from bot.moderation.invisible import strip_invisible
 
@@ -35,6 +51,26 @@ FOLD_TABLE = str.maketrans(LOOKALIKES)
 FOLDABLE = re.compile("[" + re.escape("".join(LOOKALIKES)) + "]")
 LEET_TABLE = str.maketrans(LEET)
 
+# Letters drawn as symbols that NFKC and TR39 leave as something else: parenthesised ones
+# (⒜ U+249C…, 🄐 U+1F110…: both would become "(a)").
+LETTER_SYMBOLS = str.maketrans(
+    {chr(start + i): chr(ord("a") + i) for start in (0x249C, 0x1F110) for i in range(26)}
+)
+HAS_LETTER_SYMBOL = re.compile("[\u249c-\u24b5\U0001f110-\U0001f129]")
+# Three or more regional indicators spell letters (🇫🇺🇨🇰); two are one flag, and stay one.
+REGIONAL_RUN = re.compile("[\U0001f1e6-\U0001f1ff]{3,}")
+REGIONAL_A = 0x1F1E6
+# Enclosing marks (the keycap U+20E3, circles, squares): `1️⃣` is a 1.
+ENCLOSING = re.compile("[\u0488\u0489\u1abe\u20dd-\u20e0\u20e2-\u20e4\ua670-\ua672]")  # \p{Me}, Unicode 16
+# What TR39 may change: not ASCII (see `canonical`) and not a CJK ideograph (of those it
+# changes only 丨丶丿, into l \ /, which no Chinese word means).
+NON_ASCII_RUN = re.compile(r"[^\x00-\x7f\u3400-\u4dbf\u4e00-\u9fff]+")
+# A symbol or emoji (not ASCII, not punctuation) between two letters parts them like a space.
+SYMBOL_BETWEEN = regex.compile(r"(?<=\p{L})[\p{S}--\p{ASCII}]+(?=\p{L})", regex.V1)
+# Markup a platform renders away: spoilers, bold, italics, underline, strike, code.
+MARKUP = re.compile(r"[|*_~`]+")
+CHINESE_CONVERSION = "t2s"  # OpenCC: traditional Chinese characters to simplified
+
 CJK_RANGES = "\u2e80-\u2fdf\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK = re.compile(f"[{CJK_RANGES}]")
 # A token holding a digit or symbol that may stand for a letter (whole tokens only:
@@ -42,14 +78,17 @@ CJK = re.compile(f"[{CJK_RANGES}]")
 LEET_TOKEN = re.compile(r"(?<![a-z0-9@$!|€])[a-z]*[0-9@$!|€][a-z0-9@$!|€]*")
 LEET_MARK = re.compile(r"[0-9@$!|€]")
 # Separators someone types between the letters of one word.
-SEPARATORS = r"[\s.\-_*~+|/\\^=#·•]"
+SEPARATORS = r"[\s.,;:!?'\"`()\[\]{}<>\-_*~+|/\\^=#·•]"
+# Between Chinese characters only what no sentence puts there: "傻，逼" may be two clauses.
+CJK_SEPARATORS = r"[\s.\-_*~+|/\\^=#·•]"
 # Three or more single Latin letters, each followed by separators: "f u c k", "s.h.i.t".
-SPACED_LETTERS = re.compile(rf"\b(?:[a-z]{SEPARATORS}{{1,3}}){{2,}}[a-z]\b", re.ASCII)
+# The same separators between every letter of the run: "s.h.i.t, f-u-c-k" is two words.
+SPACED_LETTERS = re.compile(rf"\b[a-z]({SEPARATORS}{{1,3}})(?:[a-z]\1)+[a-z]\b", re.ASCII)
 SEPARATOR_RUN = re.compile(f"{SEPARATORS}+")
 # Separators between Chinese characters, or between one and a Latin letter: "傻 逼", "傻*逼", "傻 b".
 CJK_GAP = re.compile(
-    rf"(?<=[{CJK_RANGES}]){SEPARATORS}+(?=[{CJK_RANGES}a-z0-9])"
-    rf"|(?<=[a-z0-9]){SEPARATORS}+(?=[{CJK_RANGES}])"
+    rf"(?<=[{CJK_RANGES}]){CJK_SEPARATORS}+(?=[{CJK_RANGES}a-z0-9])"
+    rf"|(?<=[a-z0-9]){CJK_SEPARATORS}+(?=[{CJK_RANGES}])"
 )
 WHITESPACE = re.compile(r"\s+")
 # A spaced-out run of four or more letters that starts with the word "a" or "i".
@@ -74,9 +113,10 @@ class Views:
     main: str
     collapsed: str | None = None
     split: str | None = None
+    unmarked: str | None = None  # without markup characters, when the text has any
 
     def all(self) -> list[str]:
-        return [v for v in (self.main, self.collapsed, self.split) if v]
+        return [v for v in (self.main, self.collapsed, self.split, self.unmarked) if v]
 
 
 def nfkc(text: str) -> str:
@@ -90,16 +130,51 @@ def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-def fold(text: str) -> str:
-    """Invisible characters dropped, NFKC, case folded, accents stripped, look-alikes folded."""
+def canonical(text: str) -> str:
+    """The normal form every layer starts from (see the module docstring). Chinese and
+    Latin words keep their spaces and punctuation: those are for the views to judge."""
     # Dropped first: an invisible character between a letter and its accent would keep
     # NFKC from composing them.
-    text = nfkc(strip_invisible(text)).casefold()
+    text = strip_invisible(text)
+    if not text.isascii():
+        text = _letters_from_symbols(text)
+    text = nfkc(text).casefold()
+    if not text.isascii():
+        text = NON_ASCII_RUN.sub(_skeleton, text)
     if FOLDABLE.search(text):  # translate() is slow on long non-ASCII text: skip it when idle
         text = text.translate(FOLD_TABLE)
     if ACCENTED.search(text):
         text = _strip_accents(text)
-    return text
+    return _simplified(text) if has_cjk(text) else text
+
+
+fold = canonical  # the name the word lists and their tests know it by
+
+
+def _letters_from_symbols(text: str) -> str:
+    """Enclosing marks dropped; regional-indicator runs and parenthesised letters as letters."""
+    text = ENCLOSING.sub("", text)
+    if HAS_LETTER_SYMBOL.search(text):
+        text = text.translate(LETTER_SYMBOLS)
+    return REGIONAL_RUN.sub(lambda m: "".join(chr(ord(c) - REGIONAL_A + 97) for c in m.group()), text)
+
+
+def _skeleton(match: re.Match[str]) -> str:
+    """TR39's skeleton of one non-ASCII run (already case folded, so capital I stays i);
+    its spacing kept as it was (the skeleton collapses whitespace)."""
+    run = match.group()
+    folded = skeleton_key(run)
+    return folded if folded.strip() or not run.strip() else run
+
+
+def _simplified(text: str) -> str:
+    return str(_converter().convert(text))
+
+
+@lru_cache(maxsize=1)
+def _converter() -> Any:
+    """OpenCC's traditional → simplified converter, built once (its dictionaries load in ms)."""
+    return opencc.OpenCC(CHINESE_CONVERSION)
 
 
 def _strip_accents(text: str) -> str:
@@ -158,14 +233,23 @@ def collapse_runs(text: str) -> str:
 
 def normalise(text: str) -> str:
     """The main matching form of `text` (also used for word-list entries)."""
-    folded = unleet(fold(text))
-    return WHITESPACE.sub(" ", shorten_runs(join_spaced(folded))).strip()
+    return _main(canonical(text))
+
+
+def _main(folded: str) -> str:
+    """The main view of a canonical text: symbols between letters parted, leetspeak read,
+    letters typed apart joined, long runs shortened, whitespace collapsed."""
+    if not folded.isascii():
+        folded = str(SYMBOL_BETWEEN.sub(" ", folded))
+    return WHITESPACE.sub(" ", shorten_runs(join_spaced(unleet(folded)))).strip()
 
 
 def views(text: str) -> Views:
     """Every form of `text` the word lists are matched against."""
-    folded = unleet(fold(text))
-    main = WHITESPACE.sub(" ", shorten_runs(join_spaced(folded))).strip()
+    canon = canonical(text)
+    folded = unleet(canon)
+    main = _main(canon)
+    unmarked = _main(MARKUP.sub("", canon)) if MARKUP.search(canon) else None
     collapsed = collapse_runs(main)
     if collapsed != main and has_cjk(main):
         # Only Latin words change when collapsed: scan just those stretches, not the Chinese text.
@@ -173,7 +257,8 @@ def views(text: str) -> Views:
     split = _split_leading_word(folded) if LEADING_WORD.search(folded) else None
     if split is not None:
         split = WHITESPACE.sub(" ", shorten_runs(split)).strip()
-    return Views(main, collapsed if collapsed != main else None, split)
+    unmarked = unmarked if unmarked != main else None
+    return Views(main, collapsed if collapsed != main else None, split, unmarked)
 
 
 def has_cjk(text: str) -> bool:

@@ -22,12 +22,22 @@ INPUT = "\n".join([
 ]) + "\n"
 
 
-def run_moderate(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+# The 17 evasions of issue 21's bug reports: 7 were caught, 10 passed (small capitals,
+# regional indicators, parenthesised letters, spoilers, markdown, commas, emoji twice,
+# keycaps, traditional Chinese). Every one is caught, in both directions.
+EVASIONS = (
+    "f u c k you", "ｆｕｃｋ you", "fυck yοu", "sh1t head", "fuuuuuck you", "f\u200bu\u200bc\u200bk you",
+    "f*ck you", "ꜰᴜᴄᴋ you", "🇫🇺🇨🇰 you", "⒡⒰⒞⒦ you", "fu||ck|| you", "__f__uck you", "f,u,c,k you",
+    "f🙂u🙂c🙂k you", "傻🙂逼", "sh1\ufe0f\u20e3t head", "幹你娘",
+)
+
+
+def run_moderate(tmp_path: Path, *args: str, lines: str = INPUT) -> list[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     env |= {"HEARTH_DATA_DIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-m", "bot", "moderate", *args],
-        input=INPUT, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=True,
+        input=lines, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=True,
     )
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -52,3 +62,11 @@ async def test_moderate_uses_the_admin_words_in_the_bots_database(tmp_path: Path
     assert [r["flagged"] for r in results] == [True, False, True, True]
     assert results[2]["layer"] == results[3]["layer"] == "admin"
 
+
+
+def test_every_evasion_of_the_bug_reports_is_caught_as_input_and_as_output(tmp_path: Path) -> None:
+    lines = "".join(json.dumps({"text": text, "id": n}) + "\n" for n, text in enumerate(EVASIONS))
+
+    for direction in ("input", "output"):
+        results = run_moderate(tmp_path, "--direction", direction, lines=lines)
+        assert [EVASIONS[r["id"]] for r in results if not r["flagged"]] == []

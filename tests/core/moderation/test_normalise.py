@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from bot.moderation.normalise import fold, normalise, unleet, views
+import pytest
+import regex
+
+from bot.moderation.leak import leak_form
+from bot.moderation.normalise import ENCLOSING, canonical, fold, normalise, unleet, views
 from tests.core.moderation import invisible_code_points
 
 
@@ -90,3 +94,52 @@ def test_chinese_sentence_punctuation_is_not_a_separator() -> None:
 
 def test_ordinary_text_is_unchanged_but_for_case() -> None:
     assert normalise("Hello there, how are you today?") == "hello there, how are you today?"
+
+
+# --- one normal form for every layer: what fonts, platforms and scripts draw as the word ----
+
+
+def test_the_enclosing_marks_are_every_one_unicode_has() -> None:
+    marks = {chr(c) for c in range(0x110000) if regex.match(r"\p{Me}", chr(c))}
+    assert {c for c in marks if ENCLOSING.match(c)} == marks
+
+
+@pytest.mark.parametrize(("evasion", "word"), [
+    ("ꜰᴜᴄᴋ ʏᴏᴜ", "fuck you"),  # small capitals (TR39 skeleton)
+    ("🇫🇺🇨🇰 you", "fuck you"),  # regional-indicator letters
+    ("⒡⒰⒞⒦ you", "fuck you"),  # parenthesised letters
+    ("🅕🅤🅒🅚 you", "fuck you"),  # negative circled letters
+    ("𝐟𝐮𝐜𝐤 you", "fuck you"),  # mathematical bold
+    ("f,u,c,k you", "fuck you"),  # punctuation between letters
+    ("f🙂u🙂c🙂k you", "fuck you"),  # emoji between letters
+    ("傻🙂逼", "傻逼"),
+    ("sh1️⃣t head", "shit head"),  # a keycap digit, then leetspeak
+    ("幹你娘", "干你娘"),  # traditional Chinese read as simplified (OpenCC)
+])
+def test_an_evasion_reads_as_the_word(evasion: str, word: str) -> None:
+    assert normalise(evasion) == word
+
+
+@pytest.mark.parametrize("marked", ["fu||ck|| you", "__f__uck you", "**f**uck you", "~~f~~uck you"])
+def test_markup_a_platform_renders_away_has_a_view_without_it(marked: str) -> None:
+    assert views(marked).unmarked == "fuck you"
+
+
+def test_a_lone_flag_stays_a_flag() -> None:
+    assert normalise("🇸🇧 and 🇨🇳") == "🇸🇧 and 🇨🇳"  # not "sb": a flag of the Solomon Islands
+
+
+def test_a_comma_between_chinese_clauses_does_not_join_them() -> None:
+    assert normalise("我真傻，逼着自己加班") == "我真傻,逼着自己加班"
+
+
+def test_separators_must_repeat_to_join_letters() -> None:
+    assert normalise("s.h.i.t, f-u-c-k") == "shit, fuck"
+
+
+def test_ascii_is_not_read_by_the_skeleton() -> None:
+    assert canonical('THIS "is" a|b `code`') == 'this "is" a|b `code`'
+
+
+def test_the_leak_check_reads_the_same_normal_form() -> None:
+    assert leak_form("ꜱᴇᴄʀᴇᴛ 幹 — SECRET 干") == leak_form("secret 干 secret 干")
