@@ -86,7 +86,8 @@ class TerminalAdapter:
         )
         if line.startswith("/"):
             name, _, args = line[1:].partition(" ")
-            self._write(await self._commands.run(msg, name, args))
+            if reply := await self._commands.run(msg, name, args):  # "": nothing to say
+                self._write(reply)
         else:
             await self._inbox.handle(msg, self)
 

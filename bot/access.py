@@ -32,6 +32,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out loud
 CODE_LENGTH = 8
 ENTRIES_TTL_S = 30.0  # operators' entries are read again after this (another process may add some)
 NOTICE_QUIET_S = 3600.0  # a refused place hears why at most this often
+LOCAL = "terminal"  # the owner's own console: always answered
 MAX_NOTICES = 10_000
 
 Mode = Literal["open", "allowlist"]
@@ -78,7 +79,7 @@ class AccessPolicy:
     async def allows(self, msg: IncomingMessage) -> bool:
         """Whether Hearth answers `msg`'s author here."""
         rules = self.rules
-        if rules.mode == "open" or msg.admin_key in rules.operators:
+        if rules.mode == "open" or msg.admin_key in rules.operators or msg.platform == LOCAL:
             return True
         if msg.is_direct and rules.dm_policy == "open":
             return True

@@ -264,13 +264,20 @@ class TelegramAdapter:
     # --- commands ----------------------------------------------------------
 
     async def _answer_command(self, message: Message, name: str, args: str) -> None:
+        """The table's gates first (who may talk to Hearth, the rate limits): a refused command
+        costs the chat at most one notice, no "typing…"; then the answer, "typing…" meanwhile."""
         key = conversation_key(message)
-        typing = self._tasks.spawn(self._keep_typing(key), f"typing-{key}")
-        try:
-            reply = await self._command_reply(message, name, args)
-        finally:
-            typing.cancel()
-        await self._post(key, for_telegram(reply, self._commands), reply_to=str(message.message_id))
+        refused = await self._commands.gate(to_incoming(message, message.text or ""))
+        if refused is not None:
+            reply = refused
+        else:
+            typing = self._tasks.spawn(self._keep_typing(key), f"typing-{key}")
+            try:
+                reply = await self._command_reply(message, name, args)
+            finally:
+                typing.cancel()
+        if reply:  # "": nothing to send
+            await self._post(key, for_telegram(reply, self._commands), reply_to=str(message.message_id))
 
     async def _command_reply(self, message: Message, name: str, args: str) -> str:
         """The table's answer (it checks who may run what); /start and /help: the welcome."""
@@ -280,7 +287,7 @@ class TelegramAdapter:
         if self._commands.asks_admin(msg, name, args):  # only then is it worth asking Telegram
             admin = await self._admins.author_of(self._bot, message)
             msg = to_incoming(message, message.text or "", admin=admin)
-        return await self._commands.run(msg, name, args)
+        return await self._commands.run(msg, name, args, gated=True)
 
     # --- replies -----------------------------------------------------------
 

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import signal
-import time
 from typing import TYPE_CHECKING, TextIO
 
 import psutil
@@ -23,6 +22,7 @@ from bot.app.builder import App, HearthBuilder
 from bot.app.checks import check_startup
 from bot.app.health import platform_probe
 from bot.app.metrics_server import MetricsServer, started_monitor
+from bot.app.notices import Debounce
 from bot.app.pidfile import PidFile
 from bot.app.platforms import build_platforms, check_tokens
 from bot.app.settings import Settings
@@ -47,9 +47,9 @@ ENGINE_NOTICES = {
               "Run /model with the same name to try again.",
     "fallback": "Hearth: serving a fallback model: {detail}. I keep trying the chosen one.",
     "chosen": "Hearth: {detail}; the fallback stepped down.",
+    "unavailable": "Hearth: no engine server answers ({detail}); messages get an apology until one does.",
 }
 
-STORE_NOTICE_QUIET_S = 600.0  # operators hear of a failing database at most once in this long
 STORE_NOTICES = {
     "failing": "Hearth: the database is failing ({reason}). Messages are kept (Telegram holds them, "
                "Discord's wait in the journal) and answered when it is back.",
@@ -109,8 +109,7 @@ class Runner:
         self._platforms = platforms
         self._tasks = TaskOwner("runner")
         self._stopping = asyncio.Event()
-        self._store_told = -STORE_NOTICE_QUIET_S  # when operators last heard the database fail
-        self._store_told_failing = False
+        self._notices = Debounce(app.settings.notice_interval_s)  # one per kind per HEARTH_NOTICE_INTERVAL_S
 
     async def run(self, stop: asyncio.Event) -> int:
         """Serve until `stop` is set or a platform ends; the exit code (1 if a platform failed)."""
@@ -158,22 +157,16 @@ class Runner:
         self._tasks.spawn(self._app.redelivery.run(channels), "redelivery")
 
     def _store_event(self, state: str, reason: str) -> None:
-        """Operators hear of an outage once (a flapping database: once per STORE_NOTICE_QUIET_S),
-        and that it is back only when they heard it was failing."""
-        now = time.monotonic()
-        if state == "failing":
-            if now - self._store_told < STORE_NOTICE_QUIET_S:
-                return
-            self._store_told = now
-        elif not self._store_told_failing:
-            return
-        self._store_told_failing = state == "failing"
-        text = STORE_NOTICES[state].format(reason=reason)
-        self._tasks.spawn(self._tell_operators(text), f"notice-store-{state}")
+        """Operators hear of an outage once (a flapping database: once per
+        HEARTH_NOTICE_INTERVAL_S), and that it is back only when they heard it was failing."""
+        if state in STORE_NOTICES and self._notices.due(f"store-{state}"):
+            text = STORE_NOTICES[state].format(reason=reason)
+            self._tasks.spawn(self._tell_operators(text), f"notice-store-{state}")
 
     def _engine_event(self, state: str, detail: str) -> None:
+        """The engine's (or the remote servers') state changes, debounced like the database's."""
         text = ENGINE_NOTICES.get(state)
-        if text is not None:
+        if text is not None and self._notices.due(state):
             self._tasks.spawn(self._tell_operators(text.format(detail=detail)), f"notice-{state}")
 
     async def _tell_operators(self, text: str) -> None:

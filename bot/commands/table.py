@@ -93,15 +93,16 @@ class Commands:
                 return verdict
         return None
 
-    async def run(self, msg: IncomingMessage, name: str, args: str = "") -> str:
+    async def run(self, msg: IncomingMessage, name: str, args: str = "", *, gated: bool = False) -> str:
         """Run `/name args` for `msg`'s author; the reply text, refusals and errors included.
-        An empty reply means there is nothing to send (a gate refused, and said so already)."""
+        An empty reply means there is nothing to send (a gate refused, and said so already).
+        `gated`: the caller asked `gate` already (and it let the command through)."""
         args = args.strip()
         lang = self._locale.of_command(msg, args)
         command = self.get(name)
         try:
             with patience(COMMAND_PATIENCE_S):  # a failing database: say so, do not hang
-                if (instead := await self.gate(msg, lang)) is not None:
+                if not gated and (instead := await self.gate(msg, lang)) is not None:
                     return instead
                 if command is None:
                     return self.help(lang)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,12 +15,27 @@ from bot.quotas import UsageLedger
 from bot.quotas.buckets import Buckets
 from bot.store import MemoryStore
 from engine.fake import FakeEngine
+from engine.types import ChatMessage
 from tests.conftest import make_settings, open_app
+from tests.core.test_backlog import HeldEngine as BacklogEngine
 from tests.fakes import RecordingAdapter, message
 
 ROOM = ConversationKey("telegram", "room")
 OPERATOR = "4242"  # telegram:4242 is in HEARTH_ADMIN_IDS
 RATE_NOTICE = "You are sending messages faster than I can answer"
+
+
+class HeldEngine(BacklogEngine):
+    """Every reply waits for `release`; the prompts' token counts are noted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompt_sizes: list[int] = []
+
+    async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        tokens = await super().count_tokens(messages)
+        self.prompt_sizes.append(tokens)
+        return tokens
 
 
 @asynccontextmanager
@@ -146,6 +161,27 @@ async def test_usage_is_counted_per_author_and_channel(tmp_path: Path, engine: F
     assert row.author_name == "user-u1"
     assert (row.messages, row.refused) == (1, 1)
     assert row.reply_tokens > 0 and row.prompt_tokens > 0 and row.tokens > 0
+
+
+async def test_concurrent_replies_overshoot_a_daily_quota_by_at_most_one_reservation(tmp_path: Path) -> None:
+    """Thirty messages from one user in thirty chats at once, each reply held until all
+    are in flight: counted after the fact, every one was generated (2.9x the quota seen)."""
+    engine, adapter = HeldEngine(), RecordingAdapter()
+    quota, reply_cap = 300, 20
+    async with hearth(tmp_path, engine, user_daily_tokens=quota, max_reply_tokens=reply_cap) as app:
+        rooms = [message(f"tell me a story number {n}", f"m{n}", ConversationKey("telegram", f"room{n}"))
+                 for n in range(30)]
+        tasks = [t for m in rooms if (t := await app.pipeline.submit(m, adapter)) is not None]
+        await asyncio.sleep(0.2)  # every reply that may start has started, and holds its reservation
+        engine.release.set()
+        await asyncio.gather(*tasks)
+        await app.quotas.ledger.flush()
+        spent = sum(row.tokens for row in await app.store.usage("0000-00-00"))
+
+    one_reservation = max(engine.prompt_sizes) + reply_cap
+    assert quota <= spent <= quota + one_reservation, (spent, one_reservation)
+    assert engine.started < len(rooms), "the rest were refused before generating"
+    assert i18n.text("quota_tokens_user", "en", limit="300") in adapter.texts()
 
 
 # --- the parts on their own ---------------------------------------------------------

@@ -37,7 +37,7 @@ async def test_a_dropped_gateway_connection_is_resumed(hearth: Running) -> None:
 
     mid = await hearth.fake.user_message("still there?", mention=True)
 
-    assert (await reply_to(hearth.fake, mid, "there?"))[0].text == "echo: Bob: still there?"
+    assert (await reply_to(hearth.fake, mid, "there?"))[0].text == "echo: ⟦Bob⟧: still there?"
 
 
 async def test_a_bad_token_ends_run_with_a_login_error(tmp_path: Path, registry: Registry) -> None:

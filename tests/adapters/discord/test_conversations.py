@@ -27,7 +27,7 @@ async def test_a_mention_gets_a_streamed_reply(hearth: Running) -> None:
 
     [reply] = await reply_to(hearth.fake, mid, "please")
 
-    assert reply.text == "echo: Bob: tell me a long story please"
+    assert reply.text == "echo: ⟦Bob⟧: tell me a long story please"
     writes = [r.route for r in hearth.fake.requests if r.route in ("create_message", "edit_message")]
     assert writes[0] == "create_message"
     assert writes.count("edit_message") >= 1
@@ -58,7 +58,7 @@ async def test_a_mention_of_the_bots_role_counts_as_a_mention(hearth: Running) -
 
     [reply] = await reply_to(hearth.fake, mid, "role")
 
-    assert reply.text == "echo: Bob: hello role"
+    assert reply.text == "echo: ⟦Bob⟧: hello role"
 
 
 async def test_typing_is_shown_while_answering(hearth: Running) -> None:
@@ -85,7 +85,7 @@ async def test_an_answer_everything_channel_answers_plain_messages(hearth: Runni
     mid = await hearth.fake.user_message("just chatting")
 
     [reply] = await reply_to(hearth.fake, mid, "chatting")
-    assert reply.text == "echo: Bob: just chatting"
+    assert reply.text == "echo: ⟦Bob⟧: just chatting"
 
 
 async def test_answer_everything_can_be_switched_off(hearth: Running) -> None:
@@ -104,7 +104,7 @@ async def test_a_reply_to_the_bots_message_addresses_it(hearth: Running) -> None
     mid = await hearth.fake.user_message("and then?", reply_to=bot_message)
 
     [reply] = await reply_to(hearth.fake, mid, "then?")
-    assert reply.text == "echo: Bob: and then?"
+    assert reply.text == "echo: ⟦Bob⟧: and then?"
 
 
 async def test_other_bots_are_ignored(hearth: Running) -> None:
@@ -135,8 +135,8 @@ async def test_two_threads_of_one_channel_keep_separate_histories(hearth: Runnin
     thread_a = await stored(hearth.app, ConversationKey("discord", str(CHANNEL_ID), str(THREAD_A_ID)), 2)
     thread_b = await stored(hearth.app, ConversationKey("discord", str(CHANNEL_ID), str(THREAD_B_ID)), 2)
 
-    assert [m.text for m in thread_a] == ["apples", "echo: Bob: apples"]
-    assert [m.text for m in thread_b] == ["pears", "echo: Bob: pears"]
+    assert [m.text for m in thread_a] == ["apples", "echo: ⟦Bob⟧: apples"]
+    assert [m.text for m in thread_b] == ["pears", "echo: ⟦Bob⟧: pears"]
     assert await hearth.app.store.history(CHANNEL) == []
 
 

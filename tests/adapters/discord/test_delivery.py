@@ -48,7 +48,7 @@ async def test_a_rate_limited_send_is_waited_out_and_arrives_once(hearth: Runnin
 
     [reply] = await reply_to(hearth.fake, mid, "hi")
 
-    assert reply.text == "echo: Bob: hi"
+    assert reply.text == "echo: ⟦Bob⟧: hi"
     assert [r.status for r in hearth.fake.calls("create_message")] == [429, 200]
 
 
@@ -58,7 +58,7 @@ async def test_a_503_is_retried_by_the_adapter(hearth: Running) -> None:
 
     [reply] = await reply_to(hearth.fake, mid, "hi")
 
-    assert reply.text == "echo: Bob: hi"
+    assert reply.text == "echo: ⟦Bob⟧: hi"
     assert [r.status for r in hearth.fake.calls("create_message")] == [503, 200]
 
 
@@ -68,7 +68,7 @@ async def test_a_500_is_retried_by_discord_py(hearth: Running) -> None:
 
     [reply] = await reply_to(hearth.fake, mid, "hi")
 
-    assert reply.text == "echo: Bob: hi"
+    assert reply.text == "echo: ⟦Bob⟧: hi"
     assert [r.status for r in hearth.fake.calls("create_message")] == [500, 200]
 
 

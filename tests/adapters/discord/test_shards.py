@@ -44,8 +44,8 @@ async def test_two_shards_in_one_process_answer_both_servers_and_dms(
     async with FakeDiscord() as fake, serving(fake, tmp_path, registry, **TWO_SHARDS):
         assert identified(fake) == [[0, 2], [1, 2]]
 
-        assert await answered_in(fake, CHANNEL_B_ID, "on shard zero") == "echo: Bob: on shard zero"
-        assert await answered_in(fake, CHANNEL_ID, "on shard one") == "echo: Bob: on shard one"
+        assert await answered_in(fake, CHANNEL_B_ID, "on shard zero") == "echo: ⟦Bob⟧: on shard zero"
+        assert await answered_in(fake, CHANNEL_ID, "on shard one") == "echo: ⟦Bob⟧: on shard one"
         assert await answered_in(fake, DM_ID, "in a DM") == "echo: in a DM"  # a DM's history names no one
 
         assert fake.undelivered == []
@@ -60,7 +60,7 @@ async def test_without_a_count_the_process_runs_as_many_shards_as_discord_recomm
         async with serving(fake, tmp_path, registry):
             assert len(fake.calls("gateway_bot")) == 1
             assert identified(fake) == [[0, 2], [1, 2]]
-            assert await answered_in(fake, CHANNEL_ID, "hello") == "echo: Bob: hello"
+            assert await answered_in(fake, CHANNEL_ID, "hello") == "echo: ⟦Bob⟧: hello"
 
 
 async def test_a_process_running_only_shard_1_never_gets_shard_0s_servers_nor_dms(
@@ -75,7 +75,7 @@ async def test_a_process_running_only_shard_1_never_gets_shard_0s_servers_nor_dm
 
         await fake.user_message("for shard zero", channel=CHANNEL_B_ID, mention=True)
         await fake.user_message("a DM", channel=DM_ID)
-        assert await answered_in(fake, CHANNEL_ID, "for shard one") == "echo: Bob: for shard one"
+        assert await answered_in(fake, CHANNEL_ID, "for shard one") == "echo: ⟦Bob⟧: for shard one"
 
         assert fake.undelivered == [(0, "MESSAGE_CREATE"), (0, "MESSAGE_CREATE")]
         assert len(fake.posted) == 1

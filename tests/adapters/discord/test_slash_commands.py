@@ -13,15 +13,28 @@ from tests.adapters.discord.payloads import ADMIN_ID, CHANNEL_ID, DM_ID, EPHEMER
 MODEL_DEMO_AWQ = [{"name": "name", "type": 3, "value": "demo-awq"}]
 
 
-async def test_an_admin_switches_the_model_and_status_shows_it(hearth: Running) -> None:
+async def test_a_server_admins_global_model_is_refused_and_nothing_changes(hearth: Running) -> None:
     switch = await hearth.fake.slash("model", MODEL_DEMO_AWQ, author=ADMIN_ID)
-    assert "Now serving demo-awq" in await answered(switch, hearth.fake)
-    assert switch.callbacks[0]["type"] == 5  # deferred: loading a model takes longer than 3 s
+    assert "only Hearth's operators" in await answered(switch, hearth.fake)
+    assert switch.callbacks[0]["data"]["flags"] & EPHEMERAL
 
     status = await hearth.fake.slash("status", author=ADMIN_ID)
 
-    assert "model: demo-awq" in await answered(status, hearth.fake)
-    assert hearth.engine.spec.name == "demo-awq"
+    shown = await answered(status, hearth.fake)
+    assert "model: demo" in shown and "engine: 0 restarts" in shown, "engine details for admins"
+    assert hearth.engine.spec.name == "demo"
+
+
+async def test_an_operator_switches_the_model_and_status_shows_it(tmp_path: Path, registry: Registry) -> None:
+    async with running(tmp_path, registry, admin_ids=f"discord:{MEMBER_ID}") as env:
+        switch = await env.fake.slash("model", MODEL_DEMO_AWQ)
+        assert "Now serving demo-awq" in await answered(switch, env.fake)
+        assert switch.callbacks[0]["type"] == 5  # deferred: loading a model takes longer than 3 s
+
+        status = await env.fake.slash("status")
+
+        assert "model: demo-awq" in await answered(status, env.fake)
+        assert env.engine.spec.name == "demo-awq"
 
 
 async def test_a_non_admin_gets_an_ephemeral_refusal_and_no_switch(hearth: Running) -> None:
@@ -29,7 +42,7 @@ async def test_a_non_admin_gets_an_ephemeral_refusal_and_no_switch(hearth: Runni
 
     refusal = await answered(switch, hearth.fake)
 
-    assert "only admins" in refusal
+    assert "only Hearth's operators" in refusal
     assert switch.callbacks[0]["type"] == 4
     assert switch.callbacks[0]["data"]["flags"] & EPHEMERAL
     assert hearth.engine.spec.name == "demo"
@@ -118,7 +131,7 @@ async def test_a_global_block_is_for_operators_not_server_admins(hearth: Running
     options = subcommand("block", word="durian", scope="global")
     command = await hearth.fake.slash("moderation", options, author=ADMIN_ID)
 
-    assert "only admins" in await answered(command, hearth.fake)
+    assert "only Hearth's operators" in await answered(command, hearth.fake)
     assert await hearth.app.store.words() == []
 
 

@@ -85,7 +85,7 @@ async def talk_in_the_group(fake: FakeTelegram) -> None:
     fake.user_says(GROUP, ALICE, f"/persona set {PERSONA}")
     await fake.wait_for_reply(GROUP, "Persona set")
     fake.user_says(GROUP, BOB, f"{MENTION} remember oolong")
-    await fake.wait_for_reply(GROUP, "echo: Bob: remember oolong")
+    await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: remember oolong")
 
 
 def refused_calls_to_the_group(fake: FakeTelegram) -> list[str]:
@@ -99,12 +99,12 @@ async def test_the_supergroup_keeps_the_groups_history_and_persona(
 
     fake.migrate(GROUP, SUPERGROUP, ALICE)
     fake.user_says(SUPERGROUP, BOB, f"{MENTION} what did I say?")
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: what did I say?")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: what did I say?")
 
     prompt = engine.prompts[-1]
     assert PERSONA in prompt[0].content
     assert [m.content for m in prompt[1:]] == [
-        "Bob: remember oolong", "echo: Bob: remember oolong", "Bob: what did I say?",
+        "⟦Bob⟧: remember oolong", "echo: ⟦Bob⟧: remember oolong", "⟦Bob⟧: what did I say?",
     ]
     assert await history(app.store, key(GROUP)) == []
     assert refused_calls_to_the_group(fake) == []  # nothing was sent to the old id
@@ -122,7 +122,7 @@ async def test_channel_mode_moderation_words_and_admins_follow_the_supergroup(
     fake.migrate(GROUP, SUPERGROUP, ALICE)
     fake.set_member(SUPERGROUP, ALICE, "administrator")  # Telegram keeps a group's admins
     fake.user_says(SUPERGROUP, BOB, "no mention needed here")
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: no mention needed here")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: no mention needed here")
     fake.user_says(SUPERGROUP, BOB, f"{MENTION} please say {BLOCKED}")
     await fake.wait_for_reply(SUPERGROUP, i18n.text("refusal", "en"))
     fake.user_says(SUPERGROUP, ALICE, "/persona reset")
@@ -140,10 +140,10 @@ async def test_either_service_message_moves_the_chat_and_both_move_it_once(
 
     fake.migrate(GROUP, SUPERGROUP, ALICE, announce=announce)
     fake.user_says(SUPERGROUP, BOB, f"{MENTION} still here?")
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: still here?")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: still here?")
 
     assert await history(app.store, key(SUPERGROUP), 4) == [
-        "remember oolong", "echo: Bob: remember oolong", "still here?", "echo: Bob: still here?",
+        "remember oolong", "echo: ⟦Bob⟧: remember oolong", "still here?", "echo: ⟦Bob⟧: still here?",
     ]
     assert await app.store.get_channel_persona(key(SUPERGROUP)) == PERSONA
 
@@ -154,15 +154,15 @@ async def test_messages_the_supergroup_had_before_the_news_are_merged(
     await talk_in_the_group(fake)
     fake.migrate(GROUP, SUPERGROUP, ALICE, announce=())
     fake.user_says(SUPERGROUP, BOB, f"{MENTION} first here")
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: first here")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: first here")
 
     fake.migrate(GROUP, SUPERGROUP, ALICE, announce=("from",))  # the news arrives late
     fake.user_says(SUPERGROUP, BOB, f"{MENTION} and now?")
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: and now?")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: and now?")
 
     assert await history(app.store, key(SUPERGROUP), 6) == [
-        "remember oolong", "echo: Bob: remember oolong", "first here", "echo: Bob: first here",
-        "and now?", "echo: Bob: and now?",
+        "remember oolong", "echo: ⟦Bob⟧: remember oolong", "first here", "echo: ⟦Bob⟧: first here",
+        "and now?", "echo: ⟦Bob⟧: and now?",
     ]
 
 
@@ -177,12 +177,12 @@ async def test_a_reply_refused_as_upgraded_is_sent_to_the_supergroup_and_stored_
 
     fake.migrate(GROUP, SUPERGROUP, ALICE, announce=())  # Telegram's news is not here yet
     released.set()
-    reply = await fake.wait_for_reply(SUPERGROUP, "echo: Bob: slowly")
+    reply = await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: slowly")
 
     assert refused_calls_to_the_group(fake).count("sendMessage") == 1  # then never the old id again
     assert reply.reply_to is None  # the question's id is the old group's: nothing to quote
     assert await history(app.store, key(SUPERGROUP), 4) == [
-        "remember oolong", "echo: Bob: remember oolong", "slowly", "echo: Bob: slowly",
+        "remember oolong", "echo: ⟦Bob⟧: remember oolong", "slowly", "echo: ⟦Bob⟧: slowly",
     ]
     assert await app.store.get_channel_persona(key(SUPERGROUP)) == PERSONA
 
@@ -199,10 +199,10 @@ async def test_a_reply_being_written_during_the_upgrade_follows_it(
     fake.migrate(GROUP, SUPERGROUP, ALICE)
     await history(app.store, key(SUPERGROUP), 3)  # the service messages were handled
     released.set()
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: slowly")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: slowly")
 
     assert await history(app.store, key(SUPERGROUP), 4) == [
-        "remember oolong", "echo: Bob: remember oolong", "slowly", "echo: Bob: slowly",
+        "remember oolong", "echo: ⟦Bob⟧: remember oolong", "slowly", "echo: ⟦Bob⟧: slowly",
     ]
     assert refused_calls_to_the_group(fake) == []
     assert await history(app.store, key(GROUP)) == []
@@ -217,6 +217,6 @@ async def test_moderation_words_are_stored_under_the_supergroups_scope(
 
     fake.migrate(GROUP, SUPERGROUP, ALICE)
     fake.user_says(SUPERGROUP, BOB, f"{MENTION} hi")
-    await fake.wait_for_reply(SUPERGROUP, "echo: Bob: hi")
+    await fake.wait_for_reply(SUPERGROUP, "echo: ⟦Bob⟧: hi")
 
     assert [(w.scope, w.word) for w in await app.store.words()] == [(scope_of(key(SUPERGROUP)), BLOCKED)]

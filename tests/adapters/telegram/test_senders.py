@@ -24,7 +24,7 @@ async def test_a_mention_by_someone_posting_as_a_channel_is_answered(
 ) -> None:
     asked = fake.user_says(GROUP, CHANNEL_BOT, f"{MENTION} hello from the news", sender_chat=NEWS)
 
-    reply = await fake.wait_for_reply(GROUP, "echo: Tea News: hello from the news")
+    reply = await fake.wait_for_reply(GROUP, "echo: ⟦Tea News⟧: hello from the news")
 
     assert reply.reply_to == asked
     stored = (await app.store.history(key(GROUP)))[0]
@@ -57,7 +57,7 @@ async def test_a_mention_by_an_anonymous_admin_is_answered(
 ) -> None:
     asked = fake.user_says(GROUP, ANONYMOUS_ADMIN, f"{MENTION} speaking for the group", sender_chat=GROUP)
 
-    reply = await fake.wait_for_reply(GROUP, "echo: Tea Room: speaking for the group")
+    reply = await fake.wait_for_reply(GROUP, "echo: ⟦Tea Room⟧: speaking for the group")
 
     assert reply.reply_to == asked
 
@@ -72,10 +72,10 @@ async def test_an_automatic_forward_is_never_answered_nor_stored(
         fake.user_says(GROUP, SERVICE, text, sender_chat=NEWS, automatic_forward=True)
     fake.user_says(GROUP, BOB, f"{MENTION} seen the post?")  # answered after those were seen
 
-    await fake.wait_for_reply(GROUP, "echo: Bob: seen the post?")
+    await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: seen the post?")
 
-    assert [m.text for m in fake.bot_messages(GROUP)][1:] == ["echo: Bob: seen the post?"]
-    assert await history(app.store, key(GROUP), 2) == ["seen the post?", "echo: Bob: seen the post?"]
+    assert [m.text for m in fake.bot_messages(GROUP)][1:] == ["echo: ⟦Bob⟧: seen the post?"]
+    assert await history(app.store, key(GROUP), 2) == ["seen the post?", "echo: ⟦Bob⟧: seen the post?"]
 
 
 async def test_another_bots_mention_is_never_answered(
@@ -84,7 +84,7 @@ async def test_another_bots_mention_is_never_answered(
     fake.user_says(GROUP, OTHER_BOT, f"{MENTION} beep")
     fake.user_says(GROUP, BOB, f"{MENTION} boop")
 
-    await fake.wait_for_reply(GROUP, "echo: Bob: boop")
+    await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: boop")
 
-    assert [m.text for m in fake.bot_messages(GROUP)] == ["echo: Bob: boop"]
-    assert await history(app.store, key(GROUP), 2) == ["boop", "echo: Bob: boop"]
+    assert [m.text for m in fake.bot_messages(GROUP)] == ["echo: ⟦Bob⟧: boop"]
+    assert await history(app.store, key(GROUP), 2) == ["boop", "echo: ⟦Bob⟧: boop"]

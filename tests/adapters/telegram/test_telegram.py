@@ -105,10 +105,10 @@ async def test_a_group_message_that_does_not_address_the_bot_gets_no_reply(
     fake.user_says(GROUP, ALICE, "just chatting among ourselves")
     fake.user_says(GROUP, BOB, f"{MENTION} hi")  # answered: everything before it was seen
 
-    await fake.wait_for_reply(GROUP, "echo: Bob: hi")
+    await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: hi")
 
-    assert [m.text for m in fake.bot_messages(GROUP)] == ["echo: Bob: hi"]
-    assert await history(app.store, key(GROUP), 2) == ["hi", "echo: Bob: hi"]
+    assert [m.text for m in fake.bot_messages(GROUP)] == ["echo: ⟦Bob⟧: hi"]
+    assert await history(app.store, key(GROUP), 2) == ["hi", "echo: ⟦Bob⟧: hi"]
 
 
 async def test_a_mention_in_a_group_is_answered_without_the_mention(
@@ -153,10 +153,10 @@ async def test_forum_topics_keep_separate_histories(
     await fake.wait_for_reply(FORUM, "meow")
     await fake.wait_for_reply(FORUM, "woof")
 
-    assert await history(app.store, key(FORUM, cats), 2) == ["meow", "echo: Alice: meow"]
-    assert await history(app.store, key(FORUM, dogs), 2) == ["woof", "echo: Bob: woof"]
-    assert [m.text for m in fake.bot_messages(FORUM, thread=cats)] == ["echo: Alice: meow"]
-    assert [m.text for m in fake.bot_messages(FORUM, thread=dogs)] == ["echo: Bob: woof"]
+    assert await history(app.store, key(FORUM, cats), 2) == ["meow", "echo: ⟦Alice⟧: meow"]
+    assert await history(app.store, key(FORUM, dogs), 2) == ["woof", "echo: ⟦Bob⟧: woof"]
+    assert [m.text for m in fake.bot_messages(FORUM, thread=cats)] == ["echo: ⟦Alice⟧: meow"]
+    assert [m.text for m in fake.bot_messages(FORUM, thread=dogs)] == ["echo: ⟦Bob⟧: woof"]
 
 
 async def test_a_topic_the_bot_opened_does_not_count_as_a_reply_to_it(
@@ -168,7 +168,7 @@ async def test_a_topic_the_bot_opened_does_not_count_as_a_reply_to_it(
 
     await fake.wait_for_reply(FORUM, "and to you")
 
-    assert [m.text for m in fake.bot_messages(FORUM)] == ["echo: Alice: and to you"]
+    assert [m.text for m in fake.bot_messages(FORUM)] == ["echo: ⟦Alice⟧: and to you"]
 
 
 # --- long replies ------------------------------------------------------------------
@@ -238,7 +238,7 @@ async def test_hearth_channel_on_answers_every_group_message_and_off_stops_it(
     fake.user_says(GROUP, ALICE, "/hearth_channel on")
     await fake.wait_for_reply(GROUP, "answer every message")
     fake.user_says(GROUP, BOB, "no mention here")
-    await fake.wait_for_reply(GROUP, "echo: Bob: no mention here")
+    await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: no mention here")
 
     fake.user_says(GROUP, ALICE, "/hearth_channel@HearthTestBot off")
     await fake.wait_for_reply(GROUP, "only when mentioned")
@@ -256,7 +256,7 @@ async def test_a_group_that_answers_everything_is_answered_in_arrival_order(
     # A conversation the store knows already: SqliteStore can still reorder the very
     # first messages of a new conversation (its conversation row is created on the side).
     fake.user_says(GROUP, ALICE, f"{MENTION} hello")
-    await fake.wait_for_reply(GROUP, "echo: Alice: hello")
+    await fake.wait_for_reply(GROUP, "echo: ⟦Alice⟧: hello")
     fake.user_says(GROUP, ALICE, "/hearth_channel on")
     await fake.wait_for_reply(GROUP, "answer every message")
     engine.hold("first", lambda: history(app.store, key(GROUP), 5))  # until all three are stored
@@ -264,9 +264,9 @@ async def test_a_group_that_answers_everything_is_answered_in_arrival_order(
     for text in ("first", f"{MENTION} second", "third"):  # only the mention needs no look at the mode
         fake.user_says(GROUP, BOB, text)
 
-    await fake.wait_for_reply(GROUP, "echo: Bob: second\n\nBob: third")  # the two that waited, merged
+    await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: second\n\n⟦Bob⟧: third")  # the two that waited, merged
     assert (await history(app.store, key(GROUP), 7))[2:] == [
-        "first", "echo: Bob: first", "second", "third", "echo: Bob: second\n\nBob: third",
+        "first", "echo: ⟦Bob⟧: first", "second", "third", "echo: ⟦Bob⟧: second\n\n⟦Bob⟧: third",
     ]
 
 
