@@ -4,9 +4,13 @@
 router or production-stack, llama.cpp's server or Ollama: anything that speaks
 `/v1/chat/completions`. With several URLs, Hearth itself picks the replica for each
 conversation by rendezvous hashing (see `engine.affinity`), fails over to the next one
-when a replica does not answer (a reply cut mid-stream is continued there), retries a
-bounded number of times, and checks every replica's health in the background so a
-replica that comes back gets its conversations back.
+when a replica does not answer, retries a bounded number of times, and checks every
+replica's health in the background so a replica that comes back gets its conversations
+back. A reply cut mid-stream is continued on a server known to continue one (vLLM),
+else asked for again and the new answer replaces the cut one (`ReplyChunk.restart`).
+Each server is asked for its context length and token counts its own way
+(`engine.servers`); where none can count, the estimate is calibrated on the prompt
+tokens the servers report (`engine.tokens.Calibration`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from engine.fleet import ReplicaStatus
 from engine.registry import ModelSpec
 from engine.replica import Replica, ReplicaError
 from engine.request import complete
-from engine.tokens import LocalTokenizer, estimate_tokens
+from engine.tokens import Calibration, LocalTokenizer, estimate_tokens
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
 from engine.untrusted import ControlTokens, tokenizer_controls
 
@@ -62,8 +66,12 @@ class RemoteOptions:
 
 @dataclass(frozen=True, slots=True)
 class _Count:
+    """Prompt tokens: `exact` when a tokenizer counted them; else `tokens` is the calibrated
+    estimate and `estimate` the raw one (`estimate_tokens`) it came from."""
+
     tokens: int
     exact: bool
+    estimate: int = 0
 
 
 class RemoteEngine:
@@ -84,6 +92,7 @@ class RemoteEngine:
         self._stats = EngineStats(model=self._spec.name, quantization=REMOTE_QUANTIZATION)
         self._counts: OrderedDict[tuple[str, tuple[ChatMessage, ...]], _Count] = OrderedDict()
         self._tokenizer: LocalTokenizer | None = None
+        self._calibration = Calibration()
         # Its tokenizer's control tokens when HEARTH_ENGINE_TOKENIZER gives it, else the common formats'.
         self._controls = ControlTokens.generic()
         self._health: asyncio.Task[None] | None = None
@@ -190,6 +199,9 @@ class RemoteEngine:
             replica = order[attempt % len(order)]
             if attempt >= len(order):
                 await asyncio.sleep(RETRY_BACKOFF_S)
+            if produced and not replica.continues:  # asked again from the start: the answer replaces
+                text, produced = "", 0
+                yield ReplyChunk("", restart=True)
             before = produced
             room = max(1, self._max_model_len - count.tokens - before)
             request = complete(replica, self._model(), messages, sampling, session, text, before, room,
@@ -199,6 +211,8 @@ class RemoteEngine:
                     async for chunk in request:
                         if chunk.finished:
                             replica.replies += 1
+                            if not count.exact and not before:
+                                self._calibration.learn(count.estimate, chunk.prompt_tokens)
                             final = _final(chunk, count, before)
                             self._stats.record(final)
                             yield final
@@ -266,7 +280,8 @@ class RemoteEngine:
                 return _Count(await asyncio.to_thread(self._tokenizer.count, messages), True)
             except ValueError as exc:
                 log.warning("local tokenizer failed (%s); estimating", exc)
-        return _Count(estimate_tokens(messages), False)
+        raw = estimate_tokens(messages)
+        return _Count(self._calibration.tokens(raw), False, raw)
 
     async def _first_replica(self) -> None:
         while True:
@@ -313,8 +328,12 @@ class RemoteEngine:
         if state != self._stats.state and self._health is not None:  # changes while serving
             detail = ", ".join(f"{r.url}: {r.last_error}" for r in self._replicas if not r.healthy)
             self._emit("ready" if ready else "unavailable", detail or "every replica answers")
-        if not ready:
-            self._stats.last_error = "; ".join(f"{r.url}: {r.last_error}" for r in self._replicas)
+        if not ready:  # why: the replicas that are down (one that is up has no error to show)
+            down = [r for r in self._replicas if not r.healthy] or self._replicas
+            self._stats.last_error = "; ".join(f"{r.url}: {r.last_error or 'does not serve the model'}"
+                                               for r in down)
+        elif self._stats.state != "ready":  # serving again (or for the first time): nothing is wrong now
+            self._stats.last_error = ""
         self._stats.state = state
 
     def _emit(self, state: str, detail: str) -> None:

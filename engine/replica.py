@@ -1,9 +1,12 @@
 """One OpenAI-compatible server the remote engine may send requests to, and what it knows of it.
 
 Chat completions go through the `openai` client; the endpoints outside the OpenAI API
-(vLLM's `/tokenize` and `/metrics`) through httpx2, the HTTP client openai is built on,
-sharing its connection pool. A replica is healthy while it answers `GET /v1/models`;
-failures mark it down until a health check sees it answer again.
+(vLLM's `/tokenize` and `/metrics`, llama.cpp's `/props`, Ollama's `/api/show`…) through
+httpx2, the HTTP client openai is built on, sharing its connection pool. A replica is
+healthy while it answers `GET /v1/models`; failures mark it down until a health check
+sees it answer again. Its kind (`engine.servers`) is learnt at its first answer and
+decides how its context length and token counts are asked for, and whether a reply
+it was given to finish may be continued there.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import httpx2
 import openai
 
 from engine.fleet import ReplicaStatus, ServerMetrics
+from engine.servers import CONTINUING_KINDS, NoTokenizer, ServerKind, context_length, count_tokens, detect
 from engine.types import ChatMessage
 from engine.urls import redact_url, scrub_credentials, split_credentials
 
@@ -78,26 +82,46 @@ class Replica:
             http_client=self._http,
         )
         self.models: tuple[ServedModel, ...] = ()
+        self.kind: ServerKind | None = None  # learnt at the first answer
         self.healthy = False
         self.last_error = "not checked yet"
         self.down_since: float | None = time.monotonic()
         self.replies = 0
-        self._tokenize = True  # until the server shows it has no /tokenize
+        self._tokenize = True  # until the server shows it cannot count
+        self._contexts: dict[str, int | None] = {}  # per model, from servers that say it their own way
 
     def serves(self, model: str) -> bool:
         return any(m.name == model for m in self.models)
 
+    @property
+    def continues(self) -> bool:
+        """Whether a reply cut elsewhere may be continued here (`continue_final_message`)."""
+        return self.kind in CONTINUING_KINDS
+
     async def probe(self) -> bool:
-        """Ask `/v1/models`; healthy when it answers with a model list. Never raises."""
+        """Ask `/v1/models`; healthy when it answers with a model list. Never raises.
+        The first answer also tells the server's kind; each model's context is asked once."""
         try:
             response = await self._http.get(f"{self.url}/models", timeout=PROBE_TIMEOUT_S)
             response.raise_for_status()
-            self.models = _parse_models(response.json())
+            data = response.json()
+            models = _parse_models(data)
         except (httpx2.HTTPError, ValueError) as exc:
             self.mark_down(_describe(exc))
             return False
+        if self.kind is None:
+            self.kind = await detect(self._http, self.root, data)
+            log.info("replica %s is a %s server", self.url, self.kind)
+        self.models = tuple([await self._with_context(m) for m in models])
         self.mark_up()
         return True
+
+    async def _with_context(self, model: ServedModel) -> ServedModel:
+        if model.max_model_len is not None or self.kind is None:
+            return model
+        if model.name not in self._contexts:
+            self._contexts[model.name] = await context_length(self._http, self.root, self.kind, model.name)
+        return ServedModel(model.name, self._contexts[model.name])
 
     def mark_down(self, reason: str) -> None:
         if self.healthy:
@@ -111,26 +135,26 @@ class Replica:
             log.info("replica %s answers (serving %s)", self.url, ", ".join(m.name for m in self.models))
         self.healthy = True
         self.down_since = None
+        self.last_error = ""  # up: no error to show ("not checked yet" is over)
 
     async def tokenize(self, model: str, messages: Sequence[ChatMessage]) -> int | None:
-        """Prompt tokens by vLLM's `/tokenize` with the chat template; None when it cannot say."""
-        if not self._tokenize:
+        """Prompt tokens as the server renders the chat (vLLM's `/tokenize`; llama.cpp's
+        `/apply-template` and `/tokenize`); None when it cannot say. A server that cannot
+        is not asked again."""
+        if not self._tokenize or self.kind is None:
             return None
-        body = {"model": model, "messages": [m.as_dict() for m in messages], "add_generation_prompt": True}
         try:
-            response = await self._http.post(f"{self.root}/tokenize", json=body, timeout=PROBE_TIMEOUT_S)
-            if response.status_code in (404, 405):
-                log.info("replica %s has no /tokenize: counting tokens locally", self.url)
-                self._tokenize = False
-                return None
-            response.raise_for_status()
-            count = response.json()["count"]
-        except (httpx2.HTTPError, ValueError, KeyError, TypeError):
+            chat = [m.as_dict() for m in messages]
+            return await count_tokens(self._http, self.root, self.kind, model, chat)
+        except NoTokenizer as exc:
+            log.info("replica %s cannot count tokens (%s): estimating", self.url, exc)
+            self._tokenize = False
             return None
-        return count if isinstance(count, int) else None
 
     async def metrics(self) -> ServerMetrics | None:
         """vLLM's `/metrics`, or None (not vLLM, or no answer)."""
+        if self.kind != "vllm":
+            return None
         try:
             response = await self._http.get(f"{self.root}/metrics", timeout=PROBE_TIMEOUT_S)
             response.raise_for_status()

@@ -2,12 +2,14 @@
 
 Every way a replica can fail becomes a `ReplicaError` (the remote engine then asks
 the next one); a prompt the model cannot take is a `PromptTooLongError` (no replica
-would take it). Closing the stream closes the connection, and vLLM aborts the request.
+would take it), in any server's wording (`engine.servers.too_long`). A stream is
+complete when it ends with `[DONE]` or the server closes it cleanly, with or without a
+`finish_reason` (LocalAI, SGLang and Ollama send none); only a broken connection or a
+stall cuts it. Closing the stream closes the connection, and vLLM aborts the request.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -16,15 +18,13 @@ import openai
 
 from engine.errors import PromptTooLongError
 from engine.replica import Replica, ReplicaError, http_reason
+from engine.servers import too_long
 from engine.types import ChatMessage, ReplyChunk, Sampling
 from engine.untrusted import ControlTokens
 from engine.urls import scrub_credentials
 
 SESSION_HEADER = "X-Session-ID"  # vLLM router's consistent_hash; production-stack's sessionKey
-# "This model's maximum context length is 2048 tokens. However, your prompt contains at
-# least 2049 input tokens ..." (vLLM); OpenAI and others word it alike.
-CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
-CONTEXT_TOKENS = re.compile(r"(\d+) (?:input )?tokens", re.IGNORECASE)
+ENDED = "stop"  # the finish reason of a stream that ended without saying one
 # Rejections that say nothing about the replica's health: the next one may take it.
 NOT_A_FAILURE = frozenset({400, 413, 422, 429})
 
@@ -72,9 +72,7 @@ async def complete(
         raise _rejected(replica, exc, messages) from exc
     except (openai.APIError, httpx2.HTTPError) as exc:
         raise ReplicaError(replica.url, _reason(exc)) from exc
-    if finish is None:
-        raise ReplicaError(replica.url, "the stream ended before the reply did")
-    yield _last(finish, usage, reply_tokens)
+    yield _last(finish or ENDED, usage, reply_tokens)
 
 
 def _request(
@@ -129,11 +127,9 @@ def _last(finish: str, usage: Any, reply_tokens: int) -> ReplyChunk:
 
 
 def _rejected(replica: Replica, exc: openai.APIStatusError, messages: Sequence[ChatMessage]) -> Exception:
-    message = _message(exc)
-    limit = CONTEXT_LIMIT.search(message)
-    if exc.status_code in (400, 413) and limit is not None:
-        tokens = [int(n) for n in CONTEXT_TOKENS.findall(message[limit.end():])]
-        return PromptTooLongError(tokens[0] if tokens else int(limit.group(1)) + 1, int(limit.group(1)))
+    refusal = too_long(exc.status_code, exc.body, _message(exc))
+    if refusal is not None:
+        return PromptTooLongError(refusal.tokens, refusal.limit)
     # The body is the server's: it may echo the key or the request. Only its status goes on.
     return ReplicaError(replica.url, http_reason(exc.status_code), down=exc.status_code not in NOT_A_FAILURE)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,9 @@ from engine.types import ChatMessage
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS_PER_PROMPT = 8
 TEMPLATE_FILE = "chat_template.jinja"
+# The calibrated estimate (`Calibration`): the worst ratio of the last replies, plus a fifth.
+CALIBRATION_WINDOW = 64
+CALIBRATION_MARGIN = 1.2
 SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
 
 
@@ -37,6 +42,26 @@ def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
     for message in messages:
         total += len(f"{message.role}\n{message.content}".encode()) + TEMPLATE_TOKENS_PER_MESSAGE
     return total
+
+
+class Calibration:
+    """The estimate brought close to a server's own counts, from the prompt tokens it
+    reports for prompts whose raw estimate is known: scaled by the largest ratio seen
+    among the last CALIBRATION_WINDOW replies, plus CALIBRATION_MARGIN, never above the
+    raw estimate (which is safe by construction). Without reports: the raw estimate."""
+
+    def __init__(self) -> None:
+        self._ratios: deque[float] = deque(maxlen=CALIBRATION_WINDOW)
+
+    def learn(self, estimate: int, reported: int) -> None:
+        """One reply's raw estimate and the prompt tokens the server reported for it."""
+        if estimate > 0 and reported > 0:
+            self._ratios.append(reported / estimate)
+
+    def tokens(self, estimate: int) -> int:
+        if not self._ratios:
+            return estimate
+        return min(estimate, math.ceil(estimate * max(self._ratios) * CALIBRATION_MARGIN))
 
 
 class LocalTokenizer:

@@ -45,7 +45,9 @@ class ReplyChunk:
     """A piece of a streamed reply; the last one has `finished` set and the token counts.
 
     `text` is answer; `reasoning` is thinking a reasoning model wrote (see
-    `engine.reasoning`), which is never part of the answer."""
+    `engine.reasoning`), which is never part of the answer. `restart`: the reply starts
+    over from this chunk, what came before is void (a remote replica failed mid-reply and
+    the next one could not continue it: its answer replaces the cut one)."""
 
     text: str
     finished: bool = False
@@ -54,6 +56,7 @@ class ReplyChunk:
     cached_tokens: int = 0
     reply_tokens: int = 0
     reasoning: str = ""
+    restart: bool = False
 
 
 @dataclass(slots=True)

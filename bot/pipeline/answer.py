@@ -252,6 +252,8 @@ class ReplyView:
         self.thinking = ""
 
     def add(self, chunk: ReplyChunk) -> None:
+        if chunk.restart:  # the engine starts the reply over: the new one replaces what was shown
+            self.text, self.thinking = "", ""
         self.text += chunk.text
         self.thinking += chunk.reasoning
 

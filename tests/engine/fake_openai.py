@@ -5,6 +5,17 @@ vLLM's `/tokenize` and `/metrics`; it records every request, and fails on cue: a
 HTTP status for every chat request, a stream cut after N chunks, or the whole server
 down (port closed) and up again on the same port. Any other route is answered 404
 and kept in `unexpected`, which the tests check is empty.
+
+`kind` plays another server's quirks, as seen from the real ones:
+- `llama.cpp`: `owned_by: llamacpp`; `/props` with `n_ctx`; `/tokenize` takes
+  `{"content"}` (vLLM's body gets `{"tokens": []}`) and `/apply-template` renders the
+  chat; "too long" is a 400 of type `exceed_context_size_error`; a continued reply
+  (`continue_final_message`) comes back whole, the prefix again;
+- `ollama`: `/api/version`, `/api/show` with `num_ctx` in its parameters, no tokenizer,
+  usage only when asked, and no `finish_reason` (`[DONE]` ends the stream);
+- `openai`: nothing beyond the API (LocalAI, SGLang…).
+`finish_reason=False` sends none (the stream still ends with `[DONE]`); `too_long`
+refuses every chat as the kind words it.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from aiohttp import web
 
 TOKEN_COUNT = 7  # what /tokenize answers, whatever the prompt
 WORDS = ("hello", " from", " the", " fake")
+OWNERS = {"vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "library"}  # /v1/models `owned_by`
 
 
 @dataclass(slots=True)
@@ -34,6 +46,10 @@ class FakeOpenAI:
     """An OpenAI-compatible server that streams `words`, one chunk each."""
 
     name: str = "fake"
+    kind: str = "vllm"  # or llama.cpp, ollama, openai (see the module docstring)
+    n_ctx: int = 2048  # what llama.cpp's /props and Ollama's num_ctx say
+    finish_reason: bool = True
+    too_long: bool = False
     models: tuple[str, ...] = ("demo",)
     max_model_len: int | None = 2048
     words: tuple[str, ...] = WORDS
@@ -63,9 +79,17 @@ class FakeOpenAI:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         # Servers without these routes (llama.cpp, Ollama) answer 404: expected, not a test failure.
-        app.router.add_post("/tokenize", self._tokenize if self.tokenize else _not_found)
+        tokenize = {"vllm": self._tokenize, "llama.cpp": self._llama_tokenize}.get(self.kind)
+        app.router.add_post("/tokenize", tokenize if tokenize and self.tokenize else _not_found)
         app.router.add_get("/metrics", self._metrics if self.metrics else _not_found)
         app.router.add_post("/reset_prefix_cache", self._reset)
+        # Asked of a server that names no kind; where it has no such route, 404 is expected.
+        app.router.add_get("/props", self._props if self.kind == "llama.cpp" else _not_found)
+        app.router.add_get("/api/version", self._version if self.kind == "ollama" else _not_found)
+        if self.kind == "llama.cpp":
+            app.router.add_post("/apply-template", self._apply_template)
+        if self.kind == "ollama":
+            app.router.add_post("/api/show", self._show)
         app.router.add_route("*", "/{tail:.*}", self._unexpected)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -90,8 +114,37 @@ class FakeOpenAI:
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return web.json_response({"error": {"message": "bad key"}}, status=401)
-        data = [{"id": m, "object": "model", "max_model_len": self.max_model_len} for m in self.models]
+        owner = OWNERS.get(self.kind, "organization-owner")
+        data = [{"id": m, "object": "model", "owned_by": owner} for m in self.models]
+        if self.kind == "vllm":
+            data = [entry | {"max_model_len": self.max_model_len} for entry in data]
         return web.json_response({"object": "list", "data": data})
+
+    async def _props(self, request: web.Request) -> web.Response:
+        return web.json_response({"default_generation_settings": {"n_ctx": self.n_ctx, "params": {}},
+                                  "total_slots": 1, "build_info": "b0-fake"})
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.12.6"})
+
+    async def _apply_template(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in body["messages"])
+        return web.json_response({"prompt": prompt + "<|im_start|>assistant\n"})
+
+    async def _llama_tokenize(self, request: web.Request) -> web.Response:
+        """llama.cpp's /tokenize: one token per word of `content`; any other body, none."""
+        self.tokenized += 1
+        content = (await request.json()).get("content")
+        tokens = list(range(len(content.split()))) if isinstance(content, str) else []
+        return web.json_response({"tokens": tokens})
+
+    async def _show(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("model") not in self.models:
+            return web.json_response({"error": "model not found"}, status=404)
+        return web.json_response({"parameters": f"num_ctx {self.n_ctx}\nstop \"<|im_end|>\"",
+                                  "model_info": {"qwen2.context_length": 32768}})
 
     async def _tokenize(self, request: web.Request) -> web.Response:
         self.tokenized += 1
@@ -125,6 +178,8 @@ class FakeOpenAI:
             return web.json_response({"error": {"message": "bad key"}}, status=401)
         if self.fail_status is not None:
             return web.json_response({"error": {"message": self.fail_message}}, status=self.fail_status)
+        if self.too_long:
+            return web.json_response(_too_long(self.kind, self.n_ctx), status=400)
         if body.get("model") not in self.models:
             return web.json_response({"error": {"message": "no such model"}}, status=404)
         return await self._stream(request, body)
@@ -133,6 +188,9 @@ class FakeOpenAI:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         words = self.words[: body.get("max_tokens") or len(self.words)]
+        partial = body["messages"][-1]["content"] if body.get("continue_final_message") else ""
+        if partial and self.kind == "llama.cpp":  # it answers with the whole message, prefix again
+            words = (partial, *words)
         try:
             for thought in self.reasoning:
                 await _event(response, {"choices": [{"index": 0, "delta": {"reasoning": thought},
@@ -144,7 +202,7 @@ class FakeOpenAI:
                     return response
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
-                finish = "length" if i == len(words) - 1 else None
+                finish = "length" if i == len(words) - 1 and self.finish_reason else None
                 await _event(response, {"choices": [{"index": 0, "delta": {"content": word},
                                                      "finish_reason": finish}]})
             usage = {"prompt_tokens": TOKEN_COUNT, "completion_tokens": len(words),
@@ -155,6 +213,21 @@ class FakeOpenAI:
             self.disconnected += 1
             raise
         return response
+
+
+def _too_long(kind: str, n_ctx: int) -> dict[str, Any]:
+    """A prompt over the context, refused as each server words it."""
+    if kind == "llama.cpp":
+        return {"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_ctx + 952,
+                          "n_ctx": n_ctx, "message": f"request ({n_ctx + 952} tokens) exceeds the available "
+                          f"context size ({n_ctx} tokens), try increasing it"}}
+    if kind == "openai":  # SGLang
+        return {"object": "error", "type": "BadRequestError", "code": 400,
+                "message": f"The input ({n_ctx + 952} tokens) is longer than the model's context length "
+                           f"({n_ctx} tokens)."}
+    return {"error": {"message": f"This model's maximum context length is {n_ctx} tokens. However, your "
+                                 f"request has {n_ctx + 952} input tokens.", "type": "BadRequestError",
+                      "code": 400}}
 
 
 async def _not_found(request: web.Request) -> web.Response:
