@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from engine.devices import check_device
+from engine.heavy import exclusively
 from engine.packaged import package_name, prepare_packaged
 from engine.registry import ModelSpec
 
@@ -42,16 +43,21 @@ class ModelResolver:
             return spec.source
         target = self._models_dir / builtin
         log.info("preparing built-in model %s in %s", builtin, target)
-        if builtin in DEMO_BUILDS:
-            from engine.demo_model import build_demo_model  # torch and transformers: seconds to import
+        return exclusively(lambda: build_builtin(builtin, target))  # see engine.heavy
 
-            return build_demo_model(target, quantize=DEMO_BUILDS[builtin])  # type: ignore[arg-type]
-        if builtin.startswith(SHAPE_PREFIX):
-            from engine.shapes import build_shape_model
 
-            shape, quantize = split_shape(builtin)
-            return build_shape_model(target, shape, quantize=quantize)
-        raise ValueError(f"unknown built-in model {builtin!r}")
+def build_builtin(builtin: str, target: Path) -> Path:
+    """Build (or find built) the built-in model `builtin` (`demo`, `shape-…`) in `target`."""
+    if builtin in DEMO_BUILDS:
+        from engine.demo_model import build_demo_model  # torch and transformers: seconds to import
+
+        return build_demo_model(target, quantize=DEMO_BUILDS[builtin])  # type: ignore[arg-type]
+    if builtin.startswith(SHAPE_PREFIX):
+        from engine.shapes import build_shape_model
+
+        shape, quantize = split_shape(builtin)
+        return build_shape_model(target, shape, quantize=quantize)
+    raise ValueError(f"unknown built-in model {builtin!r}")
 
 
 def split_shape(builtin: str) -> tuple[str, str | None]:

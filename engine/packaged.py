@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 from engine.builds import build_once, is_built
+from engine.heavy import exclusively, half_imported
 
 PYPI_PREFIX = "pypi:"
 BUILD_FORMAT = 1
@@ -70,6 +71,18 @@ def prepare_packaged(name: str, data_dir: Path) -> Path:
 
 
 def _convert(package: Package, staging: Path) -> None:
+    """Convert under `engine.heavy.BUILD_LOCK` (transformers' first import is not
+    thread-safe); once more if transformers was met half imported all the same."""
+    try:
+        exclusively(lambda: _convert_now(package, staging))
+    except (ModuleNotFoundError, AttributeError) as exc:
+        if not half_imported(exc):
+            raise
+        log.warning("converting %s met transformers half imported (%s); converting again", package.name, exc)
+        exclusively(lambda: _convert_now(package, staging))
+
+
+def _convert_now(package: Package, staging: Path) -> None:
     from engine.gguf import convert_gguf  # torch and transformers: seconds to import
 
     if len(package.files) == 1:
