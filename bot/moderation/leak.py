@@ -1,10 +1,18 @@
 """Prompt leakage: a secret canary in the persona, and verbatim repeats of the prompt.
 
 The canary is generated once, stored as a global setting and appended to every
-system prompt in the same bytes, so vLLM's prefix cache is unaffected. A reply
-that contains it, its fixed prefix (so a half-printed canary counts too) or its
-secret part alone, or that shares a run of LEAK_MIN_CHARS letters and digits
-with the system prompt, is blocked.
+system prompt in the same bytes, so vLLM's prefix cache is unaffected. A reply is
+blocked when it:
+
+- contains the canary, its fixed prefix (so a half-printed canary counts too), its
+  secret part alone, or both halves of the secret apart; read as written and also
+  decoded: reversed, rot13, and every run that decodes as hex or base64 (`decodings`);
+- shares a run of LEAK_MIN_CHARS letters and digits with the system prompt, or of
+  CJK_MIN_CHARS Chinese, Japanese or Korean characters (a CJK character carries about
+  what a Latin word does: counting them as letters let a 35-character Chinese persona
+  be repeated verbatim);
+- repeats most of it in pieces (`covers_most`): MOST of the prompt's letters (or CJK
+  characters) covered by SHINGLE-long pieces the reply shares, at least MIN_COVERED.
 
 Both checks compare "leak forms", so that a reply cannot dodge them by the way it
 writes the same thing: the normal form every layer shares (`normalise.canonical`:
@@ -17,8 +25,12 @@ digits dropped: dashes removed, turned into spaces or U+2010 hyphens all read al
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import codecs
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -40,6 +52,22 @@ WINDOW = LEAK_MIN_CHARS - STRIDE + 1
 # one letter, as they look.
 LEAK_CLASSES = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l"})
 NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+CLASS_PAIRS = tuple((chr(code), klass) for code, klass in LEAK_CLASSES.items())
+# CJK: counted by characters, in a form of their own (only those characters, in order).
+CJK_CHARS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+CJK_MIN_CHARS = 16
+CJK_STRIDE = 4
+CJK_WINDOW = CJK_MIN_CHARS - CJK_STRIDE + 1
+# Most of the prompt, in pieces: SHINGLE-long pieces of each form the reply shares cover at
+# least MOST of the prompt's form and at least MIN_COVERED of its characters.
+SHINGLE = {"latin": 10, "cjk": 4}
+MIN_COVERED = {"latin": 40, "cjk": 12}
+MOST = 0.6
+# Encoded runs worth decoding: at least ENCODED_MIN characters of hex (separators allowed) or base64.
+ENCODED_MIN = 16
+HEX_RUN = re.compile(r"(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,-]*){8,}")
+HEX_NOISE = re.compile(r"0x|\\x|[\s:,-]")
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 
 
 class SettingStore(Protocol):
@@ -81,12 +109,20 @@ def leak_form(text: str) -> str:
     return NOT_LETTER_OR_DIGIT.sub("", canonical(text).translate(LEAK_CLASSES))
 
 
+def cjk_form(text: str) -> str:
+    """The CJK characters of `text`'s normal form (`canonical`: traditional as simplified), in order."""
+    return "".join(CJK_CHARS.findall(canonical(text)))
+
+
 @dataclass(frozen=True, slots=True)
 class PromptSecrets:
     """What a reply may not give away from one system prompt, in leak form."""
 
     markers: tuple[str, ...]  # the canary's prefix and, when the prompt has one, its secret part
+    halves: tuple[str, str] | None  # the secret's two halves, written apart
     windows: frozenset[str]  # every WINDOW-long run of the prompt
+    cjk_windows: frozenset[str]  # every CJK_WINDOW-long run of its CJK form
+    forms: tuple[tuple[str, str], ...]  # (script, the prompt's form without the canary) for `covers_most`
 
 
 @lru_cache(maxsize=256)
@@ -94,9 +130,20 @@ def prompt_secrets(system_prompt: str) -> PromptSecrets:
     """The prompt's secrets, worked out once per prompt (it is the same every turn).
     The prefix alone counts: "hearth" and "canary" side by side in prose is rare enough."""
     found = CANARY.search(system_prompt)
-    markers = (_prefix_form(),) + ((leak_form(found.group(1)),) if found else ())
+    secret = leak_form(found.group(1)) if found else ""
+    markers = (_prefix_form(),) + ((secret,) if secret else ())
+    halves = (secret[: len(secret) // 2], secret[len(secret) // 2 :]) if secret else None
     flat = leak_form(system_prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""
-    return PromptSecrets(markers, frozenset(flat[i : i + WINDOW] for i in range(len(flat) - WINDOW + 1)))
+    cjk = cjk_form(system_prompt)
+    persona = CANARY.sub("", system_prompt)
+    return PromptSecrets(
+        markers, halves, _runs(flat, WINDOW), _runs(cjk, CJK_WINDOW),
+        (("latin", leak_form(persona)), ("cjk", cjk_form(persona))),
+    )
+
+
+def _runs(form: str, size: int) -> frozenset[str]:
+    return frozenset(form[i : i + size] for i in range(len(form) - size + 1))
 
 
 @lru_cache(maxsize=1)
@@ -104,32 +151,119 @@ def _prefix_form() -> str:
     return leak_form(CANARY_PREFIX)
 
 
-def _names_canary(flat: str, kept: PromptSecrets) -> bool:
-    return any(marker in flat for marker in kept.markers)
+@dataclass(frozen=True, slots=True)
+class View:
+    """A reply's canonical form with the leak classes applied (`classed`), and its letters
+    and digits alone (`flat`, its leak form)."""
+
+    classed: str
+    flat: str
+
+    @classmethod
+    def of(cls, text: str) -> View:
+        classed = text
+        for char, klass in CLASS_PAIRS:  # LEAK_CLASSES, as str.replace: many times faster than translate
+            classed = classed.replace(char, klass)
+        return cls(classed, NOT_LETTER_OR_DIGIT.sub("", classed))
+
+    def reversed(self) -> View:
+        return View(self.classed[::-1], self.flat[::-1])
 
 
-def _repeats(flat: str, kept: PromptSecrets) -> bool:
-    windows = kept.windows
+def _names_canary(view: View, kept: PromptSecrets) -> bool:
+    """Whether a view of a reply holds a marker, or both halves of the secret apart."""
+    flat, classed = view.flat, view.classed
+    if any(marker in flat for marker in kept.markers):
+        return True
+    return kept.halves is not None and all(
+        re.search(rf"(?<![a-z0-9]){re.escape(half)}(?![a-z0-9])", classed) for half in kept.halves
+    )  # each half alone: not inside a longer number, which a hex value next to the secret would be
+
+
+def _repeats(flat: str, windows: frozenset[str], size: int, stride: int) -> bool:
+    """Whether a sampled `size`-long run of `flat` (every `stride`) is one of `windows`: a
+    shared run of `size + stride - 1` always contains a sampled one."""
     return bool(windows) and any(
-        flat[i : i + WINDOW] in windows for i in range(0, len(flat) - WINDOW + 1, STRIDE)
+        flat[i : i + size] in windows for i in range(0, len(flat) - size + 1, stride)
     )
 
 
+def views(reply: str, text: str, forward: View) -> Iterator[View]:
+    """Where the canary is looked for: the reply's view (`forward`, of `text`, its
+    `canonical`), reversed and rot13, then each run of `reply` that decodes as hex or base64."""
+    yield forward
+    yield forward.reversed()
+    yield View.of(codecs.encode(text, "rot13"))
+    for decoded in _decoded_runs(reply):
+        yield View.of(canonical(decoded))
+
+
+def _decoded_runs(reply: str) -> Iterator[str]:
+    for run in HEX_RUN.findall(reply):
+        digits = HEX_NOISE.sub("", run)
+        if len(digits) >= ENCODED_MIN and len(digits) % 2 == 0:
+            yield bytes.fromhex(digits).decode("utf-8", "ignore")
+    for run in BASE64_RUN.findall(reply):
+        yield from _base64(run)
+
+
+def _base64(run: str) -> Iterator[str]:
+    """The run decoded as standard and as URL-safe base64 (padding restored), when it decodes."""
+    padded = run.rstrip("=") + "=" * (-len(run.rstrip("=")) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            yield decode(padded).decode("utf-8", "ignore")
+        except (binascii.Error, ValueError):
+            continue
+
+
 def contains_canary(reply: str, system_prompt: str = "") -> bool:
-    """Whether `reply` gives away the canary's prefix, or the secret part of the
-    canary in `system_prompt`, however it is written."""
-    return _names_canary(leak_form(reply), prompt_secrets(system_prompt))
+    """Whether `reply` gives away the canary's prefix, or the secret part of the canary in
+    `system_prompt` (whole, or both halves apart), however it is written or encoded."""
+    text = canonical(reply)
+    return _gives_canary(reply, text, View.of(text), prompt_secrets(system_prompt))
 
 
 def repeats_prompt(reply: str, system_prompt: str) -> bool:
-    """Whether `reply` shares LEAK_MIN_CHARS consecutive letters and digits with the prompt."""
-    if len(system_prompt) < LEAK_MIN_CHARS or len(reply) < LEAK_MIN_CHARS:
-        return False
-    return _repeats(leak_form(reply), prompt_secrets(system_prompt))
+    """Whether `reply` shares LEAK_MIN_CHARS consecutive letters and digits, or CJK_MIN_CHARS
+    consecutive CJK characters, with the prompt, or covers most of it (`covers_most`)."""
+    text = canonical(reply)
+    return _repeats_prompt(text, View.of(text).flat, prompt_secrets(system_prompt))
+
+
+def _gives_canary(reply: str, text: str, forward: View, kept: PromptSecrets) -> bool:
+    return any(_names_canary(view, kept) for view in views(reply, text, forward))
+
+
+def _repeats_prompt(text: str, flat: str, kept: PromptSecrets) -> bool:
+    cjk = "".join(CJK_CHARS.findall(text))
+    return (
+        _repeats(flat, kept.windows, WINDOW, STRIDE)
+        or _repeats(cjk, kept.cjk_windows, CJK_WINDOW, CJK_STRIDE)
+        or covers_most({"latin": flat, "cjk": cjk}, kept)
+    )
+
+
+def covers_most(reply_forms: dict[str, str], kept: PromptSecrets) -> bool:
+    """Whether, in some script, SHINGLE-long pieces the reply shares with the prompt cover
+    MOST of the prompt's form and at least MIN_COVERED of its characters."""
+    for script, form in kept.forms:
+        size, reply = SHINGLE[script], reply_forms[script]
+        if len(form) < MIN_COVERED[script] or len(reply) < size:
+            continue
+        covered = bytearray(len(form))
+        for i in range(len(form) - size + 1):
+            if form[i : i + size] in reply:  # the prompt is short and the same every turn: search it
+                covered[i : i + size] = b"\x01" * size
+        count = sum(covered)
+        if count >= MIN_COVERED[script] and count >= MOST * len(form):
+            return True
+    return False
 
 
 def leaks(reply: str, system_prompt: str) -> bool:
-    """Whether a reply gives away the canary or repeats the system prompt verbatim."""
-    flat = leak_form(reply)
-    kept = prompt_secrets(system_prompt)
-    return _names_canary(flat, kept) or _repeats(flat, kept)
+    """Whether a reply gives away the canary or repeats the system prompt (see the module
+    docstring). The reply's normal form is worked out once, for every check."""
+    text, kept = canonical(reply), prompt_secrets(system_prompt)
+    forward = View.of(text)
+    return _gives_canary(reply, text, forward, kept) or _repeats_prompt(text, forward.flat, kept)
