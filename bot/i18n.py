@@ -42,7 +42,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "persona_too_long": {
         "en": "That persona is too long ({size} {unit}, the limit is {limit}); nothing was changed.",
-        "zh": "这个人设太长了（{size} 个{unit_zh}，上限 {limit}），没有做任何更改。",
+        "zh": "这个人设太长了（{size} 个{unit}，上限 {limit}），没有做任何更改。",
     },
     "model_load_failed": {
         "en": "Sorry, the model {model} failed to load; an admin has been told in the log.",
@@ -215,6 +215,7 @@ def error_text(error: BaseException, lang: str) -> str:
         case StoreUnavailableError():
             return text("store_unavailable", lang)
         case PersonaTooLongError(size=size, limit=limit, unit=unit):
-            unit_zh = "字符" if unit == "characters" else "token"
-            return text("persona_too_long", lang, size=size, limit=limit, unit=unit, unit_zh=unit_zh)
+            if lang == "zh":
+                unit = "字符" if unit == "characters" else "token"
+            return text("persona_too_long", lang, size=size, limit=limit, unit=unit)
     return text("internal_error", lang)

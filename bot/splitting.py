@@ -18,6 +18,10 @@ from collections.abc import Callable
 import regex
 
 GRAPHEME = regex.compile(r"\X")
+# What may still grow into a longer cluster: an emoji (a skin tone, VS16 or a ZWJ may
+# follow), a modifier or VS16 (a ZWJ may follow), a ZWJ, a regional indicator.
+GROWING = regex.compile(r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0f]$")
+REGIONAL_PAIR = regex.compile(r"\p{Regional_Indicator}{2}")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)(\S*)", re.MULTILINE)
 BREAKS = ("\n\n", "\n", " ")
 
@@ -91,13 +95,20 @@ def _is_boundary(text: str, index: int) -> bool:
 
 
 def settled(text: str) -> str:
-    """`text` without its last grapheme cluster, which may still grow while a reply streams
-    (a combining accent, a skin tone, the second half of a flag or a ZWJ sequence may come
-    in the next chunk); the whole text once nothing is left before it."""
+    """`text` as a streamed edit may show it: without its last grapheme cluster when that
+    is an emoji sequence or a flag that the next chunk may still extend (a skin tone, a
+    ZWJ and the next person of a family, a flag's second half; shown half, a flag re-pairs
+    every later one). A letter is shown at once: an accent that follows only changes it,
+    and holding back every last letter would show words that are not there ("Hell" for
+    "Hello") to readers and to the gate. The whole text once nothing is left before it."""
+    if not text or not GROWING.search(text[-1]):
+        return text
     last = 0
     for match in GRAPHEME.finditer(text):
         last = match.start()
-    return text[:last] if last > 0 else text
+    cluster = text[last:]
+    growing = cluster[-1] != "\u20e3" and not REGIONAL_PAIR.fullmatch(cluster)  # a keycap, a flag: whole
+    return text[:last] if last > 0 and growing else text
 
 
 def truncate(text: str, limit: int, measure: Measure = len) -> str:

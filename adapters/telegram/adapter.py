@@ -281,9 +281,10 @@ class TelegramAdapter:
 
     async def _command_reply(self, message: Message, name: str, args: str) -> str:
         """The table's answer (it checks who may run what); /start and /help: the welcome."""
-        if name in WELCOME_COMMANDS:
-            return welcome(self._commands, self._config.bot_name, self._me.username)
         msg = to_incoming(message, message.text or "")
+        if name in WELCOME_COMMANDS:
+            lang = self._commands.language(msg, args)
+            return welcome(self._commands, self._config.bot_name, self._me.username, lang)
         if self._commands.asks_admin(msg, name, args):  # only then is it worth asking Telegram
             admin = await self._admins.author_of(self._bot, message)
             msg = to_incoming(message, message.text or "", admin=admin)

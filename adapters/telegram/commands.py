@@ -87,10 +87,12 @@ def for_telegram(text: str, commands: Iterable[Command]) -> str:
     return text
 
 
-def welcome(commands: Commands, bot_name: str, username: str) -> str:
-    """/start and /help: what the bot is, then every command, in English and in Chinese."""
+def welcome(commands: Commands, bot_name: str, username: str, first: str = "en") -> str:
+    """/start and /help: what the bot is, then every command, in both languages, the
+    user's own (`first`) first."""
+    order = sorted(LANGUAGES, key=lambda lang: lang != first)
     parts = [
         INTRO.get(lang).format(bot_name=bot_name, username=username) + "\n" + commands.help(lang)
-        for lang in LANGUAGES
+        for lang in order
     ]
     return for_telegram("\n\n".join(parts), commands)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from bot.access import AccessPolicy
 from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text, always
+from bot.commands.texts import say
 
-USAGE = "Usage: /access | /access approve CODE | /access allow ENTRY | /access revoke ENTRY"
 ENTRY_FORM = ("platform:kind:id, e.g. telegram:chat:-1001234, discord:server:123456789012345678, "
               "telegram:user:42")
 KINDS = {"discord": ("server", "channel", "user"), "telegram": ("chat", "user")}
@@ -42,31 +42,31 @@ class AccessCommand:
         )
 
     async def run(self, call: Invocation) -> str:
-        verb, rest = call.verb.lower(), call.rest
+        verb, rest, lang = call.verb.lower(), call.rest, call.lang
         if verb in ("", "show"):
-            return await self._show()
+            return await self._show(lang)
         if verb == "approve" and rest:
             entry = await self._policy.approve(rest)
-            return f"Paired: {entry} may talk to me now." if entry else "No such code, or it expired."
+            return say("access_paired", lang, entry=entry) if entry else say("access_no_code", lang)
         if verb in ("allow", "revoke") and rest:
             if not well_formed(rest):
-                return f"Not an entry: use {ENTRY_FORM}."
+                return say("access_not_entry", lang, form=ENTRY_FORM)
             if verb == "allow":
                 await self._policy.add(rest)
-                return f"{rest} may talk to me now."
+                return say("access_allowed", lang, entry=rest)
             removed = await self._policy.remove(rest)
-            return f"Revoked {rest}." if removed else f"{rest} was not added with /access."
-        return USAGE
+            return say("access_revoked" if removed else "access_not_added", lang, entry=rest)
+        return say("access_usage", lang)
 
-    async def _show(self) -> str:
+    async def _show(self, lang: str) -> str:
         rules = self._policy.rules
         if rules.mode == "open":
-            return "Access: open (HEARTH_ACCESS=open): anyone may talk to me."
+            return say("access_open", lang)
         added = await self._policy.added()
-        lines = [f"Access: allowlist; direct messages: {rules.dm_policy}."]
-        lines += [f"  {e} (HEARTH_ACCESS_ALLOW)" for e in sorted(rules.allow)]
-        lines += [f"  {e} (added with /access)" for e in sorted(added - rules.allow)]
-        return "\n".join(lines if len(lines) > 1 else [*lines, "  (no entries: only operators)"])
+        lines = [say("access_allowlist", lang, dm_policy=rules.dm_policy)]
+        lines += [say("access_from_settings", lang, entry=e) for e in sorted(rules.allow)]
+        lines += [say("access_from_command", lang, entry=e) for e in sorted(added - rules.allow)]
+        return "\n".join(lines if len(lines) > 1 else [*lines, say("access_no_entries", lang)])
 
 
 def well_formed(entry: str) -> bool:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text, always
+from bot.commands.texts import say
 from bot.errors import PersonaTooLongError
 from bot.messages import ConversationKey
 from bot.persona import MAX_PERSONA_CHARS, Personas
@@ -21,10 +22,6 @@ ANSWER_ALL = "answer_all"
 SCOPES = ("global", "channel")
 UNPIN = "default"
 CHANNEL_MODES = ("on", "off")
-CHANNEL_TEXTS = {
-    "on": "I will answer every message in this channel (and its threads) from now on.",
-    "off": "I will answer here only when mentioned or replied to.",
-}
 
 
 class ModelCommand:
@@ -55,25 +52,25 @@ class ModelCommand:
         if scope in SCOPES and name:
             if scope == "channel":
                 serving = await self._models.pin(call.msg.key, None if name == UNPIN else name)
-                return f"This channel is answered by {serving}."
+                return say("model_pinned", call.lang, model=serving)
         else:
             name = call.args
         spec = await self._models.switch(name)
-        return f"Now serving {spec.name} ({spec.quantization})."
+        return say("model_serving", call.lang, model=spec.name, quantization=spec.quantization)
 
     async def _listing(self, call: Invocation) -> str:
         current = self._models.spec.name
         pinned = await self._models.pinned(call.msg.key)
-        here = f"\nThis channel is pinned to {pinned}." if pinned else ""
+        here = "\n" + say("model_pinned_here", call.lang, model=pinned) if pinned else ""
         served = await self._models.served()
         if served is not None:
-            return "Models the servers serve (* = serving):\n" + "\n".join(
+            return say("model_served_list", call.lang) + "\n" + "\n".join(
                 f"{'*' if n == current else ' '} {n}" for n in served) + here
         lines = [
             f"{'*' if s.name == current else ' '} {s.name} [{s.quantization}, {s.device}] {s.description}"
             for s in self._models.registry
         ]
-        return "Models (* = serving):\n" + "\n".join(lines) + here
+        return say("model_list", call.lang) + "\n" + "\n".join(lines) + here
 
 
 def model_access(args: str) -> Access:
@@ -129,11 +126,11 @@ class PersonaCommand:
         if call.verb == "set" and call.rest:
             await self._check_size(call)
             await self._channels.set_channel_persona(key, call.rest)
-            return "Persona set for this channel."
+            return say("persona_set", call.lang)
         if call.verb == "reset":
             await self._channels.set_channel_persona(key, None)
-            return "Persona reset to the default."
-        return "Persona template:\n" + await self._personas.template(key)
+            return say("persona_reset", call.lang)
+        return say("persona_template", call.lang) + "\n" + await self._personas.template(key)
 
 
 def _persona_access(args: str) -> Access:
@@ -153,7 +150,7 @@ class ResetCommand:
 
     async def run(self, call: Invocation) -> str:
         deleted = await self._conversations.reset(call.msg.key)
-        return f"Conversation forgotten ({deleted} messages)."
+        return say("reset_done", call.lang, count=deleted)
 
 
 class StatusCommand:
@@ -176,52 +173,58 @@ class StatusCommand:
                        shows_more_to=Access.ADMIN)
 
     async def run(self, call: Invocation) -> str:
-        stats = self._models.stats()
+        stats, lang = self._models.stats(), call.lang
         uptime = dt.timedelta(seconds=int(self._clock() - self._started))
-        lines = [f"model: {stats.model} ({stats.quantization}), {stats.state}"]
+        lines = [say("status_model", lang, model=stats.model, quantization=stats.quantization,
+                     state=stats.state)]
         if call.level >= Access.ADMIN:
-            lines += await self._details()
+            lines += await self._details(lang)
         return "\n".join([
             *lines,
-            f"queue: {self._queue_depth()} waiting or running, {stats.running} generating",
-            f"uptime: {uptime}",
-            f"served: {stats.replies} replies, {stats.reply_tokens} tokens out, {stats.prompt_tokens} in",
-            f"prefix-cache hit rate: {stats.hit_rate:.1%}",
+            say("status_queue", lang, waiting=self._queue_depth(), running=stats.running),
+            say("status_uptime", lang, uptime=uptime),
+            say("status_served", lang, replies=stats.replies, reply_tokens=stats.reply_tokens,
+                prompt_tokens=stats.prompt_tokens),
+            say("status_hit_rate", lang, rate=f"{stats.hit_rate:.1%}"),
         ])
 
-    async def _details(self) -> list[str]:
+    async def _details(self, lang: str) -> list[str]:
         """What only admins see: the engine's restarts and errors, each replica, the database."""
         stats = self._models.stats()
-        engine = f"engine: {stats.restarts} restarts"
+        engine = say("status_engine", lang, restarts=stats.restarts)
         if stats.last_error:
-            engine += f", last error: {stats.last_error}"
+            engine += say("status_last_error", lang, error=stats.last_error)
         if stats.note:
             engine += f"; {stats.note}"
         if stats.asleep:
-            engine += f"; asleep for a quick switch back: {', '.join(stats.asleep)}"
-        sampling = describe(self._sampling, stats.sampling, stats.sampling_origin) or "the server decides"
+            engine += say("status_asleep", lang, models=", ".join(stats.asleep))
+        sampling = describe(self._sampling, stats.sampling, stats.sampling_origin)
         return [
             engine,
-            *[_replica_line(r) for r in await self._models.replicas() or []],
-            *([_database_line(self._database)] if self._database is not None else []),
-            f"sampling: {sampling}",
+            *[_replica_line(r, lang) for r in await self._models.replicas() or []],
+            *([_database_line(self._database, lang)] if self._database is not None else []),
+            say("status_sampling", lang, sampling=sampling or say("status_server_decides", lang)),
         ]
 
 
-def _database_line(health: StoreHealth) -> str:
+def _database_line(health: StoreHealth, lang: str) -> str:
     """`database: ok`, or how long it has been failing and why."""
     if health.state == "ok":
-        return f"database: ok ({health.outages} outages)" if health.outages else "database: ok"
-    return f"database: failing for {health.failing_for:.0f} s ({health.reason}); messages wait"
+        if health.outages:
+            return say("status_database_outages", lang, outages=health.outages)
+        return say("status_database_ok", lang)
+    return say("status_database_failing", lang, seconds=f"{health.failing_for:.0f}", reason=health.reason)
 
 
-def _replica_line(replica: ReplicaStatus) -> str:
+def _replica_line(replica: ReplicaStatus, lang: str) -> str:
     """One remote server: its health and, from vLLM's /metrics, its cache and queue."""
-    state = "up" if replica.healthy else f"down ({replica.last_error})"
-    line = f"replica {replica.url}: {state}, {replica.replies} replies"
+    state = (say("status_replica_up", lang) if replica.healthy
+             else say("status_replica_down", lang, error=replica.last_error))
+    line = say("status_replica", lang, url=replica.url, state=state, replies=replica.replies)
     if replica.metrics is not None:
         m = replica.metrics
-        line += f", prefix-cache hit rate {m.hit_rate:.1%}, {m.running} running, {m.waiting} waiting"
+        line += say("status_replica_metrics", lang, rate=f"{m.hit_rate:.1%}", running=m.running,
+                    waiting=m.waiting)
     return line
 
 
@@ -250,7 +253,7 @@ class ChannelModes:
     async def run(self, call: Invocation) -> str:
         mode = call.verb.lower()
         if mode not in CHANNEL_MODES:
-            return "Usage: /hearth-channel on|off"
+            return say("channel_usage", call.lang)
         await self._channels.set_channel_flag(call.msg.key, ANSWER_ALL, "1" if mode == "on" else None)
-        return CHANNEL_TEXTS[mode]
+        return say(f"channel_{mode}", call.lang)
 

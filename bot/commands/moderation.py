@@ -19,17 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text
+from bot.commands.texts import say
 from bot.messages import WordRule
 from bot.moderation.gate import CATEGORIES, GLOBAL_SCOPE, scope_of
 from bot.store import ModerationWords
 
 DEFAULT_CATEGORY = "harassment"
 MAX_WORD_CHARS = 100
-USAGE = (
-    "Usage: /moderation block WORD [category] | allow WORD | remove WORD | list\n"
-    "       /moderation global block|allow|remove WORD [category]  (operators)\n"
-    "Categories: " + ", ".join(CATEGORIES)
-)
 VERBS = ("block", "allow", "remove")
 
 
@@ -66,37 +62,36 @@ class ModerationCommand:
             verb, _, rest = rest.strip().partition(" ")
         rest = rest.strip()
         if verb == "list":
-            return await self._list(scope_of(call.msg.key))
+            return await self._list(scope_of(call.msg.key), call.lang)
         if verb not in VERBS or not rest:
-            return USAGE
-        reply = await self._change(scope, verb, rest)
+            return say("moderation_usage", call.lang, categories=", ".join(CATEGORIES))
+        reply = await self._change(scope, verb, rest, call.lang)
         self._words_changed()
         return reply
 
-    async def _change(self, scope: str, verb: str, rest: str) -> str:
-        where = "every chat" if scope == GLOBAL_SCOPE else "this chat"
+    async def _change(self, scope: str, verb: str, rest: str, lang: str) -> str:
+        where = say("moderation_every_chat" if scope == GLOBAL_SCOPE else "moderation_this_chat", lang)
         if verb == "remove":
             removed = await self._words.remove_word(scope, rest[:MAX_WORD_CHARS])
-            if not removed:
-                return f"{rest!r} was not on the list for {where}."
-            return f"Removed {rest!r} for {where}."
+            return say("moderation_removed" if removed else "moderation_not_listed", lang,
+                       word=repr(rest), where=where)
         if verb == "allow":
             await self._words.add_word(WordRule(scope, rest[:MAX_WORD_CHARS], "allow", DEFAULT_CATEGORY))
-            return f"Allowing {rest!r} in {where}."
+            return say("moderation_allowing", lang, word=repr(rest), where=where)
         word, category = _word_and_category(rest)
         await self._words.add_word(WordRule(scope, word[:MAX_WORD_CHARS], "block", category))
-        return f"Blocking {word!r} ({category}) in {where}."
+        return say("moderation_blocking", lang, word=repr(word), category=category, where=where)
 
-    async def _list(self, scope: str) -> str:
+    async def _list(self, scope: str, lang: str) -> str:
         rules = [r for r in await self._words.words() if r.scope in (scope, GLOBAL_SCOPE)]
         if not rules:
-            return "No moderation words for this chat (the shipped lists still apply)."
+            return say("moderation_none", lang)
         lines = [
             f"{r.action} {r.word!r}" + (f" ({r.category})" if r.action == "block" else "")
             + (" [global]" if r.scope == GLOBAL_SCOPE else "")
             for r in rules
         ]
-        return "Moderation words:\n" + "\n".join(lines)
+        return say("moderation_words", lang) + "\n" + "\n".join(lines)
 
 
 def _compose(verb: str, values: Mapping[str, str]) -> str:

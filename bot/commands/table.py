@@ -83,6 +83,10 @@ class Commands:
         fuller = command.shows_more_to is not None and not self._admins.may(msg, command.shows_more_to)
         return fuller or not self.allowed(msg, name, args)
 
+    def language(self, msg: IncomingMessage, args: str = "") -> str:
+        """The language of a command's reply to `msg`'s author (see `i18n.Locale.of_command`)."""
+        return self._locale.of_command(msg, args)
+
     async def gate(self, msg: IncomingMessage, lang: str | None = None) -> str | None:
         """What the gates say instead of running a command for `msg` (see the module
         docstring); None when it may run. Adapters with replies of their own (Telegram's
@@ -98,7 +102,7 @@ class Commands:
         An empty reply means there is nothing to send (a gate refused, and said so already).
         `gated`: the caller asked `gate` already (and it let the command through)."""
         args = args.strip()
-        lang = self._locale.of_command(msg, args)
+        lang = self.language(msg, args)
         command = self.get(name)
         try:
             with patience(COMMAND_PATIENCE_S):  # a failing database: say so, do not hang

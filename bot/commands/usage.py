@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text
+from bot.commands.texts import say
 from bot.messages import Usage
 from bot.quotas import LIMIT_NAMES, Quotas
 from bot.store import UsageLog
@@ -26,7 +27,6 @@ WEEK_DAYS = 7
 TOP = 10
 SCOPES = ("me", "channel", "all")
 SCOPE_ACCESS = {"": Access.ANYONE, "me": Access.ANYONE, "channel": Access.ADMIN, "all": Access.OPERATOR}
-QUOTA_USAGE = "Usage: /quota | /quota set NAME VALUE | /quota reset [NAME]\nNames: " + ", ".join(LIMIT_NAMES)
 
 
 @dataclass(slots=True)
@@ -37,10 +37,11 @@ class _Totals:
     today: Usage
     week: Usage
 
-    def line(self) -> str:
+    def line(self, lang: str) -> str:
         t, w = self.today, self.week
-        return (f"{self.name}: {t.messages} / {w.messages} messages, {t.tokens:,} / {w.tokens:,} tokens, "
-                f"{t.refused} / {w.refused} refused")
+        return say("usage_line", lang, name=self.name, messages_today=t.messages, messages_week=w.messages,
+                   tokens_today=f"{t.tokens:,}", tokens_week=f"{w.tokens:,}", refused_today=t.refused,
+                   refused_week=w.refused)
 
 
 class UsageCommand:
@@ -64,21 +65,24 @@ class UsageCommand:
         await self._quotas.ledger.flush()  # what was counted and not written yet
         today = self._quotas.ledger.today()
         since = (dt.date.fromisoformat(today) - dt.timedelta(days=WEEK_DAYS - 1)).isoformat()
-        msg = call.msg
+        msg, lang = call.msg, call.lang
         if call.verb == "channel":
             rows = await self._usage.usage(since, platform=msg.platform, channel=msg.key.channel)
-            head = f"This channel, today / last {WEEK_DAYS} days (UTC):"
-            return _report(head, rows, today, [("by user", _by_author)])
+            head = say("usage_channel", lang, days=WEEK_DAYS)
+            return _report(head, rows, today, [(say("usage_by_user", lang), _by_author)], lang)
         if call.verb == "all":
             rows = await self._usage.usage(since)
-            head = f"Everything, today / last {WEEK_DAYS} days (UTC):"
-            return _report(head, rows, today, [("by channel", _by_channel), ("by user", _by_user)])
+            head = say("usage_all", lang, days=WEEK_DAYS)
+            groups: list[tuple[str, Grouping]] = [
+                (say("usage_by_channel", lang), _by_channel), (say("usage_by_user", lang), _by_user)]
+            return _report(head, rows, today, groups, lang)
         rows = await self._usage.usage(since, platform=msg.platform, author_id=msg.author_id)
         limits = await self._quotas.limits_for(msg.key)
         spent, quota = sum(r.tokens for r in rows if r.day == today), limits.user_daily_tokens
-        left = f"{spent:,} of {quota:,}" if quota else f"{spent:,} (no limit)"
-        head = f"You, today / last {WEEK_DAYS} days (UTC):"
-        return _report(head, rows, today, []) + f"\ntokens today against your daily quota: {left}"
+        left = (say("usage_quota_of", lang, spent=f"{spent:,}", quota=f"{quota:,}") if quota
+                else say("usage_no_limit", lang, spent=f"{spent:,}"))
+        head = say("usage_you", lang, days=WEEK_DAYS)
+        return _report(head, rows, today, [], lang) + "\n" + say("usage_quota", lang, left=left)
 
 
 class QuotaCommand:
@@ -120,26 +124,27 @@ class QuotaCommand:
     async def run(self, call: Invocation) -> str:
         key = call.msg.key
         name, _, value = call.rest.partition(" ")
+        usage = say("quota_usage", call.lang, names=", ".join(LIMIT_NAMES))
         if call.verb == "set":
             if name not in LIMIT_NAMES or not value.strip().isdigit():
-                return QUOTA_USAGE
+                return usage
             await self._quotas.set_limit(key, name, int(value))
         elif call.verb == "reset":
             for each in [name] if name in LIMIT_NAMES else list(LIMIT_NAMES):
                 await self._quotas.set_limit(key, each, None)
         elif call.verb not in ("", "show"):
-            return QUOTA_USAGE
+            return usage
         return await self._show(call)
 
     async def _show(self, call: Invocation) -> str:
         limits = await self._quotas.limits_for(call.msg.key)
         defaults = self._quotas.defaults
-        lines = ["Limits here (0: none; * = this channel's own value):"]
+        lines = [say("quota_limits", call.lang)]
         for name in LIMIT_NAMES:
             mark = "*" if limits.get(name) != defaults.get(name) else ""
             lines.append(f"  {name}: {limits.get(name):,}{mark}")
         spent = await self._quotas.ledger.tokens_today("user", call.msg.platform, call.msg.author_id)
-        lines.append(f"your tokens today: {spent:,}")
+        lines.append(say("quota_spent", call.lang, spent=f"{spent:,}"))
         return "\n".join(lines)
 
 
@@ -160,12 +165,12 @@ def _by_channel(row: Usage) -> tuple[str, str]:
     return name, name
 
 
-def _report(head: str, rows: list[Usage], today: str, groups: list[tuple[str, Grouping]]) -> str:
-    lines = [head, _totals("total", rows, today).line()]
+def _report(head: str, rows: list[Usage], today: str, groups: list[tuple[str, Grouping]], lang: str) -> str:
+    lines = [head, _totals(say("usage_total", lang), rows, today).line(lang)]
     for title, grouping in groups:
         found = _grouped(rows, today, grouping)
-        lines.append(f"{title} (the {TOP} with most tokens over the {WEEK_DAYS} days):")
-        lines += [f"  {t.line()}" for t in found[:TOP]] or ["  (none)"]
+        lines.append(say("usage_top", lang, title=title, top=TOP, days=WEEK_DAYS))
+        lines += [f"  {t.line(lang)}" for t in found[:TOP]] or ["  " + say("usage_none", lang)]
     return "\n".join(lines)
 
 

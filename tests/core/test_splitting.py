@@ -239,11 +239,17 @@ def test_one_cluster_longer_than_the_limit_is_still_cut() -> None:
     assert "".join(parts) == zalgo and all(len(p) <= 64 for p in parts)
 
 
-def test_settled_holds_back_the_last_cluster_that_may_still_grow() -> None:
-    assert settled("flag 🇨") == "flag "
-    assert settled("cafe") == "caf"
+def test_settled_holds_back_a_last_cluster_that_may_still_grow() -> None:
+    assert settled("flag 🇨") == "flag "  # half a flag
+    assert settled("fam 👨\u200d👩") == "fam "  # a family still arriving
+    assert settled("ok 👍") == "ok "  # a skin tone may follow
+    assert settled("flag 🇨🇳") == "flag 🇨🇳"  # a whole flag cannot grow
     assert settled("👨\u200d👩\u200d") == "👨\u200d👩\u200d"  # one cluster so far: shown whole
-    assert settled("a") == "a"
+
+
+def test_settled_shows_letters_at_once() -> None:
+    assert settled("Hello") == "Hello"  # never "Hell": the gate would judge a word that is not there
+    assert settled("cafe") == "cafe"
 
 
 def test_truncate_keeps_whole_clusters() -> None:
