@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.devices import check_device
 from engine.heavy import exclusively
-from engine.packaged import package_name, prepare_packaged
+from engine.packaged import package_name, pins_of, prepare_packaged
 from engine.registry import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ModelResolver:
         check_device(spec)
         package = package_name(spec.source)
         if package is not None:
-            return prepare_packaged(package, self._data_dir)
+            return prepare_packaged(package, self._data_dir, pins_of(spec.pins))
         builtin = spec.builtin
         if builtin is None:
             return spec.source

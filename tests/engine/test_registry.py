@@ -249,3 +249,21 @@ def test_packaged_models_name_their_licence(builtin: Registry) -> None:
 
 def test_glm_runs_its_repositorys_own_code(builtin: Registry) -> None:
     assert builtin.get("glm4-9b-gptq").trust_remote_code
+
+
+def test_every_pypi_source_in_the_registry_is_pinned_by_version_and_hash() -> None:
+    from engine.packaged import canonical, package_name, pins_of
+
+    for spec in Registry.load():
+        if (package := package_name(spec.source)) is not None:
+            pins = pins_of(spec.pins)
+            assert canonical(package) in pins, spec.name
+            assert all(len(pin.sha256) == 64 and pin.version for pin in pins.values())
+
+
+def test_an_unpinned_pypi_source_is_a_registry_error(tmp_path: Path) -> None:
+    extra = tmp_path / "models.toml"
+    extra.write_text('[models.mine]\nsource = "pypi:some-model-gguf"\n')
+
+    with pytest.raises(RegistryError, match=r"needs a pin: pins = \[\"some-model-gguf==VERSION"):
+        Registry.load(extra)
