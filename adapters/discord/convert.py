@@ -128,6 +128,7 @@ def from_message(message: discord.Message, bot_id: int, *, addresses_bot: bool) 
         channel_name=channel_name(message.channel),
         quote=quote_of(message, bot_id),
         media=media_of(message),
+        server=str(message.guild.id) if message.guild is not None else "",  # for HEARTH_ACCESS_ALLOW
     )
 
 
@@ -149,4 +150,5 @@ def from_interaction(interaction: discord.Interaction[discord.Client], text: str
         is_direct=direct,
         channel_name=channel_name(channel),
         language=str(interaction.locale.value),
+        server=str(interaction.guild_id or ""),
     )
