@@ -21,6 +21,7 @@ from bot.store.faults import patience
 
 log = logging.getLogger(__name__)
 
+CONSOLE = "terminal"  # the platform whose one user is the owner at the keyboard
 COMMAND_PATIENCE_S = 10.0  # how long a command waits for a failing database (seconds)
 
 # A gate in front of every command: None lets it through; a string is the reply instead
@@ -33,14 +34,15 @@ class Admins:
     """Two kinds of authority. Operators (HEARTH_ADMIN_IDS lists the author as
     `platform:id`) own global state: the serving model, global moderation words,
     loosened quotas, installs. Channel admins (the platform says so: `author_is_admin`)
-    own their channel: persona, mode, its moderation words, a model pin."""
+    own their channel: persona, mode, its moderation words, a model pin. The terminal
+    chat is the owner's own console: its user is an operator."""
 
     operators: frozenset[str] = frozenset()
 
     def level(self, msg: IncomingMessage) -> Access:
         """The most `msg`'s author may do: OPERATOR, ADMIN, DIRECT_OR_ADMIN (their own
         direct chat) or ANYONE."""
-        if msg.admin_key in self.operators:
+        if msg.admin_key in self.operators or msg.platform == CONSOLE:
             return Access.OPERATOR
         if msg.author_is_admin:
             return Access.ADMIN
