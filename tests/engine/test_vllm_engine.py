@@ -28,6 +28,8 @@ pytestmark = pytest.mark.engine
 ROOM = ConversationKey("telegram", "room")
 SHORT = Sampling(max_tokens=12, ignore_eos=True, seed=1)
 
+OPERATOR = "4242"
+
 
 async def collect(
     engine: VllmEngine, messages: list[ChatMessage], sampling: Sampling = SHORT
@@ -37,7 +39,8 @@ async def collect(
 
 @pytest.fixture
 def engine_settings(tmp_path: Path, data_dir: Path) -> Settings:
-    return make_settings(data_dir, db_path=tmp_path / "hearth.sqlite3", max_reply_tokens=12)
+    return make_settings(data_dir, db_path=tmp_path / "hearth.sqlite3", max_reply_tokens=12,
+                         admin_ids=f"telegram:{OPERATOR}")
 
 
 @asynccontextmanager
@@ -142,7 +145,7 @@ async def test_a_history_longer_than_the_context_is_trimmed_and_answered(real_ap
 
 async def test_switching_to_awq_and_back(real_app: App) -> None:
     adapter = RecordingAdapter()
-    boss = message("", "c", ROOM, admin=True)
+    boss = message("", "c", ROOM, author=OPERATOR)  # the model every chat gets: an operator's to switch
     try:
         assert await real_app.commands.run(boss, "model", "demo-awq") == "Now serving demo-awq (awq)."
         stats = real_app.engine.stats()
