@@ -4,8 +4,10 @@
 # installs into a virtual environment, the runtime stage copies it and runs as `hearth`.
 #
 #   docker build -t hearth:cpu .
-#   docker run -it --rm -v hearth-data:/data hearth:cpu      # a terminal chat on the demo model
-#   docker run -d -v hearth-data:/data --env-file .env hearth:cpu
+#   docker run -it --rm --shm-size 1g -v hearth-data:/data hearth:cpu    # a terminal chat, demo model
+#   docker run -d --shm-size 1g -v hearth-data:/data --env-file .env hearth:cpu
+#
+# --shm-size: vLLM's processes share memory (160 MiB at least; Docker gives 64 MiB).
 #
 # /data (a volume) holds the database, the built and converted models and the Hugging
 # Face cache. The health check asks `hearth health` (/readyz on port 9464).

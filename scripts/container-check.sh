@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-hearth:cpu}
 HEALTHY_WITHIN_S=${HEALTHY_WITHIN_S:-600}
 read -r -a build_opts <<< "${BUILD_OPTS:-}"
-read -r -a run_opts <<< "${RUN_OPTS:-}"
+# vLLM's processes share memory: 160 MiB at least, and Docker gives /dev/shm 64 MiB.
+read -r -a run_opts <<< "--shm-size 1g ${RUN_OPTS:-}"
 say() { echo "container-check: $*" >&2; }
 
 runtime=${RUNTIME:-}
