@@ -64,3 +64,16 @@ async def test_with_remote_servers_a_channel_is_answered_by_its_pinned_model(
     assert unpinned == "This channel is answered by small."
     assert [seen.body["model"] for seen in two_models.chats] == ["large", "small", "small"]
     assert f"replica {two_models.url}: up, 3 replies" in status and "prefix-cache hit rate" in status
+
+
+async def test_a_channel_admin_pins_only_among_the_models_the_operator_allowed(
+    tmp_path: Path, two_models: FakeOpenAI
+) -> None:
+    settings = make_settings(tmp_path, engine_kind="remote", engine_urls=two_models.url, model="small",
+                             engine_health_interval_s=0.05, engine_start_wait_s=5, channel_models="small")
+    async with HearthBuilder(settings).gate(AllowAllGate()).build() as app:
+        refused = await app.commands.run(admin(HERE), "model", "large channel")
+        allowed = await app.commands.run(admin(HERE), "model", "small channel")
+
+    assert refused.startswith("Unknown model large. Known models: small")
+    assert allowed == "This channel is answered by small."
