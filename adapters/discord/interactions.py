@@ -56,8 +56,9 @@ class SlashAnswers:
 
 
 async def _refuse(interaction: Interaction, text: str) -> None:
-    """Only the author sees a refusal."""
-    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    """Only the author sees a refusal ("…" when the table has nothing more to say: a refused
+    flood is told once, and Discord still wants an answer to each interaction)."""
+    await interaction.response.send_message(text or "…", ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 async def _reply(interaction: Interaction, text: str) -> None:
