@@ -207,6 +207,7 @@ def test_the_unit_restarts_on_failure_and_is_hardened() -> None:
     service = unit()["Service"]
     assert service["ExecStart"].endswith("/.venv/bin/hearth run")
     assert service["Restart"] == "on-failure" and service["User"] == "hearth"
+    assert service["RestartPreventExitStatus"] == "2", "a bad setting fails the same way every time"
     assert int(service["TimeoutStopSec"]) > 10, "Hearth's own stop takes up to 10 s"
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                        "PrivateTmp": "yes", "RestrictSUIDSGID": "yes", "CapabilityBoundingSet": ""}.items():
