@@ -38,10 +38,11 @@ class SegmentTokens:
         self, tokenizer: Any, render: Callable[[Sequence[str]], str], cache_size: int = SEGMENT_CACHE
     ) -> None:
         self._tokenizer = tokenizer
-        self._specials: dict[str, int] = dict(tokenizer.get_added_vocab())
+        added = getattr(tokenizer, "get_added_vocab", None)  # a slow or stand-in tokenizer may lack it
+        self._specials: dict[str, int] = dict(added()) if callable(added) else {}
         self._split = _splitter(self._specials)
         self._encode = functools.lru_cache(maxsize=cache_size)(self._encode_piece)
-        self.incremental = self._split is not None and _plain_added_tokens(tokenizer) and self._agrees(render)
+        self.incremental = bool(self._split and _plain_added_tokens(tokenizer) and self._agrees(render))
         if not self.incremental:
             log.info("this tokenizer is used on whole prompts (its pieces do not add up)")
 
