@@ -17,7 +17,8 @@ from bench.harness import BenchChannel, bench_app, channel_message
 from bench.workload import text_for
 from bot.app.builder import App
 from bot.app.settings import Settings
-from bot.messages import IncomingMessage
+from bot.commands.table import CONSOLE
+from bot.messages import ConversationKey, IncomingMessage
 from engine.base import Engine
 
 DEFAULT_TARGET = "demo-awq"
@@ -75,13 +76,19 @@ async def run_switch(settings: Settings, engine: Engine, plan: SwitchPlan) -> Sw
     """Switch `engine` to `plan.target` through the admin command, with traffic on other channels."""
     original = engine.spec.name
     async with bench_app(settings, engine, plan.reply_tokens) as app:
-        admin = channel_message(TAG, 0, "", admin=True)
+        admin = operator()
         channel = BenchChannel()
         try:
             return await _measure(app, admin, channel, plan, original)
         finally:
             if plan.restore and app.models.spec.name != original:
                 await app.commands.run(admin, "model", original)
+
+
+def operator() -> IncomingMessage:
+    """Who switches: the model every chat gets is an operator's to switch (the terminal's
+    user, the owner at the keyboard, is one)."""
+    return IncomingMessage(ConversationKey(CONSOLE, "bench"), "owner", "owner", "", "switch", is_direct=True)
 
 
 async def _measure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,41 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("demo", "demo-awq"):
         resolve(registry.get(name))
     return path
+
+
+def awq_runs_here() -> bool:
+    """Whether vLLM can serve an AWQ model on this machine: on a GPU, or on a CPU with
+    AVX-512 (vLLM's AVX2 build lacks its AWQ kernel, `cpu_gemm_wna16`; seen on a 2-core
+    AMD EPYC with AVX2 only)."""
+    import torch
+
+    return bool(torch.cuda.is_available() or torch.cpu._is_avx512_supported())
+
+
+@dataclass(frozen=True)
+class SwitchTarget:
+    """A second model for the real engine to switch to: its registry name, quantization,
+    and the registry overlay that names it (HEARTH_MODELS_FILE), if any."""
+
+    name: str
+    quantization: str
+    models_file: Path | None = None
+
+
+@pytest.fixture(scope="session")
+def switch_target(data_dir: Path) -> SwitchTarget:
+    """demo-awq where AWQ runs here (`awq_runs_here`), else a bf16 demo model with other
+    weights, named in a registry overlay."""
+    if awq_runs_here():
+        return SwitchTarget("demo-awq", "awq")
+    from engine.demo_model import build_demo_model
+
+    weights = build_demo_model(data_dir / "models" / "demo-other", seed=7)
+    overlay = data_dir / "models-other.toml"
+    overlay.write_text(
+        f'[models.demo-other]\nsource = "{weights}"\nquantization = "none"\nmax_model_len = 2048\n'
+        'device = "any"\ndescription = "The demo model with other weights (tests)."\n', "utf-8")
+    return SwitchTarget("demo-other", "none", overlay)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from bench.switch import SwitchPlan, run_switch
 from bench.throughput import ThroughputPlan, run_throughput
 from bot.app.settings import Settings
 from engine.vllm_engine import VllmEngine
-from tests.conftest import make_settings
+from tests.conftest import SwitchTarget, make_settings
 
 pytestmark = pytest.mark.engine
 
@@ -49,13 +49,15 @@ async def test_cache_hit_rate_comes_from_vllm_and_is_bounded(
 
 
 async def test_switch_answers_messages_sent_while_it_runs(
-    bench_settings: Settings, real_engine: VllmEngine
+    bench_settings: Settings, real_engine: VllmEngine, switch_target: SwitchTarget
 ) -> None:
-    plan = SwitchPlan("demo-awq", during=1, reply_tokens=4, restore=True)
+    target = switch_target.name  # demo-awq where AWQ runs here
+    plan = SwitchPlan(target, during=1, reply_tokens=4, restore=True)
+    settings = bench_settings.model_copy(update={"models_file": switch_target.models_file})
 
-    figures: dict[str, Any] = (await run_switch(bench_settings, real_engine, plan)).to_json()
+    figures: dict[str, Any] = (await run_switch(settings, real_engine, plan)).to_json()
 
-    assert figures["serving"] == "demo-awq" and figures["answered_during_switch"] == 1
+    assert figures["serving"] == target and figures["answered_during_switch"] == 1
     # The new model loads beside the old one, which answers meanwhile: no message waits for
     # the switch, and the new model's first reply comes once it is serving.
     assert figures["mode"] == "auto"

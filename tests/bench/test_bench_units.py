@@ -96,7 +96,7 @@ async def test_bench_channel_records_sends_and_edits(settings: Settings) -> None
     async with bench_app(settings, fake_engine(), reply_tokens=8) as app:
         await app.pipeline.handle(msg, channel)
 
-    assert channel.texts(msg.key) == ["echo: user0: one two three"]
+    assert channel.texts(msg.key) == ["echo: ⟦user0⟧: one two three"]  # a group speaker, labelled
     assert channel.sends == 1 and channel.edits >= 1 and msg.key in channel.first_sent
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot.app.builder import App, HearthBuilder
 from bot.app.settings import Settings
-from bot.messages import ConversationKey
+from bot.messages import ConversationKey, IncomingMessage
 from bot.moderation import AllowAllGate
 from bot.pipeline import PromptLimits
 from bot.store import SqliteStore
@@ -20,7 +20,7 @@ from engine.errors import ModelLoadError, PromptTooLongError
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, ReplyChunk, Sampling
 from engine.vllm_engine import VllmEngine
-from tests.conftest import TODAY, make_settings
+from tests.conftest import TODAY, SwitchTarget, make_settings
 from tests.fakes import RecordingAdapter, message
 
 pytestmark = pytest.mark.engine
@@ -143,13 +143,25 @@ async def test_a_history_longer_than_the_context_is_trimmed_and_answered(real_ap
     assert history[0].text != "old message 0 " + "词语 words " * 40, "no context floor was set"
 
 
-async def test_switching_to_awq_and_back(real_app: App) -> None:
+async def test_switching_to_awq_and_back(
+    engine_settings: Settings, real_engine: VllmEngine, switch_target: SwitchTarget
+) -> None:
+    """To demo-awq where vLLM has its AWQ kernel here (`awq_runs_here`), else to other weights."""
     adapter = RecordingAdapter()
     boss = message("", "c", ROOM, author=OPERATOR)  # the model every chat gets: an operator's to switch
+    target, quantization = switch_target.name, switch_target.quantization
+    settings = engine_settings.model_copy(update={"models_file": switch_target.models_file})
+    async with app_on(settings, real_engine) as real_app:
+        await _switch_and_back(real_app, adapter, boss, target, quantization)
+
+
+async def _switch_and_back(
+    real_app: App, adapter: RecordingAdapter, boss: IncomingMessage, target: str, quantization: str
+) -> None:
     try:
-        assert await real_app.commands.run(boss, "model", "demo-awq") == "Now serving demo-awq (awq)."
+        assert await real_app.commands.run(boss, "model", target) == f"Now serving {target} ({quantization})."
         stats = real_app.engine.stats()
-        assert (stats.model, stats.quantization, stats.state) == ("demo-awq", "awq", "ready")
+        assert (stats.model, stats.quantization, stats.state) == (target, quantization, "ready")
         await real_app.pipeline.handle(message("quantized hello", "q1"), adapter)
         assert (await real_app.store.history(ROOM))[-1].reply_tokens > 0
     finally:
