@@ -20,6 +20,10 @@ THIRD_PARTY_LEVEL = logging.WARNING  # other libraries' records below this are d
 # What quiets the processes vLLM starts (its engine core), which log and print on their own:
 # Python's warnings, progress bars, PyTorch's C++ warnings. Set unless already set, or debugging.
 QUIET_CHILDREN = {"PYTHONWARNINGS": "ignore", "TQDM_DISABLE": "1", "TORCH_CPP_LOG_LEVEL": "ERROR"}
+# Libraries that give their top logger a handler of their own and stop propagation when they are
+# imported (transformers' `_configure_library_root_logger`, torch's `_init_logs`): their records
+# would skip the secret filter, the format and the levels chosen here.
+SELF_HANDLING = ("torch", "transformers", "huggingface_hub")
 
 
 def redact(text: str, secrets: list[SecretStr]) -> str:
@@ -92,6 +96,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def adopt_library_loggers(names: tuple[str, ...] = SELF_HANDLING) -> list[str]:
+    """Put the loggers of the named libraries (and their children) that write to a stream of
+    their own back under the root's handler: their stream handlers removed, propagation and level
+    restored (torch's artifact loggers, off by design and without a stream, are left). Returns
+    the names adopted. Call after importing them: configure_logging does, Hearth again once its
+    engine has loaded."""
+    adopted = []
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger) or name.split(".", 1)[0] not in names:
+            continue
+        streams = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        if streams:
+            for handler in streams:
+                logger.removeHandler(handler)
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
+            adopted.append(name)
+    return adopted
+
+
 def configure_logging(level: str, secrets: list[SecretStr], log_format: str = "text") -> None:
     """Log to stderr at `level` ("DEBUG"…"ERROR"), as `log_format` ("text" or "json"), every
     secret scrubbed; other libraries from THIRD_PARTY_LEVEL unless `level` is DEBUG."""
@@ -102,6 +126,7 @@ def configure_logging(level: str, secrets: list[SecretStr], log_format: str = "t
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    adopt_library_loggers()
     own = logging.getLevelName(level)
     root.setLevel(own if level == "DEBUG" else max(own, THIRD_PARTY_LEVEL))
     for name in OWN_LOGGERS:

@@ -43,7 +43,9 @@ KNOWN_STOPS = (
 # Anything shaped like a control token: `<|anything|>` (ASCII or full-width bars).
 MARKUP = r"<\|[^|<>\s]{1,64}\|>|<｜[^｜<>\s]{1,64}｜>"
 MARKUP_SHAPE = re.compile(rf"(?:{MARKUP}|</?[a-z_]{{1,32}}>|\[/?[A-Za-z_]{{1,16}}\])")
-MAX_REMOTE_STOPS = 32  # `stop` strings sent to a server (vLLM takes any number; keep the request small)
+# `stop` strings a server is sent: OpenAI's API takes up to 4 ("Up to 4 sequences"), and vLLM's
+# server validates the same (a 5th: HTTP 400). The rest are cut at here, as the reply streams.
+MAX_REMOTE_STOPS = 4
 
 
 class ControlTokens:
@@ -85,7 +87,8 @@ class ControlTokens:
         return StopScanner(self.stops)
 
     def remote_stops(self) -> list[str]:
-        """The `stop` list a remote server is sent: its end-of-turn markers first."""
+        """The `stop` list a remote server is sent (at most MAX_REMOTE_STOPS): the common formats'
+        end-of-turn markers among `stops` first. The scanner still cuts at every stop."""
         first = [s for s in KNOWN_STOPS if s in self.stops]
         return (first + [s for s in self.stops if s not in first])[:MAX_REMOTE_STOPS]
 

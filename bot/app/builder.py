@@ -46,7 +46,7 @@ from bot.commands.usage import QuotaCommand, UsageCommand
 from bot.errors import ConfigError
 from bot.i18n import Locale
 from bot.journal import JournalledInbox
-from bot.logs import vllm_log_level
+from bot.logs import adopt_library_loggers, vllm_log_level
 from bot.metrics import MeteredGate, Metrics, TimedEngine
 from bot.moderation import Gate, WordsAware
 from bot.moderation.leak import Canary
@@ -385,6 +385,7 @@ class App:
         self.engine_events.listen(chain.engine_event)
         log.info("loading model %s …", spec.name)
         await chain.start()
+        adopt_library_loggers()  # torch and transformers, imported by the load, log through ours
         self._stack.push_async_callback(chain.close)
         return chain
 

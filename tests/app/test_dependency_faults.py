@@ -348,7 +348,8 @@ async def test_discord_messages_the_store_cannot_take_wait_in_the_journal_even_a
     kill -9 caught in the journal are answered once after the restart."""
     database = discord_faults.db(tmp_path)
     journal = database.with_name(database.name + ".journal")
-    first = await discord_faults.on_discord(discord_faults.hearth(short_model, tmp_path, discord=discord), discord)
+    process = discord_faults.hearth(short_model, tmp_path, discord=discord)
+    first = await discord_faults.on_discord(process, discord)
     try:
         with closing(sqlite3.connect(database, isolation_level=None, timeout=10)) as other:
             other.execute("BEGIN EXCLUSIVE")

@@ -87,3 +87,24 @@ def test_debugging_shows_everything(stderr: Written) -> None:
     configure_logging("DEBUG", [])
     logging.getLogger("transformers.modeling_utils").info("loading weights…")
     assert "loading weights" in stderr.getvalue()
+
+
+def test_torch_and_transformers_imported_after_set_up_log_through_hearth(stderr: Written) -> None:
+    """They install stderr handlers of their own and stop propagation when imported (the engine
+    imports them after logging is configured): adopted, their records are scrubbed and formatted."""
+    secret = "hunter2-proxy-password"
+    configure_logging("INFO", [SecretStr(secret)])
+    import torch  # noqa: F401  (first import in this process, or again: both install handlers)
+    import transformers
+    transformers.logging.get_logger("transformers").addHandler(logging.StreamHandler())  # as theirs
+
+    from bot.logs import adopt_library_loggers
+    adopted = adopt_library_loggers()
+    assert "transformers" in adopted
+    logging.getLogger("torch").warning("torch saw %s", secret)
+    logging.getLogger("transformers.modeling_utils").warning("transformers saw %s", secret)
+
+    text = stderr.getvalue()
+    assert "WARNING torch: torch saw ***" in text
+    assert "WARNING transformers.modeling_utils: transformers saw ***" in text
+    assert secret not in text

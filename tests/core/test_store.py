@@ -585,7 +585,9 @@ async def test_a_reply_stored_with_its_questions_status_writes_both_at_once(stor
     assert [p.id for p in await store.pending(since=0)] == [cut]
 
 
-async def test_an_undelivered_reply_waits_for_its_owner_with_its_parts_and_stays_in_history(store: Store) -> None:
+async def test_an_undelivered_reply_waits_for_its_owner_with_its_parts_and_stays_in_history(
+    store: Store,
+) -> None:
     question = await store.add_message(ROOM, "user", "hi", platform_message_id="41", owner="a")
     assert question is not None
     reply = await store.add_message(

@@ -30,6 +30,7 @@ from aiohttp import web
 
 TOKEN_COUNT = 7  # what /tokenize answers, whatever the prompt
 WORDS = ("hello", " from", " the", " fake")
+MAX_STOP = 4  # `stop` strings a chat request may carry (OpenAI's API; vLLM's server: 400 beyond)
 OWNERS = {"vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "library"}  # /v1/models `owned_by`
 
 
@@ -182,6 +183,9 @@ class FakeOpenAI:
             return web.json_response(_too_long(self.kind, self.n_ctx), status=400)
         if body.get("model") not in self.models:
             return web.json_response({"error": {"message": "no such model"}}, status=404)
+        if len(stop := body.get("stop") or []) > MAX_STOP:  # vLLM's and OpenAI's validation
+            message = f"stop: at most {MAX_STOP} items, not {len(stop)}"
+            return web.json_response({"error": {"message": message}}, status=400)
         return await self._stream(request, body)
 
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:

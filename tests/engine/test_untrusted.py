@@ -13,7 +13,14 @@ import pytest
 
 from engine.remote import RemoteEngine, RemoteOptions
 from engine.types import ChatMessage, Sampling
-from engine.untrusted import BREAK, KNOWN_STOPS, ControlTokens, StopScanner, tokenizer_controls
+from engine.untrusted import (
+    BREAK,
+    KNOWN_STOPS,
+    MAX_REMOTE_STOPS,
+    ControlTokens,
+    StopScanner,
+    tokenizer_controls,
+)
 from tests.engine.fake_openai import FakeOpenAI
 
 if TYPE_CHECKING:
@@ -105,7 +112,7 @@ async def test_a_remote_reply_ends_at_the_first_control_token_which_is_also_sent
     assert "".join(c.text for c in chunks) == "Hi there!"
     assert chunks[-1].finished and chunks[-1].finish_reason == "stop"
     [seen] = leaky.chats
-    assert set(KNOWN_STOPS) <= set(seen.body["stop"])
+    assert seen.body["stop"] == list(KNOWN_STOPS[:MAX_REMOTE_STOPS])  # the most common end-of-turns
 
 
 async def test_the_remote_engine_sends_untrusted_content_neutralised(leaky: FakeOpenAI) -> None:
