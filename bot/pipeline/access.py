@@ -6,7 +6,7 @@ from bot import i18n
 from bot.access import AccessPolicy
 from bot.messages import IncomingMessage
 from bot.metrics import Metrics
-from bot.pipeline.turn import Handler, Turn
+from bot.pipeline.turn import Handler, PendingNotices, Turn
 from bot.store import Conversations
 
 REFUSED = "access"  # the reason refusals are counted under (hearth_messages_refused_total)
@@ -23,7 +23,8 @@ class AccessGate:
         self._policy = policy
         self._conversations = conversations
         self._metrics = metrics
-        self._notices: dict[Turn, str] = {}
+        self._notices = PendingNotices()
+        self.answer = self._notices.answer
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
@@ -34,15 +35,8 @@ class AccessGate:
         await self._conversations.set_status(turn.message_id, "denied")
         self._metrics.refuse(msg.platform, REFUSED)
         if self._policy.notice_due(msg):
-            self._notices[turn] = await refusal_text(self._policy, msg, turn.lang)
+            self._notices.due(turn, await refusal_text(self._policy, msg, turn.lang))
             await call_next(turn)
-
-    async def answer(self, turn: Turn, call_next: Handler) -> None:
-        notice = self._notices.pop(turn, None)
-        if notice is not None:
-            await turn.reply.finish(notice)
-            return
-        await call_next(turn)
 
 
 class AccessCommands:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot import i18n
 from bot.messages import IncomingMessage
 from bot.metrics import Metrics
-from bot.pipeline.turn import Handler, Turn
+from bot.pipeline.turn import Handler, PendingNotices, Turn
 from bot.quotas import Quotas, Refusal
 from bot.quotas.policy import Reservation
 from bot.store import Conversations
@@ -41,7 +41,8 @@ class QuotaGate:
         self._metrics = metrics
         self._exempt = exempt
         self._reply_tokens = reply_tokens
-        self._notices: dict[Turn, str] = {}
+        self._notices = PendingNotices()
+        self.answer = self._notices.answer
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         msg = turn.msg
@@ -52,15 +53,8 @@ class QuotaGate:
             return
         await self._limited(turn, refusal)
         if self._quotas.notice_due(msg, refusal):
-            self._notices[turn] = notice_text(refusal, turn.lang)
+            self._notices.due(turn, notice_text(refusal, turn.lang))
             await call_next(turn)
-
-    async def answer(self, turn: Turn, call_next: Handler) -> None:
-        notice = self._notices.pop(turn, None)
-        if notice is not None:
-            await turn.reply.finish(notice)
-            return
-        await call_next(turn)
 
     async def reserve(self, turn: Turn, call_next: Handler) -> None:
         assert turn.prompt is not None, "BuildPrompt runs first"

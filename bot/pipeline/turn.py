@@ -42,6 +42,26 @@ class Turn:
 Handler = Callable[[Turn], Awaitable[None]]
 
 
+class PendingNotices:
+    """Notices a gate decided at intake and sends from the answering task: a platform's
+    pacing never holds up intake (`bot.pipeline.access.AccessGate`, `bot.pipeline.quota.QuotaGate`)."""
+
+    def __init__(self) -> None:
+        self._notices: dict[Turn, str] = {}
+
+    def due(self, turn: Turn, text: str) -> None:
+        """`text` is sent to `turn`'s place instead of an answer."""
+        self._notices[turn] = text
+
+    async def answer(self, turn: Turn, call_next: Handler) -> None:
+        """The answer-chain stage: the notice due for `turn`, or the turn passed on."""
+        notice = self._notices.pop(turn, None)
+        if notice is not None:
+            await turn.reply.finish(notice)
+            return
+        await call_next(turn)
+
+
 class Stage(Protocol):
     """One step of answering a message. Calling `call_next` passes the turn on;
     returning without calling it ends the turn there (a duplicate, a refusal)."""

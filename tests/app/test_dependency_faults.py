@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from tests.adapters.discord.fake_discord import FakeDiscord
-from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User
+from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User, running
 from tests.app import test_platform_faults as discord_faults
 from tests.app.process import HearthProcess, hearth_env, rows, until
+from tests.conftest import small_tmpfs
 from tests.engine.fake_openai import FakeOpenAI
 
 MENTION = "@HearthTestBot"
@@ -42,12 +43,8 @@ SPEAKERS = itertools.count()  # who speaks next: never one person twice in a tes
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 @pytest.fixture
@@ -125,15 +122,8 @@ def no_apology(telegram: FakeTelegram) -> bool:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs of its own, unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
-    try:
+    with small_tmpfs(tmp_path / "disk", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path) -> Path:

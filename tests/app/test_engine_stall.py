@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from bot.i18n import TEXTS
-from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User
+from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User, running
 from tests.app.process import HearthProcess, engine_pids, gone, hearth_env, rows, until
 
 pytestmark = pytest.mark.engine
@@ -33,12 +33,8 @@ WAITING = TEXTS["restarting"]["en"]
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 def shown(fake: FakeTelegram, chat: Chat, message_id: int) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User
+from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User, running
 from tests.app.process import HearthProcess, engine_pids, gone, hearth_env, rows, until
 
 pytestmark = pytest.mark.engine
@@ -26,12 +26,8 @@ ORPHAN_GONE_S = 10.0
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 def hearth(fake: FakeTelegram, data_dir: Path, db: Path, cwd: Path, **settings: str) -> HearthProcess:

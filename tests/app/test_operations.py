@@ -26,7 +26,7 @@ from bot.messages import ConversationKey, Usage, Verdict
 from bot.store import SqliteStore
 from engine.devices import device_problem
 from engine.registry import Registry
-from tests.adapters.telegram.fake_telegram import FakeTelegram
+from tests.adapters.telegram.fake_telegram import FakeTelegram, running
 from tests.app.process import HearthProcess, hearth_env
 from tests.core.postgres_server import fresh_schema
 from tests.engine.fake_openai import FakeOpenAI
@@ -59,12 +59,8 @@ def free_port() -> int:
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 # Refused before anything loads.

@@ -20,7 +20,7 @@ import pytest
 
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.payloads import GUESTS, TOKEN
-from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User
+from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User, running
 from tests.app.process import HearthProcess, hearth_env, rows, until
 from tests.engine.fake_openai import FakeOpenAI
 
@@ -49,12 +49,8 @@ async def discord() -> AsyncIterator[FakeDiscord]:
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 def hearth(

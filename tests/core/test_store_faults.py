@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -19,6 +18,7 @@ from bot.messages import ConversationKey
 from bot.store import SqliteStore
 from bot.store.faults import StoreHealth, patience, retried_on
 from bot.store.sqlite import is_fault
+from tests.conftest import small_tmpfs
 
 ROOM = ConversationKey("telegram", "room")
 BUSY_S = 0.3
@@ -77,15 +77,8 @@ async def test_reads_go_on_while_another_connection_holds_the_write_lock(tmp_pat
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs of its own, unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
-    try:
+    with small_tmpfs(tmp_path / "small", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_a_full_disk_is_a_fault_and_the_store_recovers_when_space_returns(small_disk: Path) -> None:

@@ -12,20 +12,16 @@ from bot.app.builder import App
 from bot.app.platforms import telegram_config
 from bot.app.settings import Settings
 from engine.registry import Registry
-from tests.adapters.telegram.fake_telegram import FakeTelegram
+from tests.adapters.telegram.fake_telegram import FakeTelegram, running
 from tests.adapters.telegram.harness import LISTED, HeldEngine, adapter_for, serving
 from tests.conftest import make_settings
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
         assert fake.errors == [], "the adapter made calls Telegram would reject"
-    finally:
-        await fake.close()
 
 
 @pytest.fixture

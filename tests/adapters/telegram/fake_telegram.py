@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -563,3 +563,14 @@ def _value(key: str, raw: str) -> Any:
     if key in JSON_KEYS:
         return json.loads(raw)
     return raw
+
+
+@contextlib.asynccontextmanager
+async def running() -> AsyncIterator[FakeTelegram]:
+    """A started FakeTelegram, closed on the way out."""
+    fake = FakeTelegram()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
