@@ -11,6 +11,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# A cancellation can be lost: Python 3.11's `asyncio.wait_for` drops one that arrives as the
+# awaited thing completes (gh-86296, fixed in 3.12), and discord.py's gateway loop awaits through
+# it. A task still running this long after a cancel is cancelled again.
+RECANCEL_S = 1.0
+
 
 class TaskOwner:
     """Spawns named tasks, keeps a reference to each until it ends, cancels the rest on `close`.
@@ -43,12 +48,17 @@ class TaskOwner:
         return not self._tasks
 
     async def close(self) -> None:
-        """Cancel every task still running and wait for them; idempotent."""
+        """Cancel every task still running and wait for them to end, cancelling again every
+        RECANCEL_S seconds a task that let a cancellation go by; idempotent."""
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+            if pending:
+                log.warning("%s: %s still running after a cancel, cancelling again", self._name,
+                            ", ".join(sorted(t.get_name() for t in pending)))
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -188,10 +188,11 @@ class DiscordAdapter:
         return None
 
     async def stop(self) -> None:
-        """Stop the background work, then disconnect. Idempotent."""
+        """Disconnect, then stop the background work. Idempotent. Closing the client is what ends
+        discord.py's `start()` (a cancel alone can be lost inside its gateway loop)."""
         self._stopping = True
-        await self._tasks.close()
         await self._client.close()
+        await self._tasks.close()
 
     async def wait_until_ready(self) -> None:
         """Until every shard's gateway session is up and its servers are loaded."""
