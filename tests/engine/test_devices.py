@@ -63,8 +63,8 @@ def test_awq_on_a_cpu_without_avx512_is_refused_with_what_to_choose() -> None:
     assert problem is not None and "AVX-512" in problem and "qwen2.5-1.5b " in problem.replace(",", " ")
     assert device_problem(spec, visible=lambda: False, cpu_only=lambda: True, avx512=lambda: True) is None
     assert device_problem(spec, visible=lambda: True, cpu_only=lambda: False, avx512=lambda: False) is None
-    unquantized = REGISTRY.get("demo")
-    assert device_problem(unquantized, visible=lambda: False, cpu_only=lambda: True, avx512=lambda: False) is None
+    demo = REGISTRY.get("demo")  # unquantized
+    assert device_problem(demo, visible=lambda: False, cpu_only=lambda: True, avx512=lambda: False) is None
 
 
 def test_the_cpu_flags_come_from_cpuinfo(tmp_path: Path) -> None:
