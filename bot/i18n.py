@@ -7,6 +7,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from bot.errors import MessageTooLongError, NotAdminError, PersonaTooLongError, StoreUnavailableError
+from engine.devices import DeviceError
 from engine.errors import (
     EngineStalledError,
     EngineUnavailableError,
@@ -47,6 +48,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "model_load_failed": {
         "en": "Sorry, the model {model} failed to load; an admin has been told in the log.",
         "zh": "抱歉，模型 {model} 加载失败，详情已记录在日志中。",
+    },
+    "model_cannot_run": {
+        "en": "That model cannot run on this machine: {reason}",
+        "zh": "这个模型无法在这台机器上运行：{reason}",
     },
     "unknown_model": {
         "en": "Unknown model {name}. Known models: {known}.",
@@ -206,6 +211,10 @@ def error_text(error: BaseException, lang: str) -> str:
             return text("prompt_too_long", lang, tokens=tokens, limit=limit)
         case MessageTooLongError(chars=chars, limit=limit):
             return text("message_too_long", lang, chars=chars, limit=limit)
+        case DeviceError(reason=reason):
+            return text("model_cannot_run", lang, reason=reason)
+        case ModelLoadError(reason=reason) if isinstance(error.__cause__, DeviceError):
+            return text("model_cannot_run", lang, reason=reason)
         case ModelLoadError(model=model):
             return text("model_load_failed", lang, model=model)
         case UnknownModelError(name=name, known=known):

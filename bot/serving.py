@@ -56,7 +56,8 @@ class ModelService:
 
         Naming the model that should be serving while it is down restarts it. Raises
         `UnknownModelError` for a name the registry lacks and `ModelLoadError` when the
-        model does not load (the previous one then keeps serving)."""
+        model does not load (the previous one then keeps serving; one this machine cannot
+        serve at all, `engine.devices`, at once)."""
         spec = await self._spec_for(name)
         if spec.name != self._engine.spec.name or self._engine.stats().state != "ready":
             await self._engine.switch(spec)  # the same model, when down: a restart

@@ -64,7 +64,12 @@ def cpu_has_avx512(cpuinfo: str = CPUINFO) -> bool:
 
 
 class DeviceError(EngineError):
-    """A model needs a device this machine lacks; the message says what to do."""
+    """`model` needs a device (or CPU feature) this machine lacks; `reason` says what to do."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(reason)
+        self.model = model
+        self.reason = reason
 
 
 def device_problem(
@@ -101,4 +106,4 @@ def _installed(distribution: str) -> bool:
 def check_device(spec: ModelSpec) -> None:
     """Raise DeviceError when `spec` cannot be served here (see `device_problem`)."""
     if (problem := device_problem(spec)) is not None:
-        raise DeviceError(problem)
+        raise DeviceError(spec.name, problem)

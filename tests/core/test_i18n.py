@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import ConfigError, HearthError, MessageTooLongError, NotAdminError, StoreUnavailableError
 from bot.i18n import TEXTS, detect_language, error_text
+from engine.devices import DeviceError, device_problem
 from engine.errors import (
     EngineStalledError,
     EngineUnavailableError,
@@ -15,6 +16,7 @@ from engine.errors import (
     PromptTooLongError,
     UnknownModelError,
 )
+from engine.registry import Registry
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 MAPPED_ERRORS: list[BaseException] = [
@@ -91,3 +93,21 @@ def test_model_load_reason_is_kept_from_users() -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_unexpected_error_gives_the_generic_text(lang: str) -> None:
     assert error_text(RuntimeError("boom at 0xdeadbeef"), lang) == TEXTS["internal_error"][lang]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_model_this_machine_cannot_run_says_why_and_what_to_use(lang: str) -> None:
+    """The reason is the registry's and the machine's, never a secret: it is shown, as the
+    real engine raises it (a ModelLoadError from the resolver's DeviceError)."""
+    reason = device_problem(Registry.load().get("qwen2.5-1.5b-awq"), visible=lambda: False,
+                            cpu_only=lambda: True, avx512=lambda: False)
+    assert reason is not None
+    try:
+        try:
+            raise DeviceError("qwen2.5-1.5b-awq", reason)
+        except DeviceError as exc:
+            raise ModelLoadError("qwen2.5-1.5b-awq", reason) from exc
+    except ModelLoadError as error:
+        shown = error_text(error, lang)
+    assert "AVX-512" in shown and "qwen2.5-1.5b or smollm2-135m" in shown
+    assert shown != error_text(ModelLoadError("m", "out of memory"), lang)
