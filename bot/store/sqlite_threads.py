@@ -93,10 +93,15 @@ class GroupCommit:
         self._closing = False
         self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
-    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `job(connection)` in the next transaction; its result once committed."""
+    async def write(self, job: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+        """Run `job(connection)` in the next transaction; its result once committed.
+        An `urgent` job goes to the front of the queue: it waits for the transaction
+        running now (at most MAX_BATCH jobs), never for the writes queued behind it."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
+        if urgent:
+            self._queue.appendleft((job, future))
+        else:
+            self._queue.append((job, future))
         self._wake()
         return await future
 
@@ -107,6 +112,12 @@ class GroupCommit:
         future.add_done_callback(lambda done: _log_failure(done, what))
         self._queue.append((job, future))
         self._wake()
+
+    async def settled(self) -> None:
+        """Return once every write queued so far (`write_later` included) has committed
+        or failed."""
+        if self._queue or (self._flusher is not None and not self._flusher.done()):
+            await self.write(_nothing)
 
     async def close(self) -> None:
         """Let queued writes finish, then stop the writer."""
@@ -149,6 +160,10 @@ class GroupCommit:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+
+def _nothing(connection: sqlite3.Connection) -> None:
+    return None
 
 
 def _log_failure(future: asyncio.Future[Any], what: str) -> None:

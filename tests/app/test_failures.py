@@ -66,10 +66,12 @@ def stored_user_messages(db: Path) -> int:
     return int(rows(db, "SELECT COUNT(*) FROM messages WHERE role = 'user'")[0][0])
 
 
-def noted_parts(db: Path) -> set[str]:
-    """Platform ids of every reply part Hearth noted as shown (`Store.note_shown`)."""
-    found = rows(db, "SELECT json_extract(meta, '$.shown') FROM messages WHERE role = 'user'")
-    return {str(part) for (shown,) in found if shown for part in json.loads(str(shown))}
+def noted_parts(db: Path) -> set[tuple[int, int]]:
+    """(chat, platform id) of every reply part Hearth noted as shown (`Store.note_shown`).
+    Telegram numbers messages per chat, so an id alone may name a part in another chat."""
+    found = rows(db, "SELECT c.channel, json_extract(m.meta, '$.shown') FROM messages m"
+                     " JOIN conversations c ON c.id = m.conversation_id WHERE m.role = 'user'")
+    return {(int(chat), int(part)) for chat, shown in found if shown for part in json.loads(str(shown))}
 
 
 def extra_answers(fake: FakeTelegram, sent: list[tuple[Chat, int]]) -> list[tuple[int, int, list[int]]]:
@@ -112,7 +114,7 @@ async def test_kill_9_loses_nothing_leaves_no_orphans_and_answers_once_after_res
 
     assert all(complete_answers(fake, c, m) >= 1 for c, m in sent)
     twice = extra_answers(fake, sent)
-    assert [t for t in twice if any(str(part) in noted for part in t[2])] == [], (
+    assert [t for t in twice if any((t[0], part) in noted for part in t[2])] == [], (
         "a part noted as shown was left unmarked beside the new answer"
     )
     # The one gap no store closes (README, "When things fail"): the kill lands after the
