@@ -1,5 +1,5 @@
-"""The SQLite store: a file in WAL mode, a writer, a reader and a tracer connection each on its
-own thread, group-committed writes, migrated by `user_version`."""
+"""The SQLite store: a file in WAL mode, a writer and a reader connection each on its own
+thread, group-committed writes, migrated by `user_version`."""
 
 from __future__ import annotations
 
