@@ -22,6 +22,14 @@ GRAPHEME = regex.compile(r"\X")
 # follow), a modifier or VS16 (a ZWJ may follow), a ZWJ, a regional indicator.
 GROWING = regex.compile(r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0f]$")
 REGIONAL_PAIR = regex.compile(r"\p{Regional_Indicator}{2}")
+# Positions that are a grapheme cluster boundary whatever surrounds them (UAX #29): after a
+# line feed (GB4), and between two characters of break class Other (GB999: no rule joins
+# them). Clusters are found from the last such position before a cut, not from the
+# text's start: a streamed reply is cut and settled at every edit, and scanning it whole
+# each time made splitting most of Hearth's per-token cost (1.5 ms per edit at 8,000
+# characters).
+ANCHOR = regex.compile(r"(?r)(?<=\n)|(?<=\p{GCB=Other})(?=\p{GCB=Other})")
+ANCHOR_WINDOW = 256  # characters searched back for an anchor before scanning from the start
 FENCE = re.compile(r"^(\s*)(```+|~~~+)(\S*)", re.MULTILINE)
 BREAKS = ("\n\n", "\n", " ")
 
@@ -82,16 +90,27 @@ def grapheme_floor(text: str, index: int, start: int = 0) -> int:
     `index` itself when a single cluster spans all of (start, index] (it must be cut)."""
     if index >= len(text) or index <= 0:
         return index
-    edge = 0
-    for match in GRAPHEME.finditer(text):  # from the start: a flag's halves pair up from there
+    edge = anchor = _anchor(text, index)
+    for match in GRAPHEME.finditer(text, anchor):  # a flag's halves pair up from a boundary
         if match.end() > index:
             break
         edge = match.end()
     return edge if edge > start else index
 
 
+def _anchor(text: str, index: int) -> int:
+    """A grapheme cluster boundary at or before `index`: the last `ANCHOR` within
+    ANCHOR_WINDOW characters, else 0."""
+    low = max(0, index - ANCHOR_WINDOW)
+    found = ANCHOR.search(text, low, index + 1)  # the last one: ANCHOR searches backwards
+    if found is not None and found.start() > index:  # just past a line feed at `index`
+        found = ANCHOR.search(text, low, index)
+    return 0 if found is None else found.start()
+
+
 def _is_boundary(text: str, index: int) -> bool:
-    return any(m.end() == index for m in GRAPHEME.finditer(text, 0, index + 1))
+    anchor = _anchor(text, index)
+    return index == anchor or any(m.end() == index for m in GRAPHEME.finditer(text, anchor, index + 1))
 
 
 def settled(text: str) -> str:
@@ -104,7 +123,7 @@ def settled(text: str) -> str:
     if not text or not GROWING.search(text[-1]):
         return text
     last = 0
-    for match in GRAPHEME.finditer(text):
+    for match in GRAPHEME.finditer(text, _anchor(text, len(text) - 1)):
         last = match.start()
     cluster = text[last:]
     growing = cluster[-1] != "\u20e3" and not REGIONAL_PAIR.fullmatch(cluster)  # a keycap, a flag: whole
