@@ -256,3 +256,31 @@ def test_truncate_keeps_whole_clusters() -> None:
     assert truncate("ab" + "🇨🇳" * 5, 5) == "ab🇨🇳"
     assert truncate("👍🏽👍🏽", 3, utf16_len) == ""
     assert truncate("short", 100) == "short"
+
+
+CLUSTER_ATOMS = ["a", " ", "\n", "\r\n", "中", "\u0301", "\u200d", "👍", "🏽", "🇨", "🇳", "👩", "👧",
+                 "1", "\ufe0f", "\u20e3", "ก", "\u0e33", "각", "\u1100", "\u1161", "क", "\u094d", "ष"]
+
+
+def whole_scan_floor(text: str, index: int) -> int:
+    """The last cluster boundary at or before `index`, clusters found from the text's start."""
+    edge = 0
+    for match in regex.finditer(r"\X", text):
+        if match.end() > index:
+            break
+        edge = match.end()
+    return edge
+
+
+def test_cuts_found_near_the_cut_are_those_found_from_the_start() -> None:
+    """Clusters are found from a sure boundary near the cut (a streamed reply is cut at
+    every edit); joiners, modifiers, flags, Hangul jamo and conjuncts around it must
+    give the cuts a scan from the start gives."""
+    rng = random.Random(7)
+    for _ in range(400):
+        text = "".join(rng.choice(CLUSTER_ATOMS) for _ in range(rng.randint(1, 900)))
+        for index in (rng.randint(1, len(text)) for _ in range(5)):
+            cut = len(truncate(text, index))
+            assert cut == whole_scan_floor(text, index), (text, index)
+        last = [m.start() for m in regex.finditer(r"\X", text)][-1]
+        assert settled(text) in (text, text[:last])
