@@ -33,6 +33,7 @@ Job = Callable[[sqlite3.Connection], Any]
 IsFault = Callable[[BaseException], bool]
 
 MAX_BATCH = 256  # jobs in one transaction at most
+LATER_S = 0.05  # how long a `write_later` job may wait for a transaction to ride along with
 
 
 class SqliteThread:
@@ -91,6 +92,7 @@ class GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._closing = False
+        self._later: asyncio.TimerHandle | None = None
         self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
     async def write(self, job: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
@@ -107,11 +109,15 @@ class GroupCommit:
 
     def write_later(self, job: Job, what: str) -> None:
         """Queue `job` for the next transaction without waiting for it (derived rows that
-        no read depends on at once); a failure is logged, naming `what`."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        no read depends on at once): it rides along with the next `write`, or is written
+        alone after LATER_S, so it costs no transaction of its own while writes come
+        often. A failure is logged, naming `what`."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(lambda done: _log_failure(done, what))
         self._queue.append((job, future))
-        self._wake()
+        if self._later is None:
+            self._later = loop.call_later(LATER_S, self._wake)
 
     async def settled(self) -> None:
         """Return once every write queued so far (`write_later` included) has committed
@@ -121,6 +127,8 @@ class GroupCommit:
 
     async def close(self) -> None:
         """Let queued writes finish, then stop the writer."""
+        if self._queue:
+            self._wake()
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             self._closing = True
@@ -129,6 +137,9 @@ class GroupCommit:
             self._closing = False
 
     def _wake(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         if self._flusher is None or self._flusher.done():  # one long-lived writer task
             self._flusher = asyncio.create_task(self._flush_forever(), name="sqlite-group-commit")
         self._wanted.set()
