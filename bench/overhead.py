@@ -36,6 +36,7 @@ from bot.app.builder import App
 from bot.app.settings import Settings
 from engine.fake import FakeEngine
 from engine.registry import Registry
+from engine.supervisor import Supervisor
 from engine.types import ChatMessage
 
 DEFAULT_MESSAGES = 2000
@@ -308,8 +309,9 @@ def instant_engine(settings: Settings, reply_words: int) -> FakeEngine:
 
 @asynccontextmanager
 async def instant_app(settings: Settings, reply_words: int) -> AsyncIterator[App]:
-    """The bench app on a started `instant_engine` answering `reply_words` words."""
-    engine = instant_engine(settings, reply_words)
+    """The bench app on a started `instant_engine` answering `reply_words` words,
+    supervised as `hearth run` supervises its engine (the watcher is part of the cost)."""
+    engine = Supervisor(instant_engine(settings, reply_words))
     await engine.start()
     try:
         async with bench_app(settings, engine, reply_words) as app:
