@@ -248,14 +248,30 @@ class ReplyView:
         self._mode = mode
         self._lang = lang
         self._spoiler = spoiler or _quoted
-        self.text = ""
-        self.thinking = ""
+        # Pieces, joined when read: `self.text += piece` would copy the whole reply on
+        # every token (an attribute is never extended in place), quadratic in its length.
+        self._text: list[str] = []
+        self._thinking: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return _joined(self._text)
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text[:] = [value]
+
+    @property
+    def thinking(self) -> str:
+        return _joined(self._thinking)
 
     def add(self, chunk: ReplyChunk) -> None:
         if chunk.restart:  # the engine starts the reply over: the new one replaces what was shown
-            self.text, self.thinking = "", ""
-        self.text += chunk.text
-        self.thinking += chunk.reasoning
+            self._text.clear()
+            self._thinking.clear()
+        self._text.append(chunk.text)
+        if chunk.reasoning:
+            self._thinking.append(chunk.reasoning)
 
     def now(self) -> str:
         """The text to show while streaming."""
@@ -273,6 +289,13 @@ class ReplyView:
         if self._mode == "shown" and self.thinking.strip():
             return self.text, self.now()
         return self.text, self.text
+
+
+def _joined(pieces: list[str]) -> str:
+    """The pieces as one string, kept as the only piece so the next read is free."""
+    if len(pieces) > 1:
+        pieces[:] = ["".join(pieces)]
+    return pieces[0] if pieces else ""
 
 
 def _quoted(thinking: str) -> str:
