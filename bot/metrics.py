@@ -10,8 +10,8 @@ metrics (`vllm:*`). The gate and the engine are metered by wrapping them
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -191,16 +191,9 @@ class TimedEngine:
     async def close(self) -> None:
         await self._engine.close()
 
-    async def stream(
-        self, messages: Sequence[ChatMessage], sampling: Sampling
-    ) -> AsyncGenerator[ReplyChunk, None]:
-        started, timed = self._clock(), False
-        async with aclosing(self._engine.stream(messages, sampling)) as chunks:
-            async for chunk in chunks:
-                if not timed:
-                    self._metrics.first_token.observe(self._clock() - started)
-                    timed = True
-                yield chunk
+    def stream(self, messages: Sequence[ChatMessage], sampling: Sampling) -> AsyncGenerator[ReplyChunk, None]:
+        return _TimedToFirst(self._engine.stream(messages, sampling), self._metrics.first_token.observe,
+                             self._clock)
 
     async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return await self._engine.count_tokens(messages)
@@ -210,3 +203,39 @@ class TimedEngine:
 
     def stats(self) -> EngineStats:
         return self._engine.stats()
+
+
+class _TimedToFirst(AsyncGenerator[ReplyChunk, None]):
+    """`chunks` as they come, the wait for the first one observed (seconds). Every later
+    read is the inner generator's own `__anext__`, so timing adds no layer per token.
+    Closing this closes `chunks`."""
+
+    __slots__ = ("_chunks", "_clock", "_observe", "_started")
+
+    def __init__(self, chunks: AsyncGenerator[ReplyChunk, None], observe: Callable[[float], None],
+                 clock: Callable[[], float]) -> None:
+        self._chunks = chunks
+        self._observe = observe
+        self._clock = clock
+        self._started: float | None = clock()
+
+    def __anext__(self) -> Coroutine[Any, Any, ReplyChunk]:
+        if self._started is None:
+            return self._chunks.__anext__()
+        return self._first()
+
+    async def _first(self) -> ReplyChunk:
+        chunk = await self._chunks.__anext__()
+        if self._started is not None:
+            self._observe(self._clock() - self._started)
+            self._started = None
+        return chunk
+
+    def asend(self, value: None) -> Coroutine[Any, Any, ReplyChunk]:
+        return self._chunks.asend(value)
+
+    def athrow(self, *args: Any) -> Coroutine[Any, Any, ReplyChunk]:
+        return self._chunks.athrow(*args)
+
+    def aclose(self) -> Coroutine[Any, Any, None]:
+        return self._chunks.aclose()

@@ -184,18 +184,40 @@ class Supervisor:
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
     ) -> AsyncGenerator[ReplyChunk, None]:
+        """The engine's chunks, unless it dies or stalls while one is awaited: a request
+        sent to a dead or stopped engine core may never hear back. Nothing is done per
+        chunk but a counter and two fields (this generator is the only layer it adds): the
+        one watcher task (`_watch`, every `check_every_s`) looks at every reply in flight
+        and ends the wait of one whose engine died (EngineUnavailableError) or stalled
+        (EngineStalledError: the epoch moved on; a stopped process still counts as alive)
+        by cancelling its read. A request the engine dropped before its first chunk is
+        tried once more after the restart."""
         for attempt in range(2):
             await self._wait_up()
             started = False
+            reply = self._enter(_Reply(self._epoch))
             try:
-                async with (
-                    contextlib.aclosing(self._engine.stream(messages, sampling)) as chunks,
-                    contextlib.aclosing(self._watched(chunks)) as watched,
-                ):
-                    async for chunk in watched:
-                        started = True
-                        yield chunk
-                return
+                try:
+                    async with contextlib.aclosing(self._engine.stream(messages, sampling)) as chunks:
+                        while True:
+                            reply.task = asyncio.current_task()  # the reader may change between chunks
+                            reply.waiting = True
+                            try:
+                                chunk = await anext(chunks)
+                            except StopAsyncIteration:
+                                return
+                            except asyncio.CancelledError:
+                                if reply.ended is None or reply.task is None:
+                                    raise  # cancelled from outside: shutdown, an abort
+                                reply.task.uncancel()
+                                raise reply.ended from None
+                            finally:
+                                reply.waiting = False
+                            self._chunks += 1
+                            started = True
+                            yield chunk
+                finally:
+                    self._leave(reply)
             except EngineStalledError:
                 if started or attempt:
                     raise  # as for a death: part of a reply was shown, apologise now
@@ -207,38 +229,16 @@ class Supervisor:
                     raise  # the user saw part of a reply: apologise now, do not start over
                 # died before this request got anywhere: wait for the restart, then try once more
 
-    async def _watched(self, chunks: AsyncGenerator[ReplyChunk, None]) -> AsyncGenerator[ReplyChunk, None]:
-        """The chunks, unless the engine dies or stalls while one is awaited: a request sent
-        to a dead or stopped engine core may never hear back. Nothing is done per chunk but
-        a counter and a flag: the one watcher task (`_watch`, every `check_every_s`) looks at
-        every reply in flight, and ends the wait of one whose engine died
-        (EngineUnavailableError) or stalled (EngineStalledError: the epoch moved on; a
-        stopped process still counts as alive) by cancelling its read."""
-        reply = _Reply(self._epoch)
+    def _enter(self, reply: _Reply) -> _Reply:
         if not self._busy:
             self._progress_at = self._clock()  # idle until now: the stall clock starts here
         self._busy += 1
         self._replies.add(reply)
-        try:
-            while True:
-                reply.task = asyncio.current_task()  # the reading task may change between chunks
-                reply.waiting = True
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if reply.ended is None or reply.task is None:
-                        raise  # cancelled from outside: shutdown, an abort
-                    reply.task.uncancel()
-                    raise reply.ended from None
-                finally:
-                    reply.waiting = False
-                self._chunks += 1
-                yield chunk
-        finally:
-            self._busy -= 1
-            self._replies.discard(reply)
+        return reply
+
+    def _leave(self, reply: _Reply) -> None:
+        self._busy -= 1
+        self._replies.discard(reply)
 
     def _end_lost_replies(self) -> None:
         """Cancel the read of every reply in flight that can no longer finish (see `_check`)."""
