@@ -27,7 +27,7 @@ from bot.moderation.classifier import ProfanityModel, load_model
 from bot.moderation.guard import FailMode, GuardLayer
 from bot.moderation.invisible import strip_invisible
 from bot.moderation.leak import leaks
-from bot.moderation.normalise import has_latin, views
+from bot.moderation.normalise import canonical, has_latin, views
 from bot.moderation.wordlists import Entry, ListMatch, WordLists, load_word_lists, make_entry
 
 GLOBAL_SCOPE = "global"
@@ -137,9 +137,10 @@ class LayeredGate:
     ) -> Verdict | float:
         """The layers that run here (leak, word lists, classifier): a flagging verdict, or
         the classifier's score when none flagged. Pure CPU, safe in a worker thread."""
-        if direction == "output" and system_prompt and leaks(text, system_prompt):
+        canon = canonical(text)  # shared by the leak check and the word lists' views
+        if direction == "output" and system_prompt and leaks(text, system_prompt, canon):
             return verdict("leak", {}, True)
-        forms = views(text)
+        forms = views(text, canon)
         found = lists.match(forms, text)
         if found.flagged:
             return _list_verdict(found)

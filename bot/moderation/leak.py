@@ -261,9 +261,10 @@ def covers_most(reply_forms: dict[str, str], kept: PromptSecrets) -> bool:
     return False
 
 
-def leaks(reply: str, system_prompt: str) -> bool:
+def leaks(reply: str, system_prompt: str, canon: str | None = None) -> bool:
     """Whether a reply gives away the canary or repeats the system prompt (see the module
-    docstring). The reply's normal form is worked out once, for every check."""
-    text, kept = canonical(reply), prompt_secrets(system_prompt)
+    docstring). The reply's normal form (`canon`, when the caller has it) is worked out
+    once, for every check."""
+    text, kept = canonical(reply) if canon is None else canon, prompt_secrets(system_prompt)
     forward = View.of(text)
     return _gives_canary(reply, text, forward, kept) or _repeats_prompt(text, forward.flat, kept)

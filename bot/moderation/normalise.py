@@ -244,9 +244,10 @@ def _main(folded: str) -> str:
     return WHITESPACE.sub(" ", shorten_runs(join_spaced(unleet(folded)))).strip()
 
 
-def views(text: str) -> Views:
-    """Every form of `text` the word lists are matched against."""
-    canon = canonical(text)
+def views(text: str, canon: str | None = None) -> Views:
+    """Every form of `text` the word lists are matched against; `canon`, its `canonical`
+    form when the caller has it already."""
+    canon = canonical(text) if canon is None else canon
     folded = unleet(canon)
     main = _main(canon)
     unmarked = _main(MARKUP.sub("", canon)) if MARKUP.search(canon) else None
