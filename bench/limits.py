@@ -1,7 +1,11 @@
 """What this machine can do at all, measured beside Hearth in the same run.
 
 - `sqlite_insert_rate`: bare sqlite3 inserts of one message each (autocommit, WAL,
-  Hearth's pragmas and schema): the most any SQLite store could store one by one.
+  Hearth's pragmas and schema): the most any SQLite store could store one by one. The
+  WAL is never checkpointed there (Hearth's pragmas turn SQLite's own checkpoints off),
+  so it grows without bound; `checkpointed=True` measures the same with SQLite's default
+  checkpoints (`wal_autocheckpoint = 1000` pages): what a store pays that keeps its WAL
+  bounded, as Hearth's must (issue 19: the WAL had reached 330 MB).
 - `store_insert_rates`: `SqliteStore.add_message` on the same schema, one at a time and
   from many tasks at once (where group commit shares transactions).
 - `task_rate`: `asyncio` creating and awaiting a task that does nothing: what one
@@ -28,17 +32,20 @@ class Limits:
     """Per second, measured in this run."""
 
     sqlite_inserts_per_s: float
+    sqlite_checkpointed_inserts_per_s: float  # the same, with SQLite's default checkpoints
     store_inserts_per_s: float  # add_message one after another
     store_concurrent_inserts_per_s: float  # add_message from `concurrency` tasks at once
     tasks_per_s: float
 
     def to_json(self) -> dict[str, float]:
-        bare = self.sqlite_inserts_per_s
+        bare, checkpointed = self.sqlite_inserts_per_s, self.sqlite_checkpointed_inserts_per_s
         return {
             "sqlite_inserts_per_s": round(self.sqlite_inserts_per_s),
+            "sqlite_checkpointed_inserts_per_s": round(self.sqlite_checkpointed_inserts_per_s),
             "store_inserts_per_s": round(self.store_inserts_per_s),
             "store_concurrent_inserts_per_s": round(self.store_concurrent_inserts_per_s),
             "store_vs_sqlite": round(self.store_inserts_per_s / bare, 3),
+            "store_vs_checkpointed_sqlite": round(self.store_inserts_per_s / checkpointed, 3),
             "store_concurrent_vs_sqlite": round(self.store_concurrent_inserts_per_s / bare, 3),
             "tasks_per_s": round(self.tasks_per_s),
         }
@@ -47,15 +54,18 @@ class Limits:
 async def measure_limits(directory: Path, inserts: int = 2000, concurrency: int = 100) -> Limits:
     """Each limit on a fresh file in `directory`."""
     bare = await asyncio.to_thread(sqlite_insert_rate, directory / "bare.sqlite3", inserts)
+    checkpointed = await asyncio.to_thread(sqlite_insert_rate, directory / "checkpointed.sqlite3", inserts,
+                                           checkpointed=True)
     one, many = await store_insert_rates(directory / "store.sqlite3", inserts, concurrency)
-    return Limits(bare, one, many, await task_rate(inserts * 10))
+    return Limits(bare, checkpointed, one, many, await task_rate(inserts * 10))
 
 
-def sqlite_insert_rate(path: Path, inserts: int) -> float:
-    """Messages inserted per second by plain sqlite3, each its own transaction."""
+def sqlite_insert_rate(path: Path, inserts: int, *, checkpointed: bool = False) -> float:
+    """Messages inserted per second by plain sqlite3, each its own transaction; with
+    SQLite's default WAL checkpoints when `checkpointed`."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        for pragma in PRAGMAS:
+        for pragma in (*PRAGMAS, *(["PRAGMA wal_autocheckpoint = 1000"] if checkpointed else [])):
             db.execute(pragma).fetchall()
         for script in MIGRATIONS:
             db.executescript(script)

@@ -107,6 +107,7 @@ async def test_overhead_reports_rate_latency_and_profile(settings: Settings) -> 
     assert figures["messages_per_s"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
     assert figures["sends"] == TINY_OVERHEAD.messages
     assert figures["limits"]["sqlite_inserts_per_s"] > 0 and figures["limits"]["tasks_per_s"] > 0
+    assert figures["limits"]["sqlite_checkpointed_inserts_per_s"] > 0
     [burst] = figures["bursts"]
     assert (burst["channels"], burst["answered"]) == (5, 5) and burst["last_reply_s"] > 0
     assert figures["engine_token_us"] > 0 and figures["token_overhead_us"] > -figures["engine_token_us"]
