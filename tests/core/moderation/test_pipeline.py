@@ -12,6 +12,7 @@ from bot.messages import ConversationKey, Verdict
 from bot.moderation import GateConfig, LayeredGate
 from bot.moderation.base import Direction
 from bot.moderation.leak import load_canary
+from bot.pipeline.answer import WINDOW_OVERLAP, gate_window
 from bot.store import Store
 from engine.fake import FakeEngine
 from engine.types import ChatMessage
@@ -98,6 +99,50 @@ async def test_a_bad_word_split_across_chunks_is_still_caught(
 
     assert not any("傻逼" in v for s in adapter.sent for v in s.texts)
     assert adapter.texts() == [REFUSAL]
+
+
+LONG_CLEAN = [f" word{n} is fine" for n in range(400)]  # ~5,700 characters, several windows long
+
+
+async def test_a_long_reply_is_judged_in_windows_while_it_streams_and_whole_at_the_end(
+    moderated: tuple[App, WatchedGate], engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    app, gate = moderated
+    scripted(engine, LONG_CLEAN)
+
+    await app.pipeline.handle(message("talk to me", "1"), adapter)
+
+    final = "".join(LONG_CLEAN).strip()
+    assert "".join(adapter.texts()).replace(" ", "") == final.replace(" ", "")  # in parts of 2,000
+    streaming, last = gate.passed[1:-1], gate.passed[-1]  # [0] is the user's message
+    assert last == final, "the whole reply is judged once it ends"
+    assert len(streaming) > 100 and max(map(len, streaming)) <= WINDOW_OVERLAP + 64
+    assert sum(map(len, streaming)) < len(streaming) * len(final) / 2, "not the whole text at each edit"
+
+
+async def test_a_bad_word_far_into_a_long_reply_is_caught_while_it_streams(
+    moderated: tuple[App, WatchedGate], engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    app, _ = moderated
+    scripted(engine, [*LONG_CLEAN, " you", " fuck", "ing", " idiot", *LONG_CLEAN[:50]])
+
+    await app.pipeline.handle(message("talk to me", "1"), adapter)
+
+    assert not any("fuck" in version for s in adapter.sent for v in [s.texts] for version in v)
+    assert adapter.texts() == [REFUSAL]
+
+
+def test_a_window_starts_at_a_word_and_repeats_the_judged_text_s_end() -> None:
+    judged = " ".join(f"w{n}" for n in range(600))
+    shows = judged + " and some new words"
+    window = gate_window(shows, judged)
+    assert shows.endswith(window) and window.endswith(" and some new words")
+    assert WINDOW_OVERLAP <= len(window) - len(" and some new words") <= WINDOW_OVERLAP + WINDOW_OVERLAP // 4
+    assert shows[len(shows) - len(window) - 1] == " ", "a window starts where a word starts"
+    assert gate_window("short new text", "short") == "short new text"
+    assert gate_window(shows, "something else" * 200) == shows, "not an extension: judged whole"
+    chinese = "你好世界" * 600
+    assert len(gate_window(chinese + "再见", chinese)) == WINDOW_OVERLAP + 2
 
 
 async def test_a_flagged_message_never_reaches_the_engine(
