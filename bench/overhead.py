@@ -11,7 +11,10 @@ them, in the same run, the physical limits of this machine: a bare sqlite3 inser
 Hearth's schema and a bare asyncio task, so the overhead reads as a fraction of what
 the machine can do at all. Bursts: N channels send one message each at the same
 moment; the last reply's latency. Per token: what Hearth adds to each streamed token
-beyond the engine's own stream (supervision, timing, the view, throttled edits).
+beyond the engine's own stream (supervision, timing, the view, throttled edits, the
+final reply's judgement). The instant engine's reply is over before the first edit is
+due, so a second, paced figure streams a token a millisecond with an edit every 50 ms:
+the CPU each token costs when the gate judges the growing reply at every edit.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ PROFILE_TOP = 15
 WARMUP_MESSAGES = 20
 TOKEN_REPLY_WORDS = (32, 2032)  # per-token cost: the difference between these reply lengths
 TOKEN_REPEATS = 7
+PACED_TOKEN_S = 0.001  # the paced engine's pause before each token (~1,000 tokens/s at most)
+PACED_EDIT_S = 0.05  # the edit interval of the paced run: an edit, judged by the gate, every ~50 tokens
+PACED_REPEATS = 2
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 NO_LIMITS = {"user_messages_per_minute": 0, "channel_messages_per_minute": 0}
@@ -95,6 +101,7 @@ class OverheadResult:
     bursts: tuple[Burst, ...]
     token_overhead_us: float  # what the pipeline adds per token beyond the engine (< 0: noise)
     engine_token_us: float  # the engine's own stream per token (the fake engine)
+    paced_token_cpu_us: float  # CPU per token beyond the paced engine's, with edits judged (< 0: noise)
     profile: tuple[ProfileRow, ...]
 
     def to_json(self) -> dict[str, object]:
@@ -122,6 +129,7 @@ class OverheadResult:
             "bursts": [b.to_json() for b in self.bursts],
             "token_overhead_us": round(self.token_overhead_us, 2),
             "engine_token_us": round(self.engine_token_us, 2),
+            "paced_token_cpu_us": round(self.paced_token_cpu_us, 2),
             "profile": [_row_json(row) for row in self.profile],
         }
 
@@ -148,6 +156,7 @@ async def run_overhead(settings: Settings, plan: OverheadPlan) -> OverheadResult
         shipped = await _measured(settings, plan, concurrent=True)
         bursts = tuple([await _burst(unlimited, plan, n) for n in plan.bursts])
         engine_us, token_us = await _per_token(unlimited, plan)
+        paced_us = await _paced_per_token(unlimited, plan)
         profile = await _profiled(unlimited, plan)
     answered = len(sequential.latencies)
     return OverheadResult(
@@ -170,6 +179,7 @@ async def run_overhead(settings: Settings, plan: OverheadPlan) -> OverheadResult
         bursts=bursts,
         token_overhead_us=token_us,
         engine_token_us=engine_us,
+        paced_token_cpu_us=paced_us,
         profile=profile,
     )
 
@@ -244,6 +254,41 @@ async def _per_token(settings: Settings, plan: OverheadPlan) -> tuple[float, flo
     return engine_us, pipeline_us - engine_us
 
 
+async def _paced_per_token(settings: Settings, plan: OverheadPlan) -> float:
+    """CPU µs Hearth spends per token of a reply that streams as an engine's does: a token
+    every PACED_TOKEN_S, shown and judged every PACED_EDIT_S; the short and the long reply
+    (best of PACED_REPEATS each, after a warm-up), less the same difference for the bare
+    paced engine's stream. CPU of every thread (the gate's worker included)."""
+    short, long = plan.token_reply_words
+    pipeline = []
+    for words in (short, long):
+        async with instant_app(settings, words, PACED_TOKEN_S) as app:
+            channel = BenchChannel(PACED_EDIT_S)
+            await _drive(app, channel, "warm", 1, 1, False)
+            cpu = []
+            for n in range(PACED_REPEATS):
+                start = time.process_time()
+                await app.pipeline.handle(channel_message("paced", n, text_for(n, 0)), channel)
+                cpu.append(time.process_time() - start)
+            pipeline.append(min(cpu))
+    bare = []
+    for words in (short, long):
+        engine = instant_engine(settings, words, PACED_TOKEN_S)
+        await engine.start()
+        try:
+            sampling = fixed_length(settings, words)
+            cpu = []
+            for _ in range(PACED_REPEATS):
+                start = time.process_time()
+                async for _chunk in engine.stream([ChatMessage("user", "x")], sampling):
+                    pass
+                cpu.append(time.process_time() - start)
+            bare.append(min(cpu))
+        finally:
+            await engine.close()
+    return ((pipeline[1] - pipeline[0]) - (bare[1] - bare[0])) / (long - short) * 1e6
+
+
 def _answered_ids(app: App, tag: str) -> set[str]:
     """Platform ids of the user messages of run `tag` that were answered (read from the file)."""
     with closing(sqlite3.connect(f"file:{app.settings.database}?mode=ro", uri=True)) as db:
@@ -296,22 +341,22 @@ async def _drive(
     return latencies
 
 
-def instant_engine(settings: Settings, reply_words: int) -> FakeEngine:
+def instant_engine(settings: Settings, reply_words: int, delay: float = 0.0) -> FakeEngine:
     """An engine that answers every prompt with `reply_words` words, one per chunk, with
-    no delay at all."""
+    no delay at all (or `delay` seconds before each chunk)."""
     words = [" word"] * reply_words
 
     def script(messages: Sequence[ChatMessage]) -> list[str]:
         return words
 
-    return FakeEngine(Registry.load(settings.models_file).lookup(settings.model), script)
+    return FakeEngine(Registry.load(settings.models_file).lookup(settings.model), script, delay=delay)
 
 
 @asynccontextmanager
-async def instant_app(settings: Settings, reply_words: int) -> AsyncIterator[App]:
+async def instant_app(settings: Settings, reply_words: int, delay: float = 0.0) -> AsyncIterator[App]:
     """The bench app on a started `instant_engine` answering `reply_words` words,
     supervised as `hearth run` supervises its engine (the watcher is part of the cost)."""
-    engine = Supervisor(instant_engine(settings, reply_words))
+    engine = Supervisor(instant_engine(settings, reply_words, delay))
     await engine.start()
     try:
         async with bench_app(settings, engine, reply_words) as app:

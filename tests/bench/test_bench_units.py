@@ -111,6 +111,7 @@ async def test_overhead_reports_rate_latency_and_profile(settings: Settings) -> 
     [burst] = figures["bursts"]
     assert (burst["channels"], burst["answered"]) == (5, 5) and burst["last_reply_s"] > 0
     assert figures["engine_token_us"] > 0 and figures["token_overhead_us"] > -figures["engine_token_us"]
+    assert figures["paced_token_cpu_us"] > 0, "edits judged by the gate cost something per token"
     assert any("bot/pipeline/" in row["function"] for row in figures["profile"])
     assert not any(row["function"].startswith("bench/") for row in figures["profile"])
 
