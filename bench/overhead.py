@@ -26,7 +26,7 @@ import pstats
 import sqlite3
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,32 +223,12 @@ async def _per_token(settings: Settings, plan: OverheadPlan) -> tuple[float, flo
     TOKEN_REPEATS, warmed up first, so the noise of one slow run does not decide it; the
     difference may come out below zero when Hearth's share is within the noise."""
     short, long = plan.token_reply_words
-    pipeline = []
-    for words in (short, long):
-        async with instant_app(settings, words) as app:
-            channel = BenchChannel(plan.edit_interval)
-            await _drive(app, channel, "warm", 3, 1, False)
-            times = []
-            for n in range(TOKEN_REPEATS):
-                start = time.perf_counter()
-                await app.pipeline.handle(channel_message("tokens", n, text_for(n, 0)), channel)
-                times.append(time.perf_counter() - start)
-            pipeline.append(min(times))
-    bare = []
-    for words in (short, long):
-        engine = instant_engine(settings, words)
-        await engine.start()
-        try:
-            sampling = fixed_length(settings, words)
-            times = []
-            for _ in range(TOKEN_REPEATS + 3):  # the first three warm it up
-                start = time.perf_counter()
-                async for _chunk in engine.stream([ChatMessage("user", "x")], sampling):
-                    pass
-                times.append(time.perf_counter() - start)
-            bare.append(min(times[3:]))
-        finally:
-            await engine.close()
+    pipeline = [await _best_reply(settings, words, "tokens", delay=0.0, edit_interval=plan.edit_interval,
+                                  warm=3, repeats=TOKEN_REPEATS, clock=time.perf_counter)
+                for words in (short, long)]
+    bare = [await _best_stream(settings, words, delay=0.0, warm=3, repeats=TOKEN_REPEATS,
+                               clock=time.perf_counter)
+            for words in (short, long)]
     engine_us = (bare[1] - bare[0]) / (long - short) * 1e6
     pipeline_us = (pipeline[1] - pipeline[0]) / (long - short) * 1e6
     return engine_us, pipeline_us - engine_us
@@ -260,33 +240,47 @@ async def _paced_per_token(settings: Settings, plan: OverheadPlan) -> float:
     (best of PACED_REPEATS each, after a warm-up), less the same difference for the bare
     paced engine's stream. CPU of every thread (the gate's worker included)."""
     short, long = plan.token_reply_words
-    pipeline = []
-    for words in (short, long):
-        async with instant_app(settings, words, PACED_TOKEN_S) as app:
-            channel = BenchChannel(PACED_EDIT_S)
-            await _drive(app, channel, "warm", 1, 1, False)
-            cpu = []
-            for n in range(PACED_REPEATS):
-                start = time.process_time()
-                await app.pipeline.handle(channel_message("paced", n, text_for(n, 0)), channel)
-                cpu.append(time.process_time() - start)
-            pipeline.append(min(cpu))
-    bare = []
-    for words in (short, long):
-        engine = instant_engine(settings, words, PACED_TOKEN_S)
-        await engine.start()
-        try:
-            sampling = fixed_length(settings, words)
-            cpu = []
-            for _ in range(PACED_REPEATS):
-                start = time.process_time()
-                async for _chunk in engine.stream([ChatMessage("user", "x")], sampling):
-                    pass
-                cpu.append(time.process_time() - start)
-            bare.append(min(cpu))
-        finally:
-            await engine.close()
+    pipeline = [await _best_reply(settings, words, "paced", delay=PACED_TOKEN_S, edit_interval=PACED_EDIT_S,
+                                  warm=1, repeats=PACED_REPEATS, clock=time.process_time)
+                for words in (short, long)]
+    bare = [await _best_stream(settings, words, delay=PACED_TOKEN_S, warm=0, repeats=PACED_REPEATS,
+                               clock=time.process_time)
+            for words in (short, long)]
     return ((pipeline[1] - pipeline[0]) - (bare[1] - bare[0])) / (long - short) * 1e6
+
+
+async def _best_reply(settings: Settings, words: int, tag: str, *, delay: float, edit_interval: float,
+                      warm: int, repeats: int, clock: Callable[[], float]) -> float:
+    """The least `clock` time (seconds) of `repeats` messages answered with `words`-word
+    replies (`delay` s before each word), after `warm` untimed ones."""
+    async with instant_app(settings, words, delay) as app:
+        channel = BenchChannel(edit_interval)
+        await _drive(app, channel, "warm", warm, 1, False)
+        times = []
+        for n in range(repeats):
+            start = clock()
+            await app.pipeline.handle(channel_message(tag, n, text_for(n, 0)), channel)
+            times.append(clock() - start)
+        return min(times)
+
+
+async def _best_stream(settings: Settings, words: int, *, delay: float, warm: int, repeats: int,
+                       clock: Callable[[], float]) -> float:
+    """The least `clock` time (seconds) of `repeats` bare `instant_engine` streams of
+    `words` words, after `warm` untimed ones."""
+    engine = instant_engine(settings, words, delay)
+    await engine.start()
+    try:
+        sampling = fixed_length(settings, words)
+        times = []
+        for _ in range(warm + repeats):
+            start = clock()
+            async for _chunk in engine.stream([ChatMessage("user", "x")], sampling):
+                pass
+            times.append(clock() - start)
+        return min(times[warm:])
+    finally:
+        await engine.close()
 
 
 def _answered_ids(app: App, tag: str) -> set[str]:
