@@ -197,8 +197,10 @@ class Generate:
                 await turn.reply.update(shows.strip())
                 shown.append(checked)
         text, shows = view.final(final)
-        reuse = checked is not None and whole and checked[0] == shows
-        verdict = checked[1] if checked and reuse else await self._check(shows, turn, prompt)
+        if checked is not None and whole and checked[0] == shows:
+            verdict = checked[1]
+        else:
+            verdict = await self._check(shows, turn, prompt)
         if verdict.flagged:
             return await self._refuse(turn, verdict)
         await _finish(turn, shows.strip())
