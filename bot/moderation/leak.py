@@ -30,6 +30,7 @@ import binascii
 import codecs
 import re
 import secrets
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -52,6 +53,8 @@ WINDOW = LEAK_MIN_CHARS - STRIDE + 1
 # one letter, as they look.
 LEAK_CLASSES = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l"})
 NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+# The same for ASCII text, as bytes to delete: `bytes.translate` is ten times faster.
+ASCII_NOT_LETTER_OR_DIGIT = bytes(code for code in range(128) if not chr(code).isalnum())
 CLASS_PAIRS = tuple((chr(code), klass) for code, klass in LEAK_CLASSES.items())
 # CJK: counted by characters, in a form of their own (only those characters, in order).
 CJK_CHARS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
@@ -66,6 +69,9 @@ MOST = 0.6
 # Encoded runs worth decoding: at least ENCODED_MIN characters of hex (separators allowed) or base64.
 ENCODED_MIN = 16
 HEX_RUN = re.compile(r"(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,-]*){8,}")
+# Every HEX_RUN match lies in a run like this (its characters, 16 or more, starting as one
+# may): a search that the regex engine can skip through, where HEX_RUN tries each position.
+HEX_CANDIDATE = re.compile(r"[0-9A-Fa-f\\][0-9A-Fa-fx\\\s:,-]{15,}")
 HEX_NOISE = re.compile(r"0x|\\x|[\s:,-]")
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 
@@ -106,7 +112,14 @@ class Canary:
 
 def leak_form(text: str) -> str:
     """`text` as the leak checks compare it (see the module docstring)."""
-    return NOT_LETTER_OR_DIGIT.sub("", canonical(text).translate(LEAK_CLASSES))
+    return letters_and_digits(canonical(text).translate(LEAK_CLASSES))
+
+
+def letters_and_digits(text: str) -> str:
+    """`text` without what is not a letter or a digit (Unicode's, as `\\w` less `_`)."""
+    if text.isascii():
+        return text.encode("ascii").translate(None, ASCII_NOT_LETTER_OR_DIGIT).decode("ascii")
+    return NOT_LETTER_OR_DIGIT.sub("", text)
 
 
 def cjk_form(text: str) -> str:
@@ -119,10 +132,10 @@ class PromptSecrets:
     """What a reply may not give away from one system prompt, in leak form."""
 
     markers: tuple[str, ...]  # the canary's prefix and, when the prompt has one, its secret part
-    halves: tuple[str, str] | None  # the secret's two halves, written apart
+    halves: tuple[re.Pattern[str], re.Pattern[str]] | None  # the secret's two halves, each alone
     windows: frozenset[str]  # every WINDOW-long run of the prompt
     cjk_windows: frozenset[str]  # every CJK_WINDOW-long run of its CJK form
-    forms: tuple[tuple[str, str], ...]  # (script, the prompt's form without the canary) for `covers_most`
+    forms: tuple[Form, ...]  # the prompt's form without the canary, per script, for `covers_most`
 
 
 @lru_cache(maxsize=256)
@@ -132,14 +145,35 @@ def prompt_secrets(system_prompt: str) -> PromptSecrets:
     found = CANARY.search(system_prompt)
     secret = leak_form(found.group(1)) if found else ""
     markers = (_prefix_form(),) + ((secret,) if secret else ())
-    halves = (secret[: len(secret) // 2], secret[len(secret) // 2 :]) if secret else None
+    halves = (_alone(secret[: len(secret) // 2]), _alone(secret[len(secret) // 2 :])) if secret else None
     flat = leak_form(system_prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""
     cjk = cjk_form(system_prompt)
     persona = CANARY.sub("", system_prompt)
     return PromptSecrets(
         markers, halves, _runs(flat, WINDOW), _runs(cjk, CJK_WINDOW),
-        (("latin", leak_form(persona)), ("cjk", cjk_form(persona))),
+        (Form.of("latin", leak_form(persona)), Form.of("cjk", cjk_form(persona))),
     )
+
+
+def _alone(half: str) -> re.Pattern[str]:
+    """`half` not inside a longer number, which a hex value next to the secret would be."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(half)}(?![a-z0-9])")
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """One script's form of the prompt, and where each SHINGLE-long piece of it starts."""
+
+    script: str
+    text: str
+    starts: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, script: str, text: str) -> Form:
+        size, starts = SHINGLE[script], defaultdict(list)
+        for i in range(len(text) - size + 1):
+            starts[text[i : i + size]].append(i)
+        return cls(script, text, {piece: tuple(found) for piece, found in starts.items()})
 
 
 def _runs(form: str, size: int) -> frozenset[str]:
@@ -164,7 +198,7 @@ class View:
         classed = text
         for char, klass in CLASS_PAIRS:  # LEAK_CLASSES, as str.replace: many times faster than translate
             classed = classed.replace(char, klass)
-        return cls(classed, NOT_LETTER_OR_DIGIT.sub("", classed))
+        return cls(classed, letters_and_digits(classed))
 
     def reversed(self) -> View:
         return View(self.classed[::-1], self.flat[::-1])
@@ -175,9 +209,7 @@ def _names_canary(view: View, kept: PromptSecrets) -> bool:
     flat, classed = view.flat, view.classed
     if any(marker in flat for marker in kept.markers):
         return True
-    return kept.halves is not None and all(
-        re.search(rf"(?<![a-z0-9]){re.escape(half)}(?![a-z0-9])", classed) for half in kept.halves
-    )  # each half alone: not inside a longer number, which a hex value next to the secret would be
+    return kept.halves is not None and all(half.search(classed) for half in kept.halves)
 
 
 def _repeats(flat: str, windows: frozenset[str], size: int, stride: int) -> bool:
@@ -199,7 +231,7 @@ def views(reply: str, text: str, forward: View) -> Iterator[View]:
 
 
 def _decoded_runs(reply: str) -> Iterator[str]:
-    for run in HEX_RUN.findall(reply):
+    for run in HEX_RUN.findall(reply) if HEX_CANDIDATE.search(reply) else ():
         digits = HEX_NOISE.sub("", run)
         if len(digits) >= ENCODED_MIN and len(digits) % 2 == 0:
             yield bytes.fromhex(digits).decode("utf-8", "ignore")
@@ -247,16 +279,22 @@ def _repeats_prompt(text: str, flat: str, kept: PromptSecrets) -> bool:
 def covers_most(reply_forms: dict[str, str], kept: PromptSecrets) -> bool:
     """Whether, in some script, SHINGLE-long pieces the reply shares with the prompt cover
     MOST of the prompt's form and at least MIN_COVERED of its characters."""
-    for script, form in kept.forms:
-        size, reply = SHINGLE[script], reply_forms[script]
-        if len(form) < MIN_COVERED[script] or len(reply) < size:
+    for form in kept.forms:
+        size, reply, least = SHINGLE[form.script], reply_forms[form.script], MIN_COVERED[form.script]
+        if len(form.text) < least or len(reply) < size:
             continue
-        covered = bytearray(len(form))
-        for i in range(len(form) - size + 1):
-            if form[i : i + size] in reply:  # the prompt is short and the same every turn: search it
-                covered[i : i + size] = b"\x01" * size
+        if len(reply) < len(form.text):  # the reply's pieces are fewer: look each up in the prompt's
+            pieces = {reply[i : i + size] for i in range(len(reply) - size + 1)} & form.starts.keys()
+            starts = [start for piece in pieces for start in form.starts[piece]]
+        else:  # the prompt is short and the same every turn: search the reply for its pieces
+            starts = [start for piece, found in form.starts.items() if piece in reply for start in found]
+        if len(starts) * size < max(least, MOST * len(form.text)):
+            continue  # cannot cover enough, even without overlaps
+        covered = bytearray(len(form.text))
+        for start in starts:
+            covered[start : start + size] = b"\x01" * size
         count = sum(covered)
-        if count >= MIN_COVERED[script] and count >= MOST * len(form):
+        if count >= least and count >= MOST * len(form.text):
             return True
     return False
 

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import base64
 import codecs
+import random
 import time
 
 import pytest
 
 from bot.moderation import GateConfig, LayeredGate
-from bot.moderation.leak import CANARY, LEAK_MIN_CHARS, contains_canary, leaks, load_canary, repeats_prompt
+from bot.moderation.leak import (
+    CANARY,
+    HEX_CANDIDATE,
+    HEX_RUN,
+    LEAK_MIN_CHARS,
+    MIN_COVERED,
+    MOST,
+    NOT_LETTER_OR_DIGIT,
+    SHINGLE,
+    contains_canary,
+    covers_most,
+    leaks,
+    letters_and_digits,
+    load_canary,
+    prompt_secrets,
+    repeats_prompt,
+)
 from bot.persona import DEFAULT_PERSONA, with_canary
 from bot.store import MemoryStore
 from tests.core.moderation import ROOM, invisible_code_points
@@ -187,6 +204,40 @@ def test_most_of_the_persona_repeated_in_short_pieces_leaks() -> None:
     assert not leaks("I am Quill, an archivist. Ask me about the archive!", prompt)
 
 
+def test_coverage_is_the_same_whichever_side_is_looked_up() -> None:
+    """`covers_most` looks a short reply's pieces up in the prompt's and searches a long
+    reply for the prompt's: both agree with the plain definition (each prompt piece found
+    in the reply covers its characters), on replies of prompt pieces shorter and longer
+    than the prompt, in both scripts."""
+    rng = random.Random(7)
+    chinese = "你是一个乐于助人的助手，请用简短友好的中文回答每一个问题。"
+    prompt = with_canary(f"{DEFAULT_PERSONA} {chinese}", CANARY_VALUE)
+    kept = prompt_secrets(prompt)
+    outcomes = set()
+    for _ in range(300):
+        forms = {}
+        for form in kept.forms:
+            text, cut = form.text, rng.randrange(4, 40)
+            pieces = [text[i : i + cut] for i in range(0, len(text), cut)]
+            chosen = rng.sample(pieces, rng.randrange(1, len(pieces) + 1)) * rng.choice((1, 1, 3))
+            forms[form.script] = "".join(chosen)
+        expected = any(_covers_plainly(form.text, forms[form.script], form.script) for form in kept.forms)
+        assert covers_most(forms, kept) == expected
+        outcomes.add(expected)
+    assert outcomes == {True, False}
+
+
+def _covers_plainly(form: str, reply: str, script: str) -> bool:
+    size, least = SHINGLE[script], MIN_COVERED[script]
+    if len(form) < least or len(reply) < size:
+        return False
+    covered = bytearray(len(form))
+    for i in range(len(form) - size + 1):
+        if form[i : i + size] in reply:
+            covered[i : i + size] = b"\x01" * size
+    return sum(covered) >= least and sum(covered) >= MOST * len(form)
+
+
 def test_a_long_reply_is_checked_within_a_few_milliseconds() -> None:
     reply = ("The quick brown fox jumps over the lazy dog 0123 abcd; 今天天气很好。" * 80)[:4096]
     leaks(reply, PROMPT)
@@ -197,3 +248,18 @@ def test_a_long_reply_is_checked_within_a_few_milliseconds() -> None:
             leaks(reply, PROMPT)
         best = min(best, (time.perf_counter() - started) / 5)
     assert best < 0.010
+
+
+def test_the_fast_paths_agree_with_the_regular_expressions_they_stand_for() -> None:
+    """`letters_and_digits` (bytes on ASCII) is `[\\W_]+` removed, and every text with a
+    HEX_RUN has a HEX_CANDIDATE: checked on 3,000 random texts of the characters that matter."""
+    rng = random.Random(22)
+    pieces = [*"0123456789abcdefABCDEF" * 4, *"xX_-:,/+= \t\n|.", "0x", "\\x", *"é今１😀ǅ٣"]
+    hex_texts = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 80)))
+        assert letters_and_digits(text) == NOT_LETTER_OR_DIGIT.sub("", text)
+        if HEX_RUN.search(text):
+            hex_texts += 1
+            assert HEX_CANDIDATE.search(text)
+    assert hex_texts > 100  # the property was tested, not only vacuously

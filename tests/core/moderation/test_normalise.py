@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import regex
 
 from bot.moderation.leak import leak_form
-from bot.moderation.normalise import ENCLOSING, canonical, fold, normalise, unleet, views
+from bot.moderation.normalise import ENCLOSING, canonical, collapse_whitespace, fold, normalise, unleet, views
 from tests.core.moderation import invisible_code_points
 
 
@@ -143,3 +145,15 @@ def test_ascii_is_not_read_by_the_skeleton() -> None:
 
 def test_the_leak_check_reads_the_same_normal_form() -> None:
     assert leak_form("ꜱᴇᴄʀᴇᴛ 幹 — SECRET 干") == leak_form("secret 干 secret 干")
+
+
+def test_collapsing_whitespace_agrees_with_the_regular_expression_on_every_character() -> None:
+    """`collapse_whitespace` stands for `re.sub(r"\\s+", " ", text).strip()`: the same on each
+    Basic Multilingual Plane character, alone, doubled and between letters."""
+    whitespace = re.compile(r"\s+")
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        c = chr(code)
+        for text in (f"a{c}b", f"{c}{c}a {c}", c):
+            assert collapse_whitespace(text) == whitespace.sub(" ", text).strip(), hex(code)
