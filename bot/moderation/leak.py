@@ -30,7 +30,6 @@ import binascii
 import codecs
 import re
 import secrets
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -162,18 +161,24 @@ def _alone(half: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True, slots=True)
 class Form:
-    """One script's form of the prompt, and where each SHINGLE-long piece of it starts."""
+    """One script's form of the prompt, and its distinct SHINGLE-long pieces (about 53 KB
+    for the default persona's; where they start is found again for the few a reply shares)."""
 
     script: str
     text: str
-    starts: dict[str, tuple[int, ...]]
+    pieces: frozenset[str]
 
     @classmethod
     def of(cls, script: str, text: str) -> Form:
-        size, starts = SHINGLE[script], defaultdict(list)
-        for i in range(len(text) - size + 1):
-            starts[text[i : i + size]].append(i)
-        return cls(script, text, {piece: tuple(found) for piece, found in starts.items()})
+        size = SHINGLE[script]
+        return cls(script, text, frozenset(text[i : i + size] for i in range(len(text) - size + 1)))
+
+    def starts(self, piece: str) -> Iterator[int]:
+        """Where `piece` starts in the text, overlapping occurrences included."""
+        start = self.text.find(piece)
+        while start >= 0:
+            yield start
+            start = self.text.find(piece, start + 1)
 
 
 def _runs(form: str, size: int) -> frozenset[str]:
@@ -284,10 +289,10 @@ def covers_most(reply_forms: dict[str, str], kept: PromptSecrets) -> bool:
         if len(form.text) < least or len(reply) < size:
             continue
         if len(reply) < len(form.text):  # the reply's pieces are fewer: look each up in the prompt's
-            pieces = {reply[i : i + size] for i in range(len(reply) - size + 1)} & form.starts.keys()
-            starts = [start for piece in pieces for start in form.starts[piece]]
+            shared = form.pieces.intersection(reply[i : i + size] for i in range(len(reply) - size + 1))
         else:  # the prompt is short and the same every turn: search the reply for its pieces
-            starts = [start for piece, found in form.starts.items() if piece in reply for start in found]
+            shared = {piece for piece in form.pieces if piece in reply}
+        starts = [start for piece in shared for start in form.starts(piece)]
         if len(starts) * size < max(least, MOST * len(form.text)):
             continue  # cannot cover enough, even without overlaps
         covered = bytearray(len(form.text))
