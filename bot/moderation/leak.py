@@ -291,7 +291,7 @@ def covers_most(reply_forms: dict[str, str], kept: PromptSecrets) -> bool:
         if len(reply) < len(form.text):  # the reply's pieces are fewer: look each up in the prompt's
             shared = form.pieces.intersection(reply[i : i + size] for i in range(len(reply) - size + 1))
         else:  # the prompt is short and the same every turn: search the reply for its pieces
-            shared = {piece for piece in form.pieces if piece in reply}
+            shared = frozenset(piece for piece in form.pieces if piece in reply)
         starts = [start for piece in shared for start in form.starts(piece)]
         if len(starts) * size < max(least, MOST * len(form.text)):
             continue  # cannot cover enough, even without overlaps
