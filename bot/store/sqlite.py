@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -113,6 +114,7 @@ log = logging.getLogger(__name__)
 # BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
 FAULT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
 BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another connection's write lock
+NOTE_WITHIN_S = 0.01  # a note of shown parts waits at most this long for a transaction to ride along with
 
 
 def is_fault(exc: BaseException) -> bool:
@@ -159,6 +161,9 @@ class SqliteStore:
       400-message flood's writes: 6 of 10 first parts lost). A third connection did
       not do it: SQLite's busy handler sleeps between tries, and the writer, taking the
       lock again at once, won every race (CI: a note waited for 1,280 of 2,000 writes).
+      Nobody waits for a note: it rides with the next transaction (a short reply's own
+      row, usually), or is written alone within NOTE_WITHIN_S; a transaction of its
+      own per reply was a third of the store's work per answered message.
 
     A call the database fails (full, locked past the busy timeout, I/O, corrupt) is
     retried within the caller's patience, then raises StoreUnavailableError
@@ -192,6 +197,9 @@ class SqliteStore:
         # an admin's command now and then, and by nothing else (one Hearth per file: the
         # pid file) — so remembered, not read again. (kind, platform, channel, flag name).
         self._settings: dict[tuple[str, str, str, str], str | None] = {}
+        # Notes of shown parts not written yet, by message id (set here, taken on the writer's thread).
+        self._notes: dict[int, str] = {}
+        self._notes_lock = threading.Lock()
         self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
@@ -288,13 +296,29 @@ class SqliteStore:
 
     async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
         """Remember which platform messages show the reply to `message_id` while it streams,
-        so a reply a crash cut can be found and marked after the restart. Not queued
-        behind other writes (see the class docstring)."""
-        values = (json.dumps(list(platform_ids)), message_id)
-        await self._writer.write(lambda db: db.execute(NOTE_SHOWN, values).rowcount, urgent=True)
+        so a reply a crash cut can be found and marked after the restart. Returns at once:
+        the note goes to the front of the writer's queue and is committed with the next
+        transaction, or alone within NOTE_WITHIN_S (see the class docstring). Of notes for
+        one message made in quick succession, the last is the one stored."""
+        with self._notes_lock:
+            queued = message_id in self._notes
+            self._notes[message_id] = json.dumps(list(platform_ids))
+        if not queued:
+            self._writer.write_later(functools.partial(self._write_note, message_id), "a reply's shown parts",
+                                     within=NOTE_WITHIN_S, first=True)
+
+    def _write_note(self, message_id: int, db: sqlite3.Connection) -> None:
+        """The latest note for `message_id` (writer's thread): a later note made while this
+        one waited is the one written, so notes are never stored out of order."""
+        with self._notes_lock:
+            shown = self._notes.pop(message_id, None)
+        if shown is not None:
+            db.execute(NOTE_SHOWN, (shown, message_id))
 
     async def pending(self, since: float) -> list[PendingMessage]:
-        """User messages still `pending` that arrived at or after `since` (Unix time), oldest first."""
+        """User messages still `pending` that arrived at or after `since` (Unix time), oldest
+        first, with the notes `note_shown` queued before this call."""
+        await self._writer.settled()
         return [pending_from_row(row) for row in await self._fetch(SELECT_PENDING, (since,))]
 
     async def claim_pending(self, since: float, owner: str) -> list[PendingMessage]:
@@ -314,7 +338,9 @@ class SqliteStore:
         return await self._write_count(SKIP_PENDING, (before,))
 
     async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
-        """`undelivered` replies of `owner` at or after `since`, oldest first."""
+        """`undelivered` replies of `owner` at or after `since`, oldest first, with the notes
+        `note_shown` queued before this call."""
+        await self._writer.settled()
         return [undelivered_from_row(row) for row in await self._fetch(SELECT_UNDELIVERED, (since, owner))]
 
     async def expire_undelivered(self, before: float) -> int:

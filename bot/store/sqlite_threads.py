@@ -95,29 +95,31 @@ class GroupCommit:
         self._later: asyncio.TimerHandle | None = None
         self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
-    async def write(self, job: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
-        """Run `job(connection)` in the next transaction; its result once committed.
-        An `urgent` job goes to the front of the queue: it waits for the transaction
-        running now (at most MAX_BATCH jobs), never for the writes queued behind it."""
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(connection)` in the next transaction; its result once committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        if urgent:
-            self._queue.appendleft((job, future))
-        else:
-            self._queue.append((job, future))
+        self._queue.append((job, future))
         self._wake()
         return await future
 
-    def write_later(self, job: Job, what: str) -> None:
-        """Queue `job` for the next transaction without waiting for it (derived rows that
-        no read depends on at once): it rides along with the next `write`, or is written
-        alone after LATER_S, so it costs no transaction of its own while writes come
-        often. A failure is logged, naming `what`."""
+    def write_later(self, job: Job, what: str, *, within: float = LATER_S, first: bool = False) -> None:
+        """Queue `job` for the next transaction without waiting for it (rows that no read
+        depends on at once): it rides along with the next `write`, or is written alone
+        after `within` seconds, so it costs no transaction of its own while writes come
+        often. A `first` job goes to the front of the queue: it waits for the transaction
+        running now (at most MAX_BATCH jobs), never for the writes queued behind it. A
+        failure is logged, naming `what`."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(lambda done: _log_failure(done, what))
-        self._queue.append((job, future))
-        if self._later is None:
-            self._later = loop.call_later(LATER_S, self._wake)
+        if first:
+            self._queue.appendleft((job, future))
+        else:
+            self._queue.append((job, future))
+        if self._later is None or self._later.when() > loop.time() + within:
+            if self._later is not None:
+                self._later.cancel()
+            self._later = loop.call_later(within, self._wake)
 
     async def settled(self) -> None:
         """Return once every write queued so far (`write_later` included) has committed
