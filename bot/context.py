@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.messages import StoredMessage
 from engine.errors import PromptTooLongError
@@ -49,8 +50,16 @@ def group_turns(history: Sequence[StoredMessage]) -> list[list[StoredMessage]]:
 
 def speaker_line(name: str, text: str) -> str:
     """`⟦name⟧: text`, the only way a speaker is named in a group prompt (see LABEL_OPEN)."""
-    label = NAME_BREAKS.sub(" ", name.translate(UNLABEL)).strip()[:MAX_NAME_CHARS] or "?"
-    return f"{LABEL_OPEN}{label}{LABEL_CLOSE}: {text.translate(UNLABEL)}"
+    if LABEL_OPEN in text or LABEL_CLOSE in text:  # rare: `in` is much cheaper than translate
+        text = text.translate(UNLABEL)
+    return f"{LABEL_OPEN}{_label(name)}{LABEL_CLOSE}: {text}"
+
+
+@lru_cache(maxsize=4096)
+def _label(name: str) -> str:
+    """A speaker's name as labelled: on one line, without the label's brackets, at most
+    MAX_NAME_CHARS (each name is relabelled every turn it appears in the history)."""
+    return NAME_BREAKS.sub(" ", name.translate(UNLABEL)).strip()[:MAX_NAME_CHARS] or "?"
 
 
 def render_turns(turns: Sequence[Sequence[StoredMessage]], named: bool) -> list[ChatMessage]:
