@@ -358,7 +358,7 @@ class SqliteStore:
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
         rows = await self._fetch(SELECT_HISTORY, (*_key(key), limit))
-        return [StoredMessage(*row) for row in reversed(rows)]
+        return [StoredMessage.from_row(row) for row in reversed(rows)]
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
         """Hide messages older than `message_id` from `history` (they stay stored)."""
@@ -551,7 +551,7 @@ class SqliteStore:
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
         rows = await self._fetch(EXPORT_MESSAGES, (after_id, platform, channel, thread, limit))
-        return [(ConversationKey(*row[:3]), StoredMessage(*row[3:])) for row in rows]
+        return [(ConversationKey(*row[:3]), StoredMessage.from_row(row[3:])) for row in rows]
 
     async def forget_user(self, platform: str, author_id: str) -> Forgotten:
         """Delete one person's messages, the replies to them, their verdicts and usage rows (see

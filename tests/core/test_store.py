@@ -6,6 +6,7 @@ promises are in test_store_postgres.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import ConversationKey, Verdict, WordRule
+from bot.messages import ConversationKey, StoredMessage, Verdict, WordRule
 from bot.store import MemoryStore, SqliteStore, Store
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
 from bot.store.sqlite_threads import MAX_BATCH
@@ -652,3 +653,14 @@ async def test_undelivered_replies_past_the_window_are_skipped(store: Store) -> 
     assert await store.expire_undelivered(time.time() + 1) == 1
     assert await store.undelivered(0.0, "a") == []
     assert await store.history(ROOM) == [], "never shown: it leaves the prompt"
+
+
+async def test_a_message_from_a_row_is_the_message_its_fields_make() -> None:
+    row = (7, "assistant", "u1", "Alice", "hi", 12.5, "p7", 3, 1, 2, 6, "undelivered")
+    message = StoredMessage.from_row(row)
+    assert message == StoredMessage(*row) and hash(message) == hash(StoredMessage(*row))
+    assert message.turn == 6
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.text = "changed"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="12 fields"):
+        StoredMessage.from_row(row[:-1])
