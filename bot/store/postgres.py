@@ -29,6 +29,7 @@ from bot.messages import (
 from bot.store import postgres_schema as sql
 from bot.store.base import Forgotten, Lease
 from bot.store.faults import StoreHealth, retried_on
+from bot.store.postgres_commit import PgGroupCommit
 from bot.store.rows import (
     check_role,
     forget_channel,
@@ -72,10 +73,11 @@ class PostgresStore:
     """The `Store` in a PostgreSQL database, shared by all of the bot's tasks.
 
     A small pool serves the tasks, each statement or transaction on a connection of
-    its own, and replaces connections the server dropped. Storing a message is the
-    exception: `_order` admits one at a time, so ids follow the order the tasks
-    called in, as in `SqliteStore` (on a pool, a later call could overtake an
-    earlier one). Query parameters of the URL that asyncpg does not know become
+    its own, and replaces connections the server dropped. Storing a message (and a
+    verdict, and moving a channel) is the exception: it goes through group commit
+    (`bot.store.postgres_commit`), so ids follow the order the tasks called in, as in
+    `SqliteStore` (on a pool, a later call could overtake an earlier one), and the
+    writes of many channels share a transaction. Query parameters of the URL that asyncpg does not know become
     server settings: `?search_path=hearth` keeps the tables in a schema of their own.
     """
 
@@ -86,11 +88,11 @@ class PostgresStore:
         self._migrations = tuple(migrations)
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._order = asyncio.Lock()
         self._lifecycle = asyncio.Lock()
         # Conversation rows are deleted only by `move_channel`, which forgets their ids,
-        # so ids can be remembered.
+        # so ids can be remembered; forgotten on any rollback (an id may name no row then).
         self._conversation_ids: dict[ConversationKey, int] = {}
+        self._writes = PgGroupCommit(self._connections, is_fault, self._conversation_ids.clear)
         self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
@@ -105,6 +107,11 @@ class PostgresStore:
     ) -> None:
         await self.close()
 
+    @property
+    def transactions(self) -> int:
+        """Group-commit transactions committed so far (fewer than writes under load)."""
+        return self._writes.transactions
+
     async def open(self) -> None:
         """Connect and apply missing migrations; a no-op when already open."""
         async with self._lifecycle:
@@ -114,6 +121,7 @@ class PostgresStore:
     async def close(self) -> None:
         """Let running statements finish, then disconnect; a no-op when closed."""
         async with self._lifecycle:
+            await self._writes.close()
             pool, self._pool = self._pool, None
             self._conversation_ids.clear()
             if pool is not None:
@@ -143,14 +151,16 @@ class PostgresStore:
         check_role(role)
         tokens = (prompt_tokens, cached_tokens, reply_tokens, reply_to)
         extra = (status or default_status(role), meta_json(meta), owner)
-        async with self._order:
-            conversation_id = await self._conversation_id(key)
-            values = (role, author_id, author_name, text, time.time(), platform_message_id)
-            async with self._connections().acquire() as db, db.transaction():
-                new_id = await db.fetchval(sql.INSERT_MESSAGE, conversation_id, *values, *tokens, *extra)
-                if question_status is not None and reply_to is not None:
-                    await db.execute(sql.SET_STATUS, question_status, reply_to)
-        return None if new_id is None else int(new_id)
+        values = (role, author_id, author_name, text, time.time(), platform_message_id)
+
+        async def job(db: asyncpg.Connection) -> int | None:
+            conversation_id = await self._conversation_id(key, db)
+            new_id = await db.fetchval(sql.INSERT_MESSAGE, conversation_id, *values, *tokens, *extra)
+            if new_id is not None and question_status is not None and reply_to is not None:
+                await db.execute(sql.SET_STATUS, question_status, reply_to)
+            return None if new_id is None else int(new_id)
+
+        return await self._writes.write(job)
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
         """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
@@ -232,11 +242,13 @@ class PostgresStore:
     async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
         """Move a channel's conversations, persona, flags and words to its new id, merging
         into what the new id has, in one transaction (see `ChannelSettings.move_channel`).
-        `_order` keeps this process's messages out of it, and its remembered ids right."""
+        A write of group commit, so this process's messages are stored before or after it,
+        never beside it, and its remembered ids stay right."""
         if old_channel == new_channel:
             return False
         scopes = (word_scope(platform, old_channel), word_scope(platform, new_channel))
-        async with self._order, self._connections().acquire() as db, db.transaction():
+
+        async def job(db: asyncpg.Connection) -> int:
             conversations = await db.fetch(sql.SELECT_CHANNEL_CONVERSATIONS, platform, old_channel)
             for conversation_id, thread, floor in conversations:
                 to = ConversationKey(platform, new_channel, thread)
@@ -247,7 +259,9 @@ class PostgresStore:
             for statement in sql.MOVE_WORDS:
                 changed += _row_count(await db.execute(statement, *scopes))
             forget_channel(self._conversation_ids, platform, old_channel)
-        return changed > 0
+            return changed
+
+        return await self._writes.write(job) > 0
 
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""
@@ -278,18 +292,20 @@ class PostgresStore:
     ) -> int:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
-        try:
-            # Under `_order`, like storing a message: a channel moved in between
+
+        async def job(db: asyncpg.Connection) -> int:
+            # A write of group commit, like storing a message: a channel moved in between
             # (move_channel) may have removed the conversation the id named.
-            async with self._order:
-                values = _verdict_values(await self._conversation_id(key), message_id, direction, verdict)
-                async with self._connections().acquire() as db, db.transaction():
-                    new_id = int(await db.fetchval(sql.INSERT_VERDICT, *values))
-                    if direction == "input" and verdict.flagged and message_id is not None:
-                        await db.execute(sql.FLAG_MESSAGE, message_id)
+            values = _verdict_values(await self._conversation_id(key, db), message_id, direction, verdict)
+            new_id = int(await db.fetchval(sql.INSERT_VERDICT, *values))
+            if direction == "input" and verdict.flagged and message_id is not None:
+                await db.execute(sql.FLAG_MESSAGE, message_id)
+            return new_id
+
+        try:
+            return await self._writes.write(job)
         except asyncpg.ForeignKeyViolationError as error:
             raise ValueError(f"no stored message has id {message_id}") from error
-        return new_id
 
     async def log_verdict(
         self, key: ConversationKey, message_id: int | None, direction: str, verdict: Verdict
@@ -416,13 +432,13 @@ class PostgresStore:
                 await db.execute(sql.CLEAR_VERSION)
                 await db.execute(sql.INSERT_VERSION, len(self._migrations))
 
-    async def _conversation_id(self, key: ConversationKey) -> int:
-        """The conversation's row id, inserting the row the first time. Two
-        statements: the SELECT sees the row even when another process inserted it."""
+    async def _conversation_id(self, key: ConversationKey, db: asyncpg.Connection) -> int:
+        """The conversation's row id, inserting the row the first time (in the caller's
+        transaction on `db`: a rollback forgets the ids). Two statements: the SELECT sees
+        the row even when another process inserted it."""
         if key not in self._conversation_ids:
-            async with self._connections().acquire() as db:
-                await db.execute(sql.INSERT_CONVERSATION, *_key(key), time.time())
-                self._conversation_ids[key] = int(await db.fetchval(sql.SELECT_CONVERSATION, *_key(key)))
+            await db.execute(sql.INSERT_CONVERSATION, *_key(key), time.time())
+            self._conversation_ids[key] = int(await db.fetchval(sql.SELECT_CONVERSATION, *_key(key)))
         return self._conversation_ids[key]
 
     async def _text(self, query: str, *args: object) -> str | None:

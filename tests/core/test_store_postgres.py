@@ -237,3 +237,36 @@ async def test_claims_meet_new_messages(two: tuple[PostgresStore, PostgresStore]
     ids = await writing
     claimed += [p.id for p in await second.claim_pending(0, "second")]
     assert sorted(set(claimed)) == ids
+
+
+async def test_concurrent_writes_share_transactions_in_the_order_they_were_called(url: str) -> None:
+    """Group commit: 200 writes from 100 tasks at once take far fewer transactions than
+    writes, and the ids still follow the order of the calls."""
+    async with PostgresStore(url) as store:
+        await store.add_message(ROOM, "user", "warm-up")
+        before = store.transactions
+        calls = [store.add_message(ConversationKey("discord", f"c{n % 100}"), "user", f"m{n}")
+                 for n in range(200)]
+        ids = await asyncio.gather(*calls)
+        assert ids == sorted(ids) and None not in ids
+        assert store.transactions - before < 100
+
+
+async def test_a_write_that_fails_alone_fails_alone_in_a_shared_transaction(url: str) -> None:
+    """A verdict about a message that does not exist (a foreign key) is refused; the
+    writes that shared its transaction are stored all the same."""
+    async with PostgresStore(url) as store:
+        question = await store.add_message(ROOM, "user", "question")
+        assert question is not None
+        writes = [
+            store.add_message(ROOM, "user", "before"),
+            store.add_verdict(ROOM, 10**9, "input", Verdict(False)),
+            store.add_verdict(ROOM, question, "input", Verdict(False)),
+            store.add_message(ROOM, "user", "after"),
+        ]
+        before, missing, verdict, after = await asyncio.gather(*writes, return_exceptions=True)
+        assert isinstance(missing, ValueError)
+        assert isinstance(before, int) and isinstance(after, int) and isinstance(verdict, int)
+        assert [m.text for m in await store.history(ROOM)] == ["question", "before", "after"]
+        assert [(message_id, direction) for message_id, direction, _ in await store.verdicts(ROOM)] == [
+            (question, "input")]
