@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from bot import i18n
 from bot.app.builder import App
-from bot.messages import ConversationKey, IncomingMessage
+from bot.errors import StoreUnavailableError
+from bot.messages import ConversationKey, IncomingMessage, Usage
 from bot.quotas import UsageLedger
 from bot.quotas.buckets import Buckets
 from bot.store import MemoryStore
@@ -229,6 +232,45 @@ async def test_the_ledger_writes_in_batches_and_reads_back_totals() -> None:
         assert (row.messages, row.tokens) == (1, 9)
         assert await restarted.tokens_today("user", "telegram", "u1") == 9
         assert await restarted.tokens_today("channel", "telegram", "room") == 9
+
+
+async def test_counts_a_failed_write_kept_are_added_to_what_came_since() -> None:
+    """A write the store refused keeps its rows counted; what is counted meanwhile adds to
+    them, and the next write stores the sum once."""
+    clock = Clock()
+    async with MemoryStore() as store:
+        failing = FailingOnce(store)
+        ledger = UsageLedger(failing, now=lambda: clock.now)
+        msg = in_room("hi", 0)
+        ledger.count(msg, refused=False)
+        ledger.spend(msg, prompt=10, cached=4, reply=3)
+        with pytest.raises(StoreUnavailableError):
+            await ledger.flush()
+        ledger.count(msg, refused=True)
+        ledger.spend(msg, prompt=5, cached=0, reply=2)
+        await ledger.flush()
+
+        [row] = await store.usage("0000-00-00")
+        assert (row.messages, row.refused, row.prompt_tokens, row.cached_tokens, row.reply_tokens) == (
+            1, 1, 15, 4, 5)
+        assert (row.author_id, row.author_name, row.day) == (msg.author_id, msg.author_name, "2026-11-22")
+
+
+class FailingOnce:
+    """A usage log whose first write fails as a store that is down does."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store, self._failed = store, False
+
+    async def add_usage(self, rows: Sequence[Usage]) -> None:
+        if not self._failed:
+            self._failed = True
+            raise StoreUnavailableError("add_usage", "database or disk is full")
+        await self._store.add_usage(rows)
+
+    async def usage(self, since: str, *, platform: str | None = None, channel: str | None = None,
+                    author_id: str | None = None) -> list[Usage]:
+        return await self._store.usage(since, platform=platform, channel=channel, author_id=author_id)
 
 
 async def test_a_new_utc_day_starts_from_zero() -> None:
