@@ -111,7 +111,11 @@ class Canary:
 
 def leak_form(text: str) -> str:
     """`text` as the leak checks compare it (see the module docstring)."""
-    return letters_and_digits(canonical(text).translate(LEAK_CLASSES))
+    return _leak_form(canonical(text))
+
+
+def _leak_form(canon: str) -> str:
+    return letters_and_digits(canon.translate(LEAK_CLASSES))
 
 
 def letters_and_digits(text: str) -> str:
@@ -123,7 +127,11 @@ def letters_and_digits(text: str) -> str:
 
 def cjk_form(text: str) -> str:
     """The CJK characters of `text`'s normal form (`canonical`: traditional as simplified), in order."""
-    return "".join(CJK_CHARS.findall(canonical(text)))
+    return _cjk_form(canonical(text))
+
+
+def _cjk_form(canon: str) -> str:
+    return "".join(CJK_CHARS.findall(canon))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +153,11 @@ def prompt_secrets(system_prompt: str) -> PromptSecrets:
     secret = leak_form(found.group(1)) if found else ""
     markers = (_prefix_form(),) + ((secret,) if secret else ())
     halves = (_alone(secret[: len(secret) // 2]), _alone(secret[len(secret) // 2 :])) if secret else None
-    flat = leak_form(system_prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""
-    cjk = cjk_form(system_prompt)
-    persona = CANARY.sub("", system_prompt)
+    prompt, persona = canonical(system_prompt), canonical(CANARY.sub("", system_prompt))  # once each
+    flat = _leak_form(prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""
     return PromptSecrets(
-        markers, halves, _runs(flat, WINDOW), _runs(cjk, CJK_WINDOW),
-        (Form.of("latin", leak_form(persona)), Form.of("cjk", cjk_form(persona))),
+        markers, halves, _runs(flat, WINDOW), _runs(_cjk_form(prompt), CJK_WINDOW),
+        (Form.of("latin", _leak_form(persona)), Form.of("cjk", _cjk_form(persona))),
     )
 
 
