@@ -79,14 +79,13 @@ from bot.store.sqlite_schema import (
     RENAME_CONVERSATION,
     RESET_FLOOR,
     SELECT_CHANNEL_CONVERSATIONS,
+    SELECT_CHANNEL_SETTINGS,
     SELECT_CLAIMED,
     SELECT_CONVERSATION,
-    SELECT_FLAG,
     SELECT_FLAGGED_CHANNELS,
     SELECT_HISTORY,
     SELECT_LEASE,
     SELECT_PENDING,
-    SELECT_PERSONA,
     SELECT_RECENT_CONVERSATIONS,
     SELECT_REPLIES_TO,
     SELECT_SETTING,
@@ -195,8 +194,10 @@ class SqliteStore:
         self._checkpointer: asyncio.Task[None] | None = None
         # Channel personas and flags as last read or written: read per message, written by
         # an admin's command now and then, and by nothing else (one Hearth per file: the
-        # pid file) — so remembered, not read again. (kind, platform, channel, flag name).
-        self._settings: dict[tuple[str, str, str, str], str | None] = {}
+        # pid file) — so remembered, not read again. (platform, channel) → (kind, flag name)
+        # → value; all of a channel's are read at once (a new channel's 8 reads were 8 hops).
+        self._channels: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+        self._setting_writes = 0  # a read that a write overtook is not remembered
         # Notes of shown parts not written yet, by message id (set here, taken on the writer's thread).
         self._notes: dict[int, str] = {}
         self._notes_lock = threading.Lock()
@@ -247,7 +248,7 @@ class SqliteStore:
             for thread in (self._reader, self._writer_thread):
                 await thread.close()  # the last connection to close checkpoints the WAL
             self._conversation_ids.clear()
-            self._settings.clear()
+            self._channels.clear()
 
     async def add_message(
         self,
@@ -377,25 +378,17 @@ class SqliteStore:
 
     async def get_channel_persona(self, key: ConversationKey) -> str | None:
         """The persona override of the key's channel (shared by all its threads); read
-        once, then remembered (see `_settings`)."""
-        where = ("persona", key.platform, key.channel, "")
-        if where not in self._settings:
-            rows = await self._fetch(SELECT_PERSONA, (key.platform, key.channel))
-            self._settings[where] = rows[0][0] if rows else None
-        return self._settings[where]
+        once, then remembered (see `_channel`)."""
+        return (await self._channel(key)).get(("persona", ""))
 
     async def set_channel_persona(self, key: ConversationKey, persona: str | None) -> None:
         """Set (or with None, reset) the persona override of a channel."""
         await self._write(UPSERT_PERSONA, (key.platform, key.channel, persona))
-        self._settings[("persona", key.platform, key.channel, "")] = persona
+        self._remember(key, ("persona", ""), persona)
 
     async def get_channel_flag(self, key: ConversationKey, name: str) -> str | None:
         """A per-channel setting (shared by the channel's threads), or None; remembered."""
-        where = ("flag", key.platform, key.channel, name)
-        if where not in self._settings:
-            rows = await self._fetch(SELECT_FLAG, (key.platform, key.channel, name))
-            self._settings[where] = rows[0][0] if rows else None
-        return self._settings[where]
+        return (await self._channel(key)).get(("flag", name))
 
     async def set_channel_flag(self, key: ConversationKey, name: str, value: str | None) -> None:
         """Set (or with None, clear) a per-channel setting."""
@@ -403,7 +396,27 @@ class SqliteStore:
             await self._write(DELETE_FLAG, (key.platform, key.channel, name))
         else:
             await self._write(UPSERT_FLAG, (key.platform, key.channel, name, value))
-        self._settings[("flag", key.platform, key.channel, name)] = value
+        self._remember(key, ("flag", name), value)
+
+    async def _channel(self, key: ConversationKey) -> dict[tuple[str, str], str | None]:
+        """Every persona and flag of the key's channel by (kind, name): read in one query
+        the first time, then remembered (see `_channels`)."""
+        where = (key.platform, key.channel)
+        found = self._channels.get(where)
+        if found is None:
+            writes = self._setting_writes
+            rows = await self._fetch(SELECT_CHANNEL_SETTINGS, where)
+            found = {(kind, name): value for kind, name, value in rows}
+            if writes == self._setting_writes:  # else a write may have come after the read
+                self._channels[where] = found
+        return found
+
+    def _remember(self, key: ConversationKey, setting: tuple[str, str], value: str | None) -> None:
+        """A setting of the key's channel was written (committed)."""
+        self._setting_writes += 1
+        found = self._channels.get((key.platform, key.channel))
+        if found is not None:
+            found[setting] = value
 
     async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
         """Move a channel's conversations, persona, flags and words to its new id, merging
@@ -428,7 +441,8 @@ class SqliteStore:
         try:
             return await self._writer.write(job)
         finally:
-            self._settings.clear()  # persona and flags moved with the channel
+            self._setting_writes += 1
+            self._channels.clear()  # persona and flags moved with the channel
 
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""

@@ -215,12 +215,15 @@ DELETE_MESSAGES = """
 RESET_FLOOR = """
     UPDATE conversations SET context_floor = 0 WHERE platform = ? AND channel = ? AND thread = ?
 """
-SELECT_PERSONA = "SELECT persona FROM channel_settings WHERE platform = ? AND channel = ?"
 UPSERT_PERSONA = """
     INSERT INTO channel_settings (platform, channel, persona) VALUES (?, ?, ?)
     ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
 """
-SELECT_FLAG = "SELECT value FROM channel_flags WHERE platform = ? AND channel = ? AND name = ?"
+SELECT_CHANNEL_SETTINGS = """
+    SELECT 'flag', name, value FROM channel_flags WHERE platform = ?1 AND channel = ?2
+    UNION ALL
+    SELECT 'persona', '', persona FROM channel_settings WHERE platform = ?1 AND channel = ?2
+"""
 UPSERT_FLAG = """
     INSERT INTO channel_flags (platform, channel, name, value) VALUES (?, ?, ?, ?)
     ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value

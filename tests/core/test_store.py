@@ -10,8 +10,10 @@ import dataclasses
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -664,3 +666,42 @@ async def test_a_message_from_a_row_is_the_message_its_fields_make() -> None:
         message.text = "changed"  # type: ignore[misc]
     with pytest.raises(ValueError, match="12 fields"):
         StoredMessage.from_row(row[:-1])
+
+
+async def test_a_channels_settings_are_read_in_one_query_and_remembered(db_path: Path) -> None:
+    async with SqliteStore(db_path) as store:
+        await store.set_channel_persona(ROOM, "You are terse.")
+        await store.set_channel_flag(ROOM, "answer_all", "1")
+        await store.set_channel_flag(ROOM, "quota_user_per_minute", "3")
+    async with SqliteStore(db_path) as store:
+        assert await store.get_channel_flag(THREAD, "answer_all") == "1"  # the one read
+        with closing(sqlite3.connect(db_path)) as other:  # nobody else writes them: not read again
+            other.execute("DELETE FROM channel_flags")
+            other.execute("DELETE FROM channel_settings")
+            other.commit()
+        assert await store.get_channel_persona(ROOM) == "You are terse."
+        assert await store.get_channel_flag(ROOM, "quota_user_per_minute") == "3"
+        assert await store.get_channel_flag(ROOM, "never_set") is None
+
+
+async def test_a_setting_written_while_its_channel_is_read_is_not_lost(db_path: Path) -> None:
+    async with SqliteStore(db_path) as store:
+        await store.set_channel_flag(ROOM, "answer_all", "0")
+    async with SqliteStore(db_path) as store:
+        fetch, written = store._fetch, asyncio.Event()
+
+        async def read_before_delivered_after(sql: str, params: Sequence[Any]) -> list[Any]:
+            rows = await fetch(sql, params)  # read before the write below…
+            await written.wait()  # …and handed back after it
+            return rows
+
+        store._fetch = read_before_delivered_after  # type: ignore[method-assign]
+        read = asyncio.ensure_future(store.get_channel_flag(ROOM, "answer_all"))
+        await asyncio.sleep(0.05)
+        await store.set_channel_flag(ROOM, "answer_all", "1")
+        written.set()
+        assert await read == "0"
+        store._fetch = fetch  # type: ignore[method-assign]
+        assert await store.get_channel_flag(ROOM, "answer_all") == "1"
+        await store.set_channel_persona(ROOM, None)
+        assert await store.get_channel_persona(ROOM) is None
