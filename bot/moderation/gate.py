@@ -60,9 +60,14 @@ def verdict(
     layer: str, scores: dict[str, float], flagged: bool, flagged_categories: Iterable[str] = ()
 ) -> Verdict:
     """A verdict in OpenAI's shape: every category present, sub-categories implying parents."""
-    marked = {c for name in flagged_categories for c in (name, name.split("/")[0])}
-    full_scores = {c: round(scores.get(c, 0.0), 6) for c in CATEGORIES}
-    categories = {c: flagged and c in marked for c in CATEGORIES}
+    full_scores = dict.fromkeys(CATEGORIES, 0.0)  # most are 0: only the given ones rounded
+    for category, score in scores.items():
+        if category in full_scores:
+            full_scores[category] = round(score, 6)
+    categories = dict.fromkeys(CATEGORIES, False)
+    if flagged:
+        for name in flagged_categories:
+            categories.update({c: True for c in (name, name.split("/")[0]) if c in categories})
     return Verdict(flagged, layer, categories, full_scores, "block" if flagged else "allow")
 
 

@@ -10,7 +10,7 @@ import pytest
 from bot.messages import ConversationKey, Verdict, WordRule
 from bot.moderation import Gate, GateConfig, LayeredGate, WordsAware
 from bot.moderation.evaluate import load_eval
-from bot.moderation.gate import CATEGORIES
+from bot.moderation.gate import CATEGORIES, verdict
 from bot.store import MemoryStore
 from tests.core.moderation import ROOM, invisible_code_points
 
@@ -158,3 +158,15 @@ async def test_a_long_text_is_judged_off_the_event_loop_and_the_same_as_on_it() 
     assert task.result().flagged is on_loop.flagged is False
     flagged = await gate.check(long_text + " I will kill you", "input", ROOM)
     assert flagged.flagged, "a flag found in a worker thread counts the same"
+
+
+def test_a_verdict_has_every_category_and_flags_parents_of_what_it_flags() -> None:
+    """OpenAI's shape: every category present, rounded scores, a sub-category's parent flagged with it."""
+    found = verdict("wordlist", {"harassment/threatening": 0.12345678, "not-a-category": 1.0}, True,
+                    ["harassment/threatening"])
+    assert list(found.categories) == list(found.category_scores) == list(CATEGORIES)
+    assert {c for c, on in found.categories.items() if on} == {"harassment", "harassment/threatening"}
+    assert found.category_scores["harassment/threatening"] == 0.123457
+    assert sum(found.category_scores.values()) == 0.123457
+    allowed = verdict("classifier", {"harassment": 0.2}, False, ["harassment"])
+    assert not any(allowed.categories.values()) and allowed.category_scores["harassment"] == 0.2
