@@ -129,6 +129,9 @@ class GroupCommit:
 
     async def close(self) -> None:
         """Let queued writes finish, then stop the writer."""
+        if self._later is not None:  # a running flush may have taken its jobs: it must not wake a new writer
+            self._later.cancel()
+            self._later = None
         if self._queue:
             self._wake()
         flusher, self._flusher = self._flusher, None

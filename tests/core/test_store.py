@@ -20,7 +20,7 @@ import pytest
 from bot.messages import ConversationKey, StoredMessage, Verdict, WordRule
 from bot.store import MemoryStore, SqliteStore, Store
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
-from bot.store.sqlite_threads import MAX_BATCH
+from bot.store.sqlite_threads import LATER_S, MAX_BATCH
 
 pytestmark = pytest.mark.asyncio
 
@@ -705,3 +705,16 @@ async def test_a_setting_written_while_its_channel_is_read_is_not_lost(db_path: 
         assert await store.get_channel_flag(ROOM, "answer_all") == "1"
         await store.set_channel_persona(ROOM, None)
         assert await store.get_channel_persona(ROOM) is None
+
+
+async def test_closing_leaves_no_writer_behind_for_a_write_a_running_flush_took(db_path: Path) -> None:
+    """A verdict queued while a transaction runs is taken by that flush, its timer still
+    set: once the store closed, the timer must not start a writer that waits forever."""
+    async with SqliteStore(db_path) as store:
+        question = await store.add_message(ROOM, "user", "hi")
+        write = asyncio.ensure_future(store.add_message(ROOM, "user", "again"))
+        await asyncio.sleep(0)  # its transaction runs on the writer's thread
+        await store.log_verdict(ROOM, question, "input", Verdict(False))
+        await write
+    await asyncio.sleep(LATER_S * 3)
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "sqlite-group-commit"] == []
