@@ -103,7 +103,7 @@ from bot.store.sqlite_schema import (
     UPSERT_WORD,
     WAL_LIMIT_BYTES,
 )
-from bot.store.sqlite_threads import GroupCommit, SqliteThread
+from bot.store.sqlite_threads import SqliteGroupCommit, SqliteThread
 from bot.store.sqlite_wal import WalKeeper
 from engine.types import Role
 
@@ -185,7 +185,7 @@ class SqliteStore:
         self._migrations = tuple(migrations)
         self._writer_thread = SqliteThread("sqlite-writer")
         self._reader = SqliteThread("sqlite-reader")
-        self._writer = GroupCommit(self._writer_thread, is_fault, self._forget_ids)
+        self._writer = SqliteGroupCommit(self._writer_thread, is_fault, self._forget_ids)
         self._open = False
         self._lifecycle = asyncio.Lock()
         # Conversation rows are deleted only by `move_channel`, which forgets their ids, so

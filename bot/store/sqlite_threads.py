@@ -5,13 +5,14 @@ sqlite3 blocks, so each connection lives on a thread of its own (a one-worker
 function that does all of the call's statements: one thread hop per call, not one
 per statement (aiosqlite's model, which cost 24 hops per answered message).
 
-Writes go through `GroupCommit`: every job queued while a transaction runs goes into
-the next one, so under load many callers share one BEGIN…COMMIT (group commit; the
-delay is at most one transaction's time, and there is no delay when idle). Each job
-runs in a SAVEPOINT of its own: one that fails with an ordinary error (a constraint,
-a bug) is rolled back alone; one that fails because the database failed (full,
-locked, I/O: `is_fault`) fails the whole transaction, and every job in it raises,
-for its caller to retry. A job's result is handed back only after COMMIT returned:
+Writes go through `SqliteGroupCommit` (the queue and writer task are
+`bot.store.group_commit`'s): every job queued while a transaction runs goes into the
+next one, so under load many callers share one BEGIN…COMMIT (group commit; the delay
+is at most one transaction's time, and there is no delay when idle). Each job runs in
+a SAVEPOINT of its own: one that fails with an ordinary error (a constraint, a bug) is
+rolled back alone; one that fails because the database failed (full, locked, I/O:
+`is_fault`) fails the whole transaction, and every job in it raises, for its caller to
+retry. A job's result is handed back only after COMMIT returned:
 committed before acknowledged.
 """
 
@@ -21,10 +22,11 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from bot.store.group_commit import GroupCommit, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,6 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 IsFault = Callable[[BaseException], bool]
 
-MAX_BATCH = 256  # jobs in one transaction at most
 LATER_S = 0.05  # how long a `write_later` job may wait for a transaction to ride along with
 
 
@@ -78,29 +79,24 @@ class SqliteThread:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
 
-class GroupCommit:
-    """Writes from every task, committed together (see the module docstring).
+class SqliteGroupCommit(GroupCommit[Job]):
+    """Writes from every task, committed together on the writer's thread (see the module
+    docstring and `bot.store.group_commit`).
 
     `rolled_back` is called (on the writer's thread) whenever a transaction or a job is
     rolled back, so that caches of what it wrote can be forgotten."""
 
     def __init__(self, thread: SqliteThread, is_fault: IsFault, rolled_back: Callable[[], None]) -> None:
+        super().__init__("sqlite-group-commit")
         self._thread = thread
         self._is_fault = is_fault
         self._rolled_back = rolled_back
-        self._queue: deque[tuple[Job, asyncio.Future[Any]]] = deque()
-        self._flusher: asyncio.Task[None] | None = None
-        self._wanted = asyncio.Event()
-        self._closing = False
         self._later: asyncio.TimerHandle | None = None
-        self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job(connection)` in the next transaction; its result once committed."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
-        self._wake()
-        return await future
+        result: T = await self._enqueue(job)
+        return result
 
     def write_later(self, job: Job, what: str, *, within: float = LATER_S, first: bool = False) -> None:
         """Queue `job` for the next transaction without waiting for it (rows that no read
@@ -132,50 +128,16 @@ class GroupCommit:
         if self._later is not None:  # a running flush may have taken its jobs: it must not wake a new writer
             self._later.cancel()
             self._later = None
-        if self._queue:
-            self._wake()
-        flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            self._closing = True
-            self._wanted.set()
-            await asyncio.gather(flusher, return_exceptions=True)
-            self._closing = False
+        await super().close()
+
+    async def _commit(self, jobs: list[Job]) -> list[Outcome]:
+        return await self._thread.run(_transaction, jobs, self._is_fault, self._rolled_back)
 
     def _wake(self) -> None:
         if self._later is not None:
             self._later.cancel()
             self._later = None
-        if self._flusher is None or self._flusher.done():  # one long-lived writer task
-            self._flusher = asyncio.create_task(self._flush_forever(), name="sqlite-group-commit")
-        self._wanted.set()
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._wanted.wait()
-            self._wanted.clear()
-            await self._flush()
-            if self._closing and not self._queue:
-                return
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
-            try:
-                outcomes = await self._thread.run(_transaction, [job for job, _ in batch], self._is_fault,
-                                                  self._rolled_back)
-            except Exception as exc:  # the database failed: every job of the batch fails with it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.transactions += 1
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller was cancelled meanwhile; the write stands
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+        super()._wake()
 
 
 def _nothing(connection: sqlite3.Connection) -> None:
@@ -189,7 +151,7 @@ def _log_failure(future: asyncio.Future[Any], what: str) -> None:
 
 def _transaction(
     connection: sqlite3.Connection, jobs: list[Job], is_fault: IsFault, rolled_back: Callable[[], None]
-) -> list[tuple[bool, Any]]:
+) -> list[Outcome]:
     """BEGIN IMMEDIATE, each job in a savepoint, COMMIT (on the writer's thread). Each job's
     (ok, result or exception); raises when the database failed (all rolled back)."""
     outcomes: list[tuple[bool, Any]] = []

@@ -19,8 +19,9 @@ import pytest
 
 from bot.messages import ConversationKey, StoredMessage, Verdict, WordRule
 from bot.store import MemoryStore, SqliteStore, Store
+from bot.store.group_commit import MAX_BATCH
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
-from bot.store.sqlite_threads import LATER_S, MAX_BATCH
+from bot.store.sqlite_threads import LATER_S
 
 pytestmark = pytest.mark.asyncio
 
