@@ -1,7 +1,8 @@
 """The remote engine against real vLLM OpenAI servers on the demo model.
 
 One server is shared by the whole session; the failover test starts a second real
-one and kills it mid-reply. Both are ended by pid (their process groups) afterwards.
+one and kills it mid-reply (through a relay that fixes the point of death,
+tests/engine/cutting_relay.py). Both are ended by pid (their process groups) afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from engine.affinity import conversation, rendezvous, session_id
 from engine.remote import RemoteEngine, RemoteOptions
 from engine.tokens import LocalTokenizer
 from engine.types import ChatMessage, ReplyChunk, Sampling
+from tests.engine.cutting_relay import CuttingRelay
 from tests.engine.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.engine
@@ -119,21 +121,18 @@ async def test_a_real_replica_killed_mid_reply_is_continued_by_the_other(
 ) -> None:
     second = VllmServer(str(data_dir / "models" / "demo"), "demo", tmp_path / "second.log")
     async with second:
-        urls = [vllm_server.url, second.url]
-        async with remote(*urls, health_interval_s=60) as engine:
-
-            def kill_after_a_few(chunk: ReplyChunk) -> None:
-                seen.append(chunk)
-                if len(seen) == 5:
-                    second.kill()
-
-            seen: list[ReplyChunk] = []
-            with conversation(preferring(second.url, urls)):
+        # The relay kills the second server after its fifth streamed event and forwards
+        # nothing after it: killed from the client's side, a fast server had sometimes
+        # sent its whole reply before the kill, and nothing failed over.
+        relay = CuttingRelay(second.port, cut_after=5, on_cut=second.kill)
+        async with relay, remote(vllm_server.url, relay.url, health_interval_s=60) as engine:
+            with conversation(preferring(relay.url, [vllm_server.url, relay.url])):
                 story = [ChatMessage("user", "tell me a story")]
-                chunks = await collect(engine, story, LONG, kill_after_a_few)
+                chunks = await collect(engine, story, LONG)
             statuses = await engine.replicas()
 
     final = chunks[-1]
+    assert relay.cut, "the second replica died mid-reply"
     assert final.finished and final.finish_reason == "length"
     assert final.reply_tokens >= LONG.max_tokens - 5, "the first replica went on where the second stopped"
     assert [s.healthy for s in statuses] == [True, False] and statuses[0].replies == 1
