@@ -65,6 +65,9 @@ CJK_WINDOW = CJK_MIN_CHARS - CJK_STRIDE + 1
 SHINGLE = {"latin": 10, "cjk": 4}
 MIN_COVERED = {"latin": 40, "cjk": 12}
 MOST = 0.6
+# System prompts whose secrets are kept (`prompt_secrets`): one per active channel, as a
+# channel's name is in its prompt. About 65 KB each for the default persona: 65 MB at most.
+PROMPTS_KEPT = 1024
 # Encoded runs worth decoding: at least ENCODED_MIN characters of hex (separators allowed) or base64.
 ENCODED_MIN = 16
 HEX_RUN = re.compile(r"(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,-]*){8,}")
@@ -115,7 +118,15 @@ def leak_form(text: str) -> str:
 
 
 def _leak_form(canon: str) -> str:
-    return letters_and_digits(canon.translate(LEAK_CLASSES))
+    return letters_and_digits(_classed(canon))
+
+
+def _classed(text: str) -> str:
+    """`text` with LEAK_CLASSES applied, as str.replace: many times faster than translate
+    (117 against 20 µs for the default persona)."""
+    for char, klass in CLASS_PAIRS:
+        text = text.replace(char, klass)
+    return text
 
 
 def letters_and_digits(text: str) -> str:
@@ -140,15 +151,17 @@ class PromptSecrets:
 
     markers: tuple[str, ...]  # the canary's prefix and, when the prompt has one, its secret part
     halves: tuple[re.Pattern[str], re.Pattern[str]] | None  # the secret's two halves, each alone
-    windows: frozenset[str]  # every WINDOW-long run of the prompt
-    cjk_windows: frozenset[str]  # every CJK_WINDOW-long run of its CJK form
+    flat: str  # the whole prompt's leak form ("" when shorter than LEAK_MIN_CHARS)
+    cjk: str  # the whole prompt's CJK form
     forms: tuple[Form, ...]  # the prompt's form without the canary, per script, for `covers_most`
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=PROMPTS_KEPT)
 def prompt_secrets(system_prompt: str) -> PromptSecrets:
-    """The prompt's secrets, worked out once per prompt (it is the same every turn).
-    The prefix alone counts: "hearth" and "canary" side by side in prose is rare enough."""
+    """The prompt's secrets, worked out once per prompt (it is the same every turn in a
+    channel; each channel's differs, by its name). About 65 KB and 0.5 ms for the default
+    persona. The prefix alone counts: "hearth" and "canary" side by side in prose is rare
+    enough."""
     found = CANARY.search(system_prompt)
     secret = leak_form(found.group(1)) if found else ""
     markers = (_prefix_form(),) + ((secret,) if secret else ())
@@ -156,7 +169,7 @@ def prompt_secrets(system_prompt: str) -> PromptSecrets:
     prompt, persona = canonical(system_prompt), canonical(CANARY.sub("", system_prompt))  # once each
     flat = _leak_form(prompt) if len(system_prompt) >= LEAK_MIN_CHARS else ""
     return PromptSecrets(
-        markers, halves, _runs(flat, WINDOW), _runs(_cjk_form(prompt), CJK_WINDOW),
+        markers, halves, flat, _cjk_form(prompt),
         (Form.of("latin", _leak_form(persona)), Form.of("cjk", _cjk_form(persona))),
     )
 
@@ -188,10 +201,6 @@ class Form:
             start = self.text.find(piece, start + 1)
 
 
-def _runs(form: str, size: int) -> frozenset[str]:
-    return frozenset(form[i : i + size] for i in range(len(form) - size + 1))
-
-
 @lru_cache(maxsize=1)
 def _prefix_form() -> str:
     return leak_form(CANARY_PREFIX)
@@ -207,9 +216,7 @@ class View:
 
     @classmethod
     def of(cls, text: str) -> View:
-        classed = text
-        for char, klass in CLASS_PAIRS:  # LEAK_CLASSES, as str.replace: many times faster than translate
-            classed = classed.replace(char, klass)
+        classed = _classed(text)
         return cls(classed, letters_and_digits(classed))
 
     def reversed(self) -> View:
@@ -224,11 +231,14 @@ def _names_canary(view: View, kept: PromptSecrets) -> bool:
     return kept.halves is not None and all(half.search(classed) for half in kept.halves)
 
 
-def _repeats(flat: str, windows: frozenset[str], size: int, stride: int) -> bool:
-    """Whether a sampled `size`-long run of `flat` (every `stride`) is one of `windows`: a
-    shared run of `size + stride - 1` always contains a sampled one."""
-    return bool(windows) and any(
-        flat[i : i + size] in windows for i in range(0, len(flat) - size + 1, stride)
+def _repeats(flat: str, prompt: str, size: int, stride: int) -> bool:
+    """Whether a sampled `size`-long run of `flat` (every `stride`) occurs in `prompt`: a
+    shared run of `size + stride - 1` always contains a sampled one. Searched in the
+    prompt's form, not looked up in a set of its runs: a set cost 70 KB and 130 µs per
+    prompt, and each channel has its own prompt; a search costs about as much as a lookup
+    at the default persona's length (see `hearth bench moderation`)."""
+    return len(prompt) >= size and any(
+        flat[i : i + size] in prompt for i in range(0, len(flat) - size + 1, stride)
     )
 
 
@@ -282,8 +292,8 @@ def _gives_canary(reply: str, text: str, forward: View, kept: PromptSecrets) -> 
 def _repeats_prompt(text: str, flat: str, kept: PromptSecrets) -> bool:
     cjk = "".join(CJK_CHARS.findall(text))
     return (
-        _repeats(flat, kept.windows, WINDOW, STRIDE)
-        or _repeats(cjk, kept.cjk_windows, CJK_WINDOW, CJK_STRIDE)
+        _repeats(flat, kept.flat, WINDOW, STRIDE)
+        or _repeats(cjk, kept.cjk, CJK_WINDOW, CJK_STRIDE)
         or covers_most({"latin": flat, "cjk": cjk}, kept)
     )
 
