@@ -145,12 +145,15 @@ def _cjk_form(canon: str) -> str:
     return "".join(CJK_CHARS.findall(canon))
 
 
+Half = tuple[str, re.Pattern[str]]  # a half of the secret, and its pattern alone (`_alone`)
+
+
 @dataclass(frozen=True, slots=True)
 class PromptSecrets:
     """What a reply may not give away from one system prompt, in leak form."""
 
     markers: tuple[str, ...]  # the canary's prefix and, when the prompt has one, its secret part
-    halves: tuple[re.Pattern[str], re.Pattern[str]] | None  # the secret's two halves, each alone
+    halves: tuple[Half, Half] | None  # the secret's two halves, each alone
     flat: str  # the whole prompt's leak form ("" when shorter than LEAK_MIN_CHARS)
     cjk: str  # the whole prompt's CJK form
     forms: tuple[Form, ...]  # the prompt's form without the canary, per script, for `covers_most`
@@ -174,9 +177,11 @@ def prompt_secrets(system_prompt: str) -> PromptSecrets:
     )
 
 
-def _alone(half: str) -> re.Pattern[str]:
-    """`half` not inside a longer number, which a hex value next to the secret would be."""
-    return re.compile(rf"(?<![a-z0-9]){re.escape(half)}(?![a-z0-9])")
+def _alone(half: str) -> Half:
+    """`half`, and a pattern of it not inside a longer number, which a hex value next to
+    the secret would be. The text is looked for first: a pattern that starts with a
+    lookbehind is tried at every position (1 ms a 10,000-character reply; 0.1 ms found)."""
+    return half, re.compile(rf"(?<![a-z0-9]){re.escape(half)}(?![a-z0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +233,9 @@ def _names_canary(view: View, kept: PromptSecrets) -> bool:
     flat, classed = view.flat, view.classed
     if any(marker in flat for marker in kept.markers):
         return True
-    return kept.halves is not None and all(half.search(classed) for half in kept.halves)
+    return kept.halves is not None and all(
+        text in classed and alone.search(classed) for text, alone in kept.halves
+    )
 
 
 def _repeats(flat: str, prompt: str, size: int, stride: int) -> bool:

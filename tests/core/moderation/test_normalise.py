@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 import regex
 
 from bot.moderation.leak import leak_form
-from bot.moderation.normalise import ENCLOSING, canonical, collapse_whitespace, fold, normalise, unleet, views
+from bot.moderation.normalise import (
+    ENCLOSING,
+    canonical,
+    collapse_runs,
+    collapse_whitespace,
+    fold,
+    normalise,
+    shorten_runs,
+    unleet,
+    views,
+)
 from tests.core.moderation import invisible_code_points
 
 
@@ -157,3 +168,16 @@ def test_collapsing_whitespace_agrees_with_the_regular_expression_on_every_chara
         c = chr(code)
         for text in (f"a{c}b", f"{c}{c}a {c}", c):
             assert collapse_whitespace(text) == whitespace.sub(" ", text).strip(), hex(code)
+
+
+def test_runs_are_shortened_and_collapsed_as_the_plain_rewrites_do() -> None:
+    """Runs are rewritten by deleting what lookahead finds (no template per run): the same
+    text as the plain rewrites, three or more of a letter as two and any run as one, on
+    random text of few letters (many runs), digits, CJK and spaces."""
+    rng = random.Random(5)
+    alphabet = "aab sss 1 0o 中中 ZZz-"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert shorten_runs(text) == re.sub(r"([a-z])\1{2,}", r"\1\1", text)
+        assert collapse_runs(text) == re.sub(r"([a-z])\1+", r"\1", text)
+    assert (shorten_runs("shiiiit asssss"), collapse_runs("fuuck aa")) == ("shiit ass", "fuck a")
