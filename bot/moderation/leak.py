@@ -66,7 +66,7 @@ SHINGLE = {"latin": 10, "cjk": 4}
 MIN_COVERED = {"latin": 40, "cjk": 12}
 MOST = 0.6
 # System prompts whose secrets are kept (`prompt_secrets`): one per active channel, as a
-# channel's name is in its prompt. About 65 KB each for the default persona: 65 MB at most.
+# channel's name is in its prompt. About 63 KB each for the default persona: 65 MB at most.
 PROMPTS_KEPT = 1024
 # Encoded runs worth decoding: at least ENCODED_MIN characters of hex (separators allowed) or base64.
 ENCODED_MIN = 16
@@ -122,8 +122,8 @@ def _leak_form(canon: str) -> str:
 
 
 def _classed(text: str) -> str:
-    """`text` with LEAK_CLASSES applied, as str.replace: many times faster than translate
-    (117 against 20 µs for the default persona)."""
+    """`text` with LEAK_CLASSES applied, as str.replace: about five times faster than
+    str.translate with a dict (25 against 117 µs for the default persona)."""
     for char, klass in CLASS_PAIRS:
         text = text.replace(char, klass)
     return text
@@ -162,7 +162,7 @@ class PromptSecrets:
 @lru_cache(maxsize=PROMPTS_KEPT)
 def prompt_secrets(system_prompt: str) -> PromptSecrets:
     """The prompt's secrets, worked out once per prompt (it is the same every turn in a
-    channel; each channel's differs, by its name). About 65 KB and 0.5 ms for the default
+    channel; each channel's differs, by its name). About 63 KB and 0.3 ms for the default
     persona. The prefix alone counts: "hearth" and "canary" side by side in prose is rare
     enough."""
     found = CANARY.search(system_prompt)
@@ -242,8 +242,8 @@ def _repeats(flat: str, prompt: str, size: int, stride: int) -> bool:
     """Whether a sampled `size`-long run of `flat` (every `stride`) occurs in `prompt`: a
     shared run of `size + stride - 1` always contains a sampled one. Searched in the
     prompt's form, not looked up in a set of its runs: a set cost 70 KB and 130 µs per
-    prompt, and each channel has its own prompt; a search costs about as much as a lookup
-    at the default persona's length (see `hearth bench moderation`)."""
+    prompt, and each channel has its own prompt; the check costs the same (158 against
+    162 µs for a 180-character reply against the default persona)."""
     return len(prompt) >= size and any(
         flat[i : i + size] in prompt for i in range(0, len(flat) - size + 1, stride)
     )
