@@ -31,18 +31,15 @@ class CuttingRelay:
         self.on_cut = on_cut
         self.path = path
         self.cut = False
+        self.url = ""  # set on entering; stays after the cut, when the listener is gone
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}{self.path}"
-
     async def __aenter__(self) -> CuttingRelay:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}{self.path}"
         return self
 
     async def __aexit__(self, *exc: object | TracebackType) -> None:
