@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from types import TracebackType
 
 EVENT = b"data:"
 READ_BYTES = 65536
@@ -42,7 +41,7 @@ class CuttingRelay:
         self.url = f"http://127.0.0.1:{port}{self.path}"
         return self
 
-    async def __aexit__(self, *exc: object | TracebackType) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self._close_listener()
         for writer in list(self._writers):
             writer.transport.abort()
