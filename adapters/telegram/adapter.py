@@ -244,7 +244,7 @@ class TelegramAdapter:
 
     def _keep_typing(self, key: ConversationKey) -> Coroutine[Any, Any, None]:
         """Typing shown in `key`'s chat, wherever it moves meanwhile."""
-        return keep_typing(self._bot, lambda: self._target(key), self._pacing.typing_every)
+        return keep_typing(self._bot, lambda: self._target(key), self._pacing.typing_every, self._chat_moved)
 
     # --- a group upgraded to a supergroup -----------------------------------------
 

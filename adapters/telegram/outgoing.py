@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
@@ -90,13 +90,28 @@ def file_url(base_url: str) -> str:
     return f"{head}/file/bot{tail}" if sep else base_url
 
 
-async def keep_typing(bot: Bot, where: Callable[[], tuple[int, int | None]], every: float) -> None:
+async def keep_typing(
+    bot: Bot,
+    where: Callable[[], tuple[int, int | None]],
+    every: float,
+    moved: Callable[[int, int], Awaitable[object]],
+) -> None:
     """Show "typing…" in `where()` (chat id, forum topic: asked each time, the chat may move)
-    until cancelled; Telegram clears it after about 5 s, so repeat."""
+    until cancelled; Telegram clears it after about 5 s, so repeat (`every` seconds).
+
+    A group upgraded to a supergroup and not heard of yet answers ChatMigrated: `moved(old,
+    new)` follows it, and typing goes on there at once, as a reply sent there would."""
     while True:
         chat_id, thread = where()
         try:
             await bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread)
+        except ChatMigrated as exc:
+            try:
+                await moved(chat_id, exc.new_chat_id)
+            except HearthError as err:  # the store's move is retried by the reply's own send
+                log.warning("moving chat %s to %s failed: %s", chat_id, exc.new_chat_id, err)
+            if where()[0] != chat_id:
+                continue  # followed: typing there now, not a tick later
         except TelegramError as exc:  # cosmetic: never fail a reply over it
             log.debug("typing indicator in %s failed: %s", chat_id, exc)
         await asyncio.sleep(every)
