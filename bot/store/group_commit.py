@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 J = TypeVar("J")  # a job, as the store runs it
@@ -20,6 +21,7 @@ J = TypeVar("J")  # a job, as the store runs it
 MAX_BATCH = 256  # jobs in one transaction at most
 
 Outcome = tuple[bool, Any]  # (ok, the job's result or its exception)
+Committed = Callable[[Any], None]  # told a job's result once it is committed (event loop's thread)
 
 
 class GroupCommit(Generic[J]):
@@ -27,17 +29,19 @@ class GroupCommit(Generic[J]):
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._queue: deque[tuple[J, asyncio.Future[Any]]] = deque()
+        self._queue: deque[tuple[J, asyncio.Future[Any], Committed | None]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._closing = False
         self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
-    async def _enqueue(self, job: J) -> Any:
+    async def _enqueue(self, job: J, committed: Committed | None = None) -> Any:
         """Run `job` in the next transaction; its result once committed (each store's
-        `write` says the job's and the result's types)."""
+        `write` says the job's and the result's types). `committed(result)` is called once
+        the job's transaction committed, before any caller resumes, and even when this
+        caller was cancelled meanwhile: what a cache learns from a write is never lost."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
+        self._queue.append((job, future, committed))
         self._wake()
         return await future
 
@@ -73,14 +77,17 @@ class GroupCommit(Generic[J]):
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
             try:
-                outcomes = await self._commit([job for job, _ in batch])
+                outcomes = await self._commit([job for job, _, _ in batch])
             except Exception as exc:  # the database failed: every job of the batch fails with it
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             self.transactions += 1
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, _, committed), (ok, value) in zip(batch, outcomes, strict=True):
+                if ok and committed is not None:
+                    committed(value)
+            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():  # its caller was cancelled meanwhile; the write stands
                     continue
                 if ok:

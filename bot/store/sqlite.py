@@ -31,6 +31,7 @@ from bot.messages import (
 )
 from bot.store.base import Forgotten, Lease
 from bot.store.faults import StoreHealth, retried_on
+from bot.store.history_cache import HistoryCache
 from bot.store.rows import (
     check_role,
     forget_channel,
@@ -48,6 +49,7 @@ from bot.store.sqlite_schema import (
     CHECKPOINT_INTERVAL_S,
     CLAIM_LEASE,
     CLAIM_PENDING,
+    DATA_VERSION,
     DELETE_CONVERSATION,
     DELETE_FLAG,
     DELETE_MESSAGES,
@@ -185,7 +187,7 @@ class SqliteStore:
         self._migrations = tuple(migrations)
         self._writer_thread = SqliteThread("sqlite-writer")
         self._reader = SqliteThread("sqlite-reader")
-        self._writer = SqliteGroupCommit(self._writer_thread, is_fault, self._forget_ids)
+        self._writer = SqliteGroupCommit(self._writer_thread, is_fault, self._forget_ids, self._began)
         self._open = False
         self._lifecycle = asyncio.Lock()
         # Conversation rows are deleted only by `move_channel`, which forgets their ids, so
@@ -201,6 +203,10 @@ class SqliteStore:
         # Notes of shown parts not written yet, by message id (set here, taken on the writer's thread).
         self._notes: dict[int, str] = {}
         self._notes_lock = threading.Lock()
+        # Each conversation's recent history as this process stored it (see `HistoryCache`);
+        # PRAGMA data_version at the writer's last transaction tells another process wrote.
+        self._history = HistoryCache()
+        self._data_version: int | None = None  # writer's thread only
         self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
@@ -249,6 +255,8 @@ class SqliteStore:
                 await thread.close()  # the last connection to close checkpoints the WAL
             self._conversation_ids.clear()
             self._channels.clear()
+            self._history.clear()
+            self._data_version = None
 
     async def add_message(
         self,
@@ -279,21 +287,29 @@ class SqliteStore:
         status in the same transaction (see `Conversations.add_message`). Messages are
         stored in the order their tasks called."""
         check_role(role)
-        values = (role, author_id, author_name, text, time.time(), platform_message_id,
-                  prompt_tokens, cached_tokens, reply_tokens, reply_to,
-                  status or default_status(role), meta_json(meta), owner)
+        fields = (role, author_id, author_name, text, time.time(), platform_message_id,
+                  prompt_tokens, cached_tokens, reply_tokens, reply_to, status or default_status(role))
+        values = (*fields, meta_json(meta), owner)
 
-        def job(db: sqlite3.Connection) -> int | None:
-            new_id = _value(db, INSERT_MESSAGE, (self._conversation_id(db, key), *values))
+        def job(db: sqlite3.Connection) -> tuple[int, bool] | None:
+            conversation, created = self._conversation(db, key)
+            new_id = _value(db, INSERT_MESSAGE, (conversation, *values))
             if new_id is not None and question_status is not None and reply_to is not None:
                 db.execute(SET_STATUS, (question_status, reply_to))
-            return None if new_id is None else int(new_id)
+            return None if new_id is None else (int(new_id), created)
 
-        return await self._writer.write(job)
+        def committed(stored: tuple[int, bool] | None) -> None:
+            if stored is not None:
+                message = StoredMessage.from_row((stored[0], *fields))
+                self._history.added(key, message, new_conversation=stored[1], question_status=question_status)
+
+        stored = await self._writer.write(job, committed)
+        return None if stored is None else stored[0]
 
     async def set_status(self, message_id: int, status: MessageStatus) -> None:
         """Record how a message ended (see `MessageStatus`); nothing when it was deleted."""
-        await self._write(SET_STATUS, (status, message_id))
+        await self._write(SET_STATUS, (status, message_id),
+                          lambda _: self._history.status_set(message_id, status))
 
     async def note_shown(self, message_id: int, platform_ids: Sequence[str]) -> None:
         """Remember which platform messages show the reply to `message_id` while it streams,
@@ -336,7 +352,7 @@ class SqliteStore:
 
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
-        return await self._write_count(SKIP_PENDING, (before,))
+        return await self._write_count(SKIP_PENDING, (before,), self._changed_many)
 
     async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
         """`undelivered` replies of `owner` at or after `since`, oldest first, with the notes
@@ -346,11 +362,16 @@ class SqliteStore:
 
     async def expire_undelivered(self, before: float) -> int:
         """Mark `undelivered` replies older than `before` `skipped`; how many."""
-        return await self._write_count(EXPIRE_UNDELIVERED, (before,))
+        return await self._write_count(EXPIRE_UNDELIVERED, (before,), self._changed_many)
 
     async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
         """An `undelivered` reply is `answered` now, with its first part's id unless it had one."""
-        await self._write(MARK_DELIVERED, (platform_message_id, message_id))
+
+        def committed(changed: int) -> None:
+            if changed:
+                self._history.status_set(message_id, "answered", platform_message_id)
+
+        await self._write(MARK_DELIVERED, (platform_message_id, message_id), committed)
 
     async def history(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages whose turn is at or after the context floor,
@@ -358,12 +379,19 @@ class SqliteStore:
         moderation gate flagged are left out: the model never sees them."""
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
-        rows = await self._fetch(SELECT_HISTORY, (*_key(key), limit))
-        return [StoredMessage.from_row(row) for row in reversed(rows)]
+        kept = self._history.get(key, limit)
+        if kept is not None:
+            return kept
+        with self._history.reading(key, limit) as fill:
+            rows = await self._fetch(SELECT_HISTORY, (*_key(key), limit))
+            messages = [StoredMessage.from_row(row) for row in reversed(rows)]
+            fill(messages)
+        return messages
 
     async def set_context_floor(self, key: ConversationKey, message_id: int) -> None:
         """Hide messages older than `message_id` from `history` (they stay stored)."""
-        await self._write(UPSERT_FLOOR, (*_key(key), time.time(), message_id))
+        await self._write(UPSERT_FLOOR, (*_key(key), time.time(), message_id),
+                          lambda _: self._history.drop(key))
 
     async def reset(self, key: ConversationKey) -> int:
         """Forget a conversation's messages and its context floor; return how many
@@ -374,7 +402,7 @@ class SqliteStore:
             db.execute(RESET_FLOOR, _key(key))
             return deleted
 
-        return await self._writer.write(job)
+        return await self._writer.write(job, lambda _: self._history.drop(key))
 
     async def get_channel_persona(self, key: ConversationKey) -> str | None:
         """The persona override of the key's channel (shared by all its threads); read
@@ -439,7 +467,7 @@ class SqliteStore:
             return changed > 0
 
         try:
-            return await self._writer.write(job)
+            return await self._writer.write(job, self._changed_many)
         finally:
             self._setting_writes += 1
             self._channels.clear()  # persona and flags moved with the channel
@@ -475,8 +503,12 @@ class SqliteStore:
         """Record a moderation verdict, optionally about one stored message; return
         its id. Raises ValueError when `message_id` names no stored message."""
 
+        def committed(_: int) -> None:
+            if direction == "input" and verdict.flagged and message_id is not None:
+                self._history.flagged(message_id)
+
         try:
-            return await self._writer.write(self._verdict_job(key, message_id, direction, verdict))
+            return await self._writer.write(self._verdict_job(key, message_id, direction, verdict), committed)
         except sqlite3.IntegrityError as error:  # the foreign key on messages
             raise ValueError(f"no stored message has id {message_id}") from error
 
@@ -554,7 +586,7 @@ class SqliteStore:
     async def prune_messages(self, before: float, limit: int) -> int:
         """Delete the messages older than `before` among the `limit` oldest not `pending`,
         keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
-        return await self._write_count(PRUNE_MESSAGES, (before, limit))
+        return await self._write_count(PRUNE_MESSAGES, (before, limit), self._changed_many)
 
     async def export_messages(
         self, after_id: int, limit: int, *, platform: str | None = None, channel: str | None = None,
@@ -585,7 +617,7 @@ class SqliteStore:
             usage = db.execute(DELETE_USAGE_OF, (platform, author_id)).rowcount
             return Forgotten(deleted[0], deleted[1], verdicts, usage)
 
-        return await self._writer.write(job)
+        return await self._writer.write(job, self._changed_many)
 
     async def claim_lease(self, name: str, holder: str, ttl_s: float, *, replacing: str = "") -> Lease:
         """Take or renew lease `name` for `holder` (see `Leases.claim_lease`); the lease as it
@@ -615,21 +647,43 @@ class SqliteStore:
 
     def _conversation_id(self, db: sqlite3.Connection, key: ConversationKey) -> int:
         """The conversation's row id, inserting the row the first time (writer's thread)."""
+        return self._conversation(db, key)[0]
+
+    def _conversation(self, db: sqlite3.Connection, key: ConversationKey) -> tuple[int, bool]:
+        """The conversation's row id, and whether its row was inserted just now (writer's thread)."""
+        created = False
         if key not in self._conversation_ids:
-            db.execute(INSERT_CONVERSATION, (*_key(key), time.time()))
+            created = db.execute(INSERT_CONVERSATION, (*_key(key), time.time())).rowcount == 1
             self._conversation_ids[key] = int(_value(db, SELECT_CONVERSATION, _key(key)))
-        return self._conversation_ids[key]
+        return self._conversation_ids[key], created
 
     def _forget_ids(self) -> None:
         """Something was rolled back: a remembered conversation id may name no row."""
         self._conversation_ids.clear()
 
-    async def _write(self, sql: str, params: Sequence[Any]) -> None:
-        await self._writer.write(lambda db: db.execute(sql, params).rowcount)
+    def _began(self, db: sqlite3.Connection) -> None:
+        """A write transaction began (writer's thread, holding the write lock): when another
+        connection committed since the last one, every history window is dropped."""
+        version = int(_value(db, DATA_VERSION, ()))
+        if self._data_version is not None and version != self._data_version:
+            self._history.changed_elsewhere()
+        self._data_version = version
 
-    async def _write_count(self, sql: str, params: Sequence[Any]) -> int:
-        """How many rows one writing statement changed."""
-        return await self._writer.write(lambda db: db.execute(sql, params).rowcount)
+    def _changed_many(self, changed: object) -> None:
+        """A write that may touch any conversation committed: history is read again."""
+        if changed:
+            self._history.clear()
+
+    async def _write(
+        self, sql: str, params: Sequence[Any], committed: Callable[[int], None] | None = None
+    ) -> None:
+        await self._writer.write(lambda db: db.execute(sql, params).rowcount, committed)
+
+    async def _write_count(
+        self, sql: str, params: Sequence[Any], committed: Callable[[int], None] | None = None
+    ) -> int:
+        """How many rows one writing statement changed; `committed(count)` once committed."""
+        return await self._writer.write(lambda db: db.execute(sql, params).rowcount, committed)
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """All rows of one query, on the reader's connection."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from bot.store.group_commit import GroupCommit, Outcome
+from bot.store.group_commit import Committed, GroupCommit, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +84,28 @@ class SqliteGroupCommit(GroupCommit[Job]):
     docstring and `bot.store.group_commit`).
 
     `rolled_back` is called (on the writer's thread) whenever a transaction or a job is
-    rolled back, so that caches of what it wrote can be forgotten."""
+    rolled back, so that caches of what it wrote can be forgotten. `began` is called (on
+    the writer's thread) at the start of every transaction, holding the write lock: see
+    `DataVersion`."""
 
-    def __init__(self, thread: SqliteThread, is_fault: IsFault, rolled_back: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        thread: SqliteThread,
+        is_fault: IsFault,
+        rolled_back: Callable[[], None],
+        began: Callable[[sqlite3.Connection], None] = lambda connection: None,
+    ) -> None:
         super().__init__("sqlite-group-commit")
         self._thread = thread
         self._is_fault = is_fault
         self._rolled_back = rolled_back
+        self._began = began
         self._later: asyncio.TimerHandle | None = None
 
-    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `job(connection)` in the next transaction; its result once committed."""
-        result: T = await self._enqueue(job)
+    async def write(self, job: Callable[[sqlite3.Connection], T], committed: Committed | None = None) -> T:
+        """Run `job(connection)` in the next transaction; its result once committed.
+        `committed(result)`: see `GroupCommit._enqueue`."""
+        result: T = await self._enqueue(job, committed)
         return result
 
     def write_later(self, job: Job, what: str, *, within: float = LATER_S, first: bool = False) -> None:
@@ -109,9 +119,9 @@ class SqliteGroupCommit(GroupCommit[Job]):
         future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(lambda done: _log_failure(done, what))
         if first:
-            self._queue.appendleft((job, future))
+            self._queue.appendleft((job, future, None))
         else:
-            self._queue.append((job, future))
+            self._queue.append((job, future, None))
         if self._later is None or self._later.when() > loop.time() + within:
             if self._later is not None:
                 self._later.cancel()
@@ -131,7 +141,7 @@ class SqliteGroupCommit(GroupCommit[Job]):
         await super().close()
 
     async def _commit(self, jobs: list[Job]) -> list[Outcome]:
-        return await self._thread.run(_transaction, jobs, self._is_fault, self._rolled_back)
+        return await self._thread.run(_transaction, jobs, self._is_fault, self._rolled_back, self._began)
 
     def _wake(self) -> None:
         if self._later is not None:
@@ -150,15 +160,17 @@ def _log_failure(future: asyncio.Future[Any], what: str) -> None:
 
 
 def _transaction(
-    connection: sqlite3.Connection, jobs: list[Job], is_fault: IsFault, rolled_back: Callable[[], None]
+    connection: sqlite3.Connection, jobs: list[Job], is_fault: IsFault, rolled_back: Callable[[], None],
+    began: Callable[[sqlite3.Connection], None],
 ) -> list[Outcome]:
-    """BEGIN IMMEDIATE, each job in a savepoint, COMMIT (on the writer's thread). Each job's
-    (ok, result or exception); raises when the database failed (all rolled back)."""
+    """BEGIN IMMEDIATE, `began`, each job in a savepoint, COMMIT (on the writer's thread).
+    Each job's (ok, result or exception); raises when the database failed (all rolled back)."""
     outcomes: list[tuple[bool, Any]] = []
     if len(jobs) == 1:  # alone in its transaction: no savepoint needed
-        return [_alone(connection, jobs[0], is_fault, rolled_back)]
+        return [_alone(connection, jobs[0], is_fault, rolled_back, began)]
     connection.execute("BEGIN IMMEDIATE")
     try:
+        began(connection)
         for job in jobs:
             connection.execute("SAVEPOINT job")
             try:
@@ -181,11 +193,13 @@ def _transaction(
 
 
 def _alone(
-    connection: sqlite3.Connection, job: Job, is_fault: IsFault, rolled_back: Callable[[], None]
+    connection: sqlite3.Connection, job: Job, is_fault: IsFault, rolled_back: Callable[[], None],
+    began: Callable[[sqlite3.Connection], None],
 ) -> tuple[bool, Any]:
     """One job, one transaction; raises when the database failed."""
     connection.execute("BEGIN IMMEDIATE")
     try:
+        began(connection)
         result = job(connection)
         connection.execute("COMMIT")
     except BaseException as exc:
