@@ -98,6 +98,7 @@ from bot.store.sqlite_schema import (
     SELECT_WORDS,
     SET_STATUS,
     SKIP_PENDING,
+    TRUNCATE_CHECKPOINT,
     UPSERT_FLAG,
     UPSERT_FLOOR,
     UPSERT_PERSONA,
@@ -695,7 +696,17 @@ class SqliteStore:
         connection of its own (its own thread), so no message pays for a checkpoint."""
         async with aiosqlite.connect(self._path, isolation_level=None) as db:
             await db.execute_fetchall(CHECKPOINT_BUSY_TIMEOUT)
-            await WalKeeper(db, self._path, self._wal_limit).run(self._checkpoint_interval)
+            truncate = functools.partial(self._writer_thread.run, self._truncate)
+            await WalKeeper(db, self._path, self._wal_limit, truncate).run(self._checkpoint_interval)
+
+    def _truncate(self, db: sqlite3.Connection) -> list[Any]:
+        """A TRUNCATE checkpoint on the writer's connection, between its transactions (writer's
+        thread; see `WalKeeper`), giving up as soon as the checkpointer's own connection would."""
+        db.execute(CHECKPOINT_BUSY_TIMEOUT)
+        try:
+            return db.execute(TRUNCATE_CHECKPOINT).fetchall()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
 
 
 def _connect(path: Path, busy_timeout_ms: int, pragmas: Sequence[str] = ()) -> sqlite3.Connection:

@@ -22,8 +22,9 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -40,10 +41,20 @@ def wal_path(database: Path) -> Path:
 
 
 class WalKeeper:
-    """Checkpoints `db`'s database (a connection used for nothing else) as the module says."""
+    """Checkpoints `db`'s database (a connection used for nothing else) as the module says.
 
-    def __init__(self, db: aiosqlite.Connection, database: Path, limit_bytes: int = WAL_LIMIT_BYTES) -> None:
+    `truncate`, when given, runs the TRUNCATE checkpoint instead of `db` and returns its
+    row: the store runs it on its writer's connection, because SQLite counts a WAL
+    started over as a change in every other connection's `PRAGMA data_version`, which
+    the store reads to learn that another process wrote (`bot.store.history_cache`).
+    Writers wait for a TRUNCATE either way."""
+
+    def __init__(
+        self, db: aiosqlite.Connection, database: Path, limit_bytes: int = WAL_LIMIT_BYTES,
+        truncate: Callable[[], Awaitable[Sequence[Any]]] | None = None,
+    ) -> None:
         self._db = db
+        self._truncate = truncate
         self._wal = wal_path(database)
         self._limit = limit_bytes
         self._version: int | None = None  # PRAGMA data_version at the last regular look
@@ -91,7 +102,10 @@ class WalKeeper:
     async def _checkpoint(self, pragma: str, done: Outcome) -> Outcome:
         """Run a checkpoint PRAGMA; `done`, or "busy" when a reader or writer kept it from finishing."""
         try:
-            rows = list(await self._db.execute_fetchall(pragma))
+            if pragma == TRUNCATE_CHECKPOINT and self._truncate is not None:
+                rows = list(await self._truncate())
+            else:
+                rows = list(await self._db.execute_fetchall(pragma))
         except sqlite3.OperationalError as exc:  # locked: try again at the next look
             log.debug("checkpoint skipped: %s", exc)
             return "busy"

@@ -15,6 +15,7 @@ from bot.messages import ConversationKey, MessageStatus, StoredMessage, Verdict
 from bot.store import SqliteStore
 from bot.store.history_cache import HistoryCache
 from bot.store.sqlite_schema import SELECT_HISTORY
+from bot.store.sqlite_wal import wal_path
 
 KEYS = (ConversationKey("discord", "1"), ConversationKey("discord", "2"),
         ConversationKey("telegram", "3", "7"))
@@ -191,3 +192,18 @@ def test_windows_are_bounded_by_messages_least_recently_used_first_out() -> None
     assert cache.get(KEYS[0], 10) is None  # 6 messages held: the first conversation's went
     assert cache.get(KEYS[1], 10) is not None
     assert cache.get(KEYS[2], 10) is not None
+
+
+async def test_the_stores_own_wal_truncations_keep_the_windows(tmp_path: Path) -> None:
+    path = tmp_path / "hearth.db"
+    async with SqliteStore(path, checkpoint_interval=0.05, wal_limit=1) as store:
+        await store.add_message(KEYS[0], "user", "before")
+        assert len(await store.history(KEYS[0], 400)) == 1
+        for _ in range(100):  # the checkpointer truncates a WAL past 1 byte within a look
+            if wal_path(path).stat().st_size == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert wal_path(path).stat().st_size == 0
+        await store.add_message(KEYS[0], "user", "after")
+        assert [m.text for m in await store.history(KEYS[0], 400)] == ["before", "after"]
+        assert store._history.misses == 0  # SQLite counts a WAL started over as a change elsewhere
