@@ -692,8 +692,9 @@ class SqliteStore:
 
     async def _checkpoint_regularly(self) -> None:
         """Fold the WAL back into the database every couple of seconds, and truncate it
-        when it grows past its limit or the store is idle (`bot.store.sqlite_wal`), on a
-        connection of its own (its own thread), so no message pays for a checkpoint."""
+        when it grows past its limit or the store is idle (`bot.store.sqlite_wal`). The
+        passive checkpoints run on a connection of their own (its own thread), so no
+        message pays for them; a TRUNCATE, which writers wait for anyway, on the writer's."""
         async with aiosqlite.connect(self._path, isolation_level=None) as db:
             await db.execute_fetchall(CHECKPOINT_BUSY_TIMEOUT)
             truncate = functools.partial(self._writer_thread.run, self._truncate)

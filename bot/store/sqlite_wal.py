@@ -1,4 +1,5 @@
-"""Keeping SQLite's WAL small: checkpoints on a connection of their own that truncate it.
+"""Keeping SQLite's WAL small: checkpoints that truncate it (passive ones on a connection
+of their own; see `WalKeeper` for where a TRUNCATE runs).
 
 A PASSIVE checkpoint copies what it can without making anyone wait, but it never
 shrinks the WAL file, and under a steady flood it never catches up, so the WAL is
