@@ -16,6 +16,7 @@ from bot.errors import StoreUnavailableError
 from bot.messages import ConversationKey, IncomingMessage, Usage
 from bot.quotas import UsageLedger
 from bot.quotas.buckets import Buckets
+from bot.quotas.ledger import DAY_READ_S
 from bot.store import MemoryStore
 from engine.fake import FakeEngine
 from engine.types import ChatMessage
@@ -286,3 +287,55 @@ async def test_a_new_utc_day_starts_from_zero() -> None:
 
         assert await ledger.tokens_today("user", "telegram", "u1") == 0
         assert [r.day for r in await store.usage("0000-00-00")] == ["2026-11-22"]
+
+
+class CountingReads(FailingOnce):
+    """A usage log that counts its reads (and never fails a write)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store)
+        self._failed = True
+        self.reads = 0
+
+    async def usage(self, since: str, *, platform: str | None = None, channel: str | None = None,
+                    author_id: str | None = None) -> list[Usage]:
+        self.reads += 1
+        return await super().usage(since, platform=platform, channel=channel, author_id=author_id)
+
+
+async def test_a_burst_of_new_authors_and_channels_reads_the_day_once() -> None:
+    clock = Clock()
+    async with MemoryStore() as store:
+        earlier = UsageLedger(store, now=lambda: clock.now)  # before a restart
+        earlier.spend(message("hi", "m0", ConversationKey("telegram", "c7"), author="a7"), 10, 0, 5)
+        await earlier.close()
+        log = CountingReads(store)
+        ledger = UsageLedger(log, now=lambda: clock.now, clock=lambda: clock.seconds)
+
+        needs = [ledger.tokens_today(scope, "telegram", f"{prefix}{n}")
+                 for n in range(1000) for scope, prefix in (("user", "a"), ("channel", "c"))]
+        totals = await asyncio.gather(*needs)
+
+        assert log.reads == 1
+        assert sum(totals) == 30 and totals[14:16] == [15, 15]  # a7's and c7's, stored before
+
+
+async def test_first_needs_after_the_day_read_count_what_was_written_since() -> None:
+    """Within DAY_READ_S of the day's read: this process's own writes since count; another
+    process's spending is seen once the read is that old."""
+    clock = Clock()
+    async with MemoryStore() as store:
+        ledger = UsageLedger(store, now=lambda: clock.now, clock=lambda: clock.seconds)
+        other = UsageLedger(store, now=lambda: clock.now)
+        assert await ledger.tokens_today("user", "telegram", "a1") == 0  # the day is read
+
+        ledger.spend(in_room("hi", 0, author="a2"), prompt=10, cached=4, reply=3)
+        await ledger.flush()
+        ledger.spend(in_room("hi", 1, author="a2"), prompt=1, cached=0, reply=1)  # not written yet
+        other.spend(in_room("hi", 2, author="a3"), prompt=20, cached=0, reply=0)
+        await other.close()
+        assert await ledger.tokens_today("user", "telegram", "a2") == 11
+
+        clock.seconds += DAY_READ_S
+        assert await ledger.tokens_today("user", "telegram", "a3") == 20
+        assert await ledger.tokens_today("channel", "telegram", ROOM.channel) == 31
