@@ -84,6 +84,7 @@ from bot.store.sqlite_schema import (
     SELECT_CHANNEL_SETTINGS,
     SELECT_CLAIMED,
     SELECT_CONVERSATION,
+    SELECT_EVERY_CHANNEL_SETTING,
     SELECT_FLAGGED_CHANNELS,
     SELECT_HISTORY,
     SELECT_LEASE,
@@ -116,6 +117,7 @@ log = logging.getLogger(__name__)
 # BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
 FAULT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
 BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another connection's write lock
+EVERY_CHANNEL_ROWS = 100_000  # channel settings read whole at most (about 30 MB kept)
 NOTE_WITHIN_S = 0.01  # a note of shown parts waits at most this long for a transaction to ride along with
 
 
@@ -201,6 +203,10 @@ class SqliteStore:
         # → value; all of a channel's are read at once (a new channel's 8 reads were 8 hops).
         self._channels: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
         self._setting_writes = 0  # a read that a write overtook is not remembered
+        # Whether `_channels` holds every channel that has a setting (read whole once: a burst
+        # of new channels then reads nothing); None: not read yet; False: too many to hold.
+        self._every_channel: bool | None = None
+        self._every_channel_lock = asyncio.Lock()
         # Notes of shown parts not written yet, by message id (set here, taken on the writer's thread).
         self._notes: dict[int, str] = {}
         self._notes_lock = threading.Lock()
@@ -256,6 +262,7 @@ class SqliteStore:
                 await thread.close()  # the last connection to close checkpoints the WAL
             self._conversation_ids.clear()
             self._channels.clear()
+            self._every_channel = None
             self._history.clear()
             self._data_version = None
 
@@ -432,6 +439,11 @@ class SqliteStore:
         the first time, then remembered (see `_channels`)."""
         where = (key.platform, key.channel)
         found = self._channels.get(where)
+        if found is None and self._every_channel is None:
+            await self._read_every_channel()
+            found = self._channels.get(where)
+        if found is None and self._every_channel:
+            found = self._channels[where] = {}  # no setting: read whole, it would be there
         if found is None:
             writes = self._setting_writes
             rows = await self._fetch(SELECT_CHANNEL_SETTINGS, where)
@@ -440,12 +452,32 @@ class SqliteStore:
                 self._channels[where] = found
         return found
 
+    async def _read_every_channel(self) -> None:
+        """Every channel's settings in one read, up to EVERY_CHANNEL_ROWS rows (more: each
+        channel is read on its own, as it comes). Once; again after a channel moved."""
+        async with self._every_channel_lock:
+            if self._every_channel is not None:
+                return
+            writes = self._setting_writes
+            rows = await self._fetch(SELECT_EVERY_CHANNEL_SETTING, (EVERY_CHANNEL_ROWS + 1,))
+            if writes != self._setting_writes or len(rows) > EVERY_CHANNEL_ROWS:
+                self._every_channel = False if len(rows) > EVERY_CHANNEL_ROWS else None
+                return
+            every: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+            for platform, channel, kind, name, value in rows:
+                every.setdefault((platform, channel), {})[(kind, name)] = value
+            for where, settings in every.items():
+                self._channels.setdefault(where, settings)  # one read since is as new
+            self._every_channel = True
+
     def _remember(self, key: ConversationKey, setting: tuple[str, str], value: str | None) -> None:
         """A setting of the key's channel was written (committed)."""
         self._setting_writes += 1
         found = self._channels.get((key.platform, key.channel))
         if found is not None:
             found[setting] = value
+        elif self._every_channel:  # a channel's first setting: `_channel` would take it for none
+            self._channels[(key.platform, key.channel)] = {setting: value}
 
     async def move_channel(self, platform: str, old_channel: str, new_channel: str) -> bool:
         """Move a channel's conversations, persona, flags and words to its new id, merging
@@ -472,6 +504,7 @@ class SqliteStore:
         finally:
             self._setting_writes += 1
             self._channels.clear()  # persona and flags moved with the channel
+            self._every_channel = None
 
     async def add_word(self, rule: WordRule) -> None:
         """Add or replace an admin's moderation word in its scope."""

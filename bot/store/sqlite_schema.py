@@ -224,6 +224,13 @@ SELECT_CHANNEL_SETTINGS = """
     UNION ALL
     SELECT 'persona', '', persona FROM channel_settings WHERE platform = ?1 AND channel = ?2
 """
+# Every channel's settings at once, at most ?1 rows (see SqliteStore._channel).
+SELECT_EVERY_CHANNEL_SETTING = """
+    SELECT platform, channel, 'flag', name, value FROM channel_flags
+    UNION ALL
+    SELECT platform, channel, 'persona', '', persona FROM channel_settings
+    LIMIT ?1
+"""
 UPSERT_FLAG = """
     INSERT INTO channel_flags (platform, channel, name, value) VALUES (?, ?, ?, ?)
     ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value
