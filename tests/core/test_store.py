@@ -724,8 +724,9 @@ async def test_new_channels_settings_are_read_once_for_all_channels(db_path: Pat
         assert personas == [None] * 100 + ["You are terse."]
         assert len(reads) == 1
 
-        await store.set_channel_flag(keys[0], "answer_all", "1")  # a new channel's first setting
-        assert await store.get_channel_flag(keys[0], "answer_all") == "1"
+        fresh = ConversationKey("discord", "never-read")
+        await store.set_channel_flag(fresh, "answer_all", "1")  # a new channel's first setting
+        assert await store.get_channel_flag(fresh, "answer_all") == "1"
         assert len(reads) == 1
 
 
