@@ -64,8 +64,13 @@ class TerminalAdapter:
         return message_id
 
     async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
-        shown = self._printed[message_id]
-        self._write(text[len(shown):] if text.startswith(shown) else f"\n[edited] {text}")
+        """Print what the edit adds; a rewrite, or a message printed by an earlier run (a
+        reply a crash cut, marked after the restart), on a line of its own."""
+        shown = self._printed.get(message_id)
+        if shown is not None and text.startswith(shown):
+            self._write(text[len(shown):])
+        else:
+            self._write(f"\n[edited] {text}")
         self._printed[message_id] = text
 
     async def notify(self, user_id: str, text: str) -> None:

@@ -55,6 +55,25 @@ async def test_a_withdrawn_reply_is_marked(app: App) -> None:
     assert out.getvalue() == "half a thought\n[withdrawn]"
 
 
+async def test_a_reply_an_earlier_run_printed_and_a_crash_cut_is_marked_then_answered(
+    app: App,
+) -> None:
+    earlier = TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), io.StringIO())
+    shown = await earlier.send(KEY, "the beginning of")
+    message_id = await app.store.add_message(KEY, "user", "tell me", platform_message_id="1-1")
+    assert message_id is not None
+    await app.store.note_shown(message_id, [shown])
+
+    out = io.StringIO()
+    await app.recovery.run({"terminal": TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)})
+    await app.pipeline.drain(grace_s=5)
+
+    marked, answer = out.getvalue().split("]", 1)[1].split("below]", 1)
+    assert marked.startswith(" [interrupted by a restart")
+    assert answer.startswith("echo: ") and answer.endswith("tell me")
+    assert await app.store.pending(since=0) == []
+
+
 async def test_moderation_works_in_the_terminal(app: App) -> None:
     output = await chat(app, "/moderation block pineapple\nI like pineapple\n")
 

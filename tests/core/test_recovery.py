@@ -132,6 +132,34 @@ async def test_a_reply_a_crash_left_half_shown_is_marked_before_the_new_answer(
     assert await app.store.pending(since=0) == []
 
 
+class BrokenEdits(RecordingAdapter):
+    """An adapter whose edit of a message an earlier run sent fails in a way it should
+    not (a bug, not a platform's refusal)."""
+
+    earlier: frozenset[str] = frozenset()
+
+    async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
+        if message_id in self.earlier:
+            raise KeyError(message_id)
+        await super().edit(key, message_id, text)
+
+
+async def test_a_cut_reply_that_cannot_be_marked_does_not_stop_the_answer(app: App) -> None:
+    adapter = BrokenEdits()
+    shown = await adapter.send(ROOM, "the beginning of a long")
+    adapter.earlier = frozenset({shown})
+    message_id = await app.store.add_message(ROOM, "user", "tell me", author_name="ann",
+                                             platform_message_id="42")
+    assert message_id is not None
+    await app.store.note_shown(message_id, [shown])
+
+    await app.recovery.run({"telegram": adapter})
+    await app.pipeline.drain(grace_s=5)
+
+    assert adapter.texts()[-1] == "echo: ⟦ann⟧: tell me"
+    assert await app.store.pending(since=0) == []
+
+
 async def test_shown_parts_are_noted_while_a_reply_streams(
     app: App, engine: FakeEngine, adapter: RecordingAdapter
 ) -> None:
