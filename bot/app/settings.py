@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -35,6 +36,10 @@ DERIVED_PREFIXES = ("HEARTH_SERVICE_", "HEARTH_PORT_", "HEARTH_ENV_", "HEARTH_NA
 # BotFather's `123456789:AA…`; Discord: base64url parts joined by dots.
 TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
 DISCORD_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,300}")
+# Bot API setWebhook (https://core.telegram.org/bots/api#setwebhook): an HTTPS URL on one of
+# these ports, and a secret_token of 1-256 of these characters.
+WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -233,6 +238,32 @@ class Settings(BaseSettings):
         if value is not None and not TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
             raise ValueError("not a Telegram bot token: BotFather's look like 123456789:AAH…, digits, a "
                              "colon, then letters, digits, - and _ (no spaces, quotes or 'bot' prefix)")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if not value:  # HEARTH_TELEGRAM_WEBHOOK_URL= means long polling
+            return None
+        url = urlsplit(value)
+        if url.scheme != "https" or not url.hostname:
+            raise ValueError("Telegram posts only to an https:// URL with a host name, e.g. "
+                             "https://bot.example.org/telegram (Hearth's own server behind it speaks HTTP)")
+        try:
+            port = url.port
+        except ValueError:
+            port = -1
+        if port is not None and port not in WEBHOOK_PORTS:
+            raise ValueError(f"Telegram posts only to ports {', '.join(map(str, sorted(WEBHOOK_PORTS)))}")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():  # unset or empty: a random one each start
+            return None
+        if not WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("Telegram takes 1-256 letters, digits, '_' and '-' (no spaces or quotes)")
         return value
 
     @field_validator("discord_token")

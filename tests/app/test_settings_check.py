@@ -91,3 +91,24 @@ def test_well_formed_tokens_pass() -> None:
     settings = load_settings(_env_file=None, telegram_token="123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
                              discord_token="MTIzNDU2Nzg5MDEyMzQ1Njc4.GhXyZw.s3cr3t-t0ken_value")
     assert settings.telegram_token is not None and settings.discord_token is not None
+
+
+@pytest.mark.parametrize("url", ["http://example.org/tg", "https:///tg", "bot.example.org/tg",
+                                 "https://bot.example.org:9000/tg"])
+def test_a_webhook_url_telegram_would_refuse_stops_start_up(url: str) -> None:
+    [problem] = problems_for(telegram_webhook_url=url)
+    assert problem.startswith("HEARTH_TELEGRAM_WEBHOOK_URL:") and "Telegram posts only to" in problem
+
+
+@pytest.mark.parametrize("secret", ["bad secret!", "x" * 257, "'quoted'"])
+def test_a_webhook_secret_telegram_would_refuse_stops_start_up_unquoted(secret: str) -> None:
+    [problem] = problems_for(telegram_webhook_secret=secret)
+    assert problem.startswith("HEARTH_TELEGRAM_WEBHOOK_SECRET:") and secret not in problem
+
+
+def test_a_webhook_telegram_takes_passes() -> None:
+    settings = load_settings(_env_file=None, telegram_webhook_url="https://bot.example.org:8443/telegram",
+                             telegram_webhook_secret="s3cret_-token")
+    assert settings.telegram_webhook_url == "https://bot.example.org:8443/telegram"
+    unset = load_settings(_env_file=None, telegram_webhook_url="", telegram_webhook_secret="")
+    assert (unset.telegram_webhook_url, unset.telegram_webhook_secret) == (None, None)
