@@ -22,10 +22,13 @@ class ErrorBoundary:
     def __init__(self, locale: i18n.Locale) -> None:
         self._locale = locale
 
-    def reply_for(self, exc: BaseException, msg: IncomingMessage, what: str = "message") -> str:
-        """Log `exc` (raised while handling `msg`) and return the reply the user sees."""
+    def reply_for(
+        self, exc: BaseException, msg: IncomingMessage, what: str = "message", lang: str | None = None
+    ) -> str:
+        """Log `exc` (raised while handling `msg`) and return the reply the user sees, in
+        `lang` (the language the caller worked out for `msg`'s author), else `msg`'s own."""
         if isinstance(exc, HearthError | EngineError):
             log.warning("%s %s in %s: %s", what, msg.message_id, msg.key, exc)
         else:
             log.error("%s %s in %s failed", what, msg.message_id, msg.key, exc_info=exc)
-        return i18n.error_text(exc, self._locale.of(msg.text))
+        return i18n.error_text(exc, lang or self._locale.of(msg.text))

@@ -119,7 +119,7 @@ class Commands:
                     return i18n.text("groups_only", lang, command=command.name)
                 return await command.handler(Invocation(msg, args, lang, self._admins.level(msg)))
         except Exception as exc:  # the outer boundary of a command: the user hears of it
-            return self._boundary.reply_for(exc, msg, f"/{command.name if command else name}")
+            return self._boundary.reply_for(exc, msg, f"/{command.name if command else name}", lang)
 
     async def _help(self, call: Invocation) -> str:
         return self.help(call.lang)

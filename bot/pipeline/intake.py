@@ -6,7 +6,7 @@ import dataclasses
 import logging
 
 from bot.boundary import ErrorBoundary
-from bot.errors import MessageTooLongError, StoreUnavailableError
+from bot.errors import HearthError, MessageTooLongError, StoreUnavailableError
 from bot.messages import IncomingMessage
 from bot.pipeline.turn import Handler, Turn
 from bot.store import Conversations
@@ -41,12 +41,14 @@ class Boundary:
             await self._fail(turn, exc)
 
     async def _fail(self, turn: Turn, exc: Exception) -> None:
-        text = self._boundary.reply_for(exc, turn.msg)
+        text = self._boundary.reply_for(exc, turn.msg, lang=turn.lang)
         try:
             if turn.message_id is not None:
                 await self._conversations.set_status(turn.message_id, "failed")
             await turn.reply.finish(text)
-        except Exception:  # the platform or the store itself is failing; the log is all we have
+        except HearthError as failed:  # the platform refused it, or the store is failing: one line
+            log.warning("could not deliver an error reply in %s: %s", turn.msg.key, failed)
+        except Exception:  # anything else is a bug; the log is all we have
             log.exception("could not deliver an error reply in %s", turn.msg.key)
 
 

@@ -19,6 +19,7 @@ from bot.commands import Text
 from bot.commands import texts as command_texts
 from bot.commands.privacy import DONE, EXPLAIN, HELP, OPTION
 from tests.conftest import make_settings
+from tests.fakes import RecordingAdapter
 from tests.languages import CJK, commands, in_language
 
 
@@ -90,3 +91,19 @@ def test_a_command_alone_follows_the_app_language_then_what_the_user_writes() ->
     wrote = IncomingMessage(ConversationKey("telegram", "1"), "7", "A", "hi there", "2", language="zh-hans")
     assert locale.of_message(wrote) == "en"
     assert locale.of_command(zh_app, "") == "en"  # what they wrote last
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_a_commands_error_answers_in_the_users_language(app: App, lang: str) -> None:
+    """Refusals and errors follow the author too, not the command's own Latin letters."""
+    from bot.messages import ConversationKey, IncomingMessage
+
+    await chat(app, "你好，今天怎么样？\n" if lang == "zh" else "hello, how are you?\n")
+    unknown = await chat(app, "/model nosuch\n")
+    assert "nosuch" in unknown and in_language(unknown, lang)
+
+    group = ConversationKey("telegram", "-100")
+    said = IncomingMessage(group, "9", "B", "你好，机器人" if lang == "zh" else "hello there, bot", "1")
+    await app.pipeline.handle(said, RecordingAdapter())  # B writes in the group, then, not an admin:
+    refused = await app.commands.run(IncomingMessage(group, "9", "B", "/reset", "2"), "reset")
+    assert "/reset" in refused and in_language(refused, lang)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
+
 from bot.app.builder import App
 from bot.app.settings import Settings
 from bot.errors import DeliveryError
@@ -92,6 +94,24 @@ async def test_an_unexpected_error_becomes_a_generic_apology(
     await app.pipeline.handle(message("hi", "1"), adapter)
 
     assert adapter.texts() == ["Sorry, something went wrong on my side. Please try again."]
+
+
+async def test_an_error_reply_the_platform_refuses_is_one_line_in_the_log(
+    app: App, adapter: RecordingAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user who blocked the bot, a chat that is gone: the platform's word, not a traceback."""
+
+    class Refusing(RecordingAdapter):
+        async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
+            raise DeliveryError("telegram", 400, "Bad Request: chat not found")
+
+    assert isinstance(app.engine, FakeEngine)
+    app.engine.available = False
+    await app.pipeline.handle(message("are you there?", "1"), Refusing())
+
+    [logged] = [r for r in caplog.records if "could not deliver an error reply" in r.getMessage()]
+    assert logged.levelname == "WARNING" and logged.exc_info is None
+    assert "chat not found" in logged.getMessage()
 
 
 async def test_flagged_input_never_reaches_the_engine(
