@@ -89,6 +89,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "[interrupted by a restart; answered again below]",
         "zh": "【因重启中断，已在下方重新回答】",
     },
+    "interrupted_expired": {
+        "en": "[interrupted by a restart; too long ago to answer now, please ask again]",
+        "zh": "【因重启中断，时间已久不再回答，请重新提问】",
+    },
     "switching_models": {
         "en": "⏳ Switching models: your message is queued and will be answered shortly.",
         "zh": "⏳ 正在切换模型：你的消息已排队，稍后回复。",

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 class Resumer(Protocol):
     def resume(self, pending: PendingMessage, channel: ReplyChannel) -> object: ...
 
+    def withdraw(self, pending: PendingMessage, channel: ReplyChannel) -> object: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Recovered:
@@ -50,9 +52,14 @@ class Recovery:
         self._clock = clock
 
     async def run(self, channels: Mapping[str, ReplyChannel]) -> Recovered:
-        """Resume every recent pending message on its platform's channel; skip the rest."""
+        """Resume every recent pending message on its platform's channel; skip the rest (a
+        reply a crash left half-shown for a skipped one is marked, not left hanging)."""
         since = self._clock() - self._window_s
+        cut = [p for p in await self._conversations.pending(0) if p.created_at < since and p.shown]
         skipped = await self._conversations.skip_pending(before=since)
+        for pending in cut:
+            if (channel := channels.get(pending.key.platform)) is not None:
+                self._pipeline.withdraw(pending, channel)
         resumed = 0
         for pending in await self._conversations.claim_pending(since, self._owner):
             channel = channels.get(pending.key.platform)

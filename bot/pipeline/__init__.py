@@ -90,6 +90,14 @@ class Pipeline:
         self._spawn(turn, stale=pending.shown)
         return turn.task
 
+    def withdraw(self, pending: PendingMessage, channel: ReplyChannel) -> asyncio.Task[None]:
+        """Mark the reply a crash left half-shown for a message too old to answer now (after a
+        restart; the message itself was skipped)."""
+        turn = self._turn(pending.incoming(), channel)
+        notice = i18n.text("interrupted_expired", turn.lang)
+        name = f"withdraw-{pending.key}-{pending.id}"
+        return self._tasks.spawn(self._mark_cut(turn, pending.shown, notice), name)
+
     def in_flight(self) -> int:
         """Replies being generated or waiting for their turn."""
         return len(self._tasks)
@@ -129,8 +137,12 @@ class Pipeline:
 
     async def _run_answer(self, turn: Turn, stale: tuple[str, ...]) -> None:
         if stale:
-            try:
-                await turn.reply.retract(stale, i18n.text("interrupted_restart", turn.lang))
-            except Exception:  # an adapter's own bug: the message is still answered
-                log.exception("could not mark the reply a crash cut in %s", turn.msg.key)
+            await self._mark_cut(turn, stale, i18n.text("interrupted_restart", turn.lang))
         await self._answer(turn)
+
+    async def _mark_cut(self, turn: Turn, shown: tuple[str, ...], notice: str) -> None:
+        """Mark a reply a crash cut (see `ReplyStream.retract`)."""
+        try:
+            await turn.reply.retract(shown, notice)
+        except Exception:  # an adapter's own bug: logged; the message is still answered
+            log.exception("could not mark the reply a crash cut in %s", turn.msg.key)

@@ -132,6 +132,26 @@ async def test_a_reply_a_crash_left_half_shown_is_marked_before_the_new_answer(
     assert await app.store.pending(since=0) == []
 
 
+async def test_a_reply_a_crash_left_half_shown_for_a_message_too_old_to_answer_is_marked(
+    app: App, adapter: RecordingAdapter
+) -> None:
+    first = await adapter.send(ROOM, "文件的开头")
+    second = await adapter.send(ROOM, "continued")
+    message_id = await app.store.add_message(ROOM, "user", "讲个故事", author_name="ann",
+                                             platform_message_id="42")
+    assert message_id is not None
+    await app.store.note_shown(message_id, [first, second])
+
+    later = Recovery(app.store, app.pipeline, 300, clock=lambda: time.time() + 3600)
+    recovered = await later.run({"telegram": adapter})
+    await app.pipeline.drain(grace_s=5)
+
+    assert (recovered.resumed, recovered.skipped) == (0, 1)
+    assert adapter.sent[0].text == "【因重启中断，时间已久不再回答，请重新提问】"
+    assert adapter.sent[1].deleted
+    assert len(adapter.sent) == 2, "not answered"
+
+
 class BrokenEdits(RecordingAdapter):
     """An adapter whose edit of a message an earlier run sent fails in a way it should
     not (a bug, not a platform's refusal)."""
