@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from bot import i18n
 from bot.errors import StoreUnavailableError
 from bot.i18n import Locale
-from bot.messages import IncomingMessage, PendingMessage
+from bot.messages import ConversationKey, IncomingMessage, PendingMessage
 from bot.pipeline.answer import BuildPrompt, Degrade, Generate, InputGate, PinnedModel, PromptLimits, Record
 from bot.pipeline.intake import Accept, Boundary
 from bot.pipeline.turn import Answer, Handler, Stage, Turn, chain
@@ -64,6 +64,7 @@ class Pipeline:
         self._conversations = conversations
         self._tasks = tasks or TaskOwner("answers")
         self._draining = False
+        self._last_placed: dict[ConversationKey, asyncio.Future[None]] = {}  # see `_in_arrival_order`
 
     async def submit(self, msg: IncomingMessage, channel: ReplyChannel) -> asyncio.Task[None] | None:
         """Store `msg` and start answering it through `channel`. Returns once it is stored,
@@ -133,12 +134,31 @@ class Pipeline:
             log.info("message %s in %s kept for after the restart", turn.message_id, turn.msg.key)
             return
         name = f"answer-{turn.msg.key}-{turn.message_id}"
+        self._in_arrival_order(turn)
         turn.task = self._tasks.spawn(self._run_answer(turn, stale), name)
 
+    def _in_arrival_order(self, turn: Turn) -> None:
+        """Chain `turn` behind the turn spawned before it in its conversation: the stages
+        before the queue take longer for some messages (a cut reply marked first, a long
+        text judged), and none may overtake an earlier one there."""
+        key = turn.msg.key
+        turn.ahead = self._last_placed.get(key)
+        turn.placed = placed = asyncio.get_running_loop().create_future()
+        self._last_placed[key] = placed
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._last_placed.get(key) is done:
+                del self._last_placed[key]
+
+        placed.add_done_callback(forget)
+
     async def _run_answer(self, turn: Turn, stale: tuple[str, ...]) -> None:
-        if stale:
-            await self._mark_cut(turn, stale, i18n.text("interrupted_restart", turn.lang))
-        await self._answer(turn)
+        try:
+            if stale:
+                await self._mark_cut(turn, stale, i18n.text("interrupted_restart", turn.lang))
+            await self._answer(turn)
+        finally:
+            turn.place()  # ended before the queue (refused, failed, cancelled): the next goes on
 
     async def _mark_cut(self, turn: Turn, shown: tuple[str, ...], notice: str) -> None:
         """Mark a reply a crash cut (see `ReplyStream.retract`)."""

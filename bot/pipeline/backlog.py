@@ -62,6 +62,7 @@ class Backlog:
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         key = turn.msg.key
+        await turn.take_place()  # in arrival order, however long the stages before took
         line = self._lines.get(key)
         merged: list[int] = []
         if line is None:

@@ -37,6 +37,22 @@ class Turn:
     task: asyncio.Task[None] | None = None
     shrink: int = 0  # times the prompt and reply budgets were cut for lack of memory (`Degrade`)
     undelivered: str | None = None  # the final text, when the platform would not take it (`Generate`)
+    # Arrival order in its conversation (`Pipeline`): the turn before it is placed in the
+    # conversation's queue (or ended) before this one may be.
+    ahead: asyncio.Future[None] | None = None
+    placed: asyncio.Future[None] | None = None
+
+    async def take_place(self) -> None:
+        """Wait until the turn that arrived before this one in its conversation was placed in
+        the queue or ended, then count as placed: the caller places it before it next awaits."""
+        if self.ahead is not None and not self.ahead.done():
+            await asyncio.wait([self.ahead])  # never cancels `ahead` when this turn is cancelled
+        self.place()
+
+    def place(self) -> None:
+        """This turn was placed in its conversation's queue, or ended before it got there."""
+        if self.placed is not None and not self.placed.done():
+            self.placed.set_result(None)
 
 
 Handler = Callable[[Turn], Awaitable[None]]

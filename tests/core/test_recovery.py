@@ -152,6 +152,34 @@ async def test_a_reply_a_crash_left_half_shown_for_a_message_too_old_to_answer_i
     assert len(adapter.sent) == 2, "not answered"
 
 
+class SlowToMark(RecordingAdapter):
+    """Marking a cut reply takes a while (a platform's pacing, a slow round trip)."""
+
+    earlier: frozenset[str] = frozenset()
+
+    async def edit(self, key: ConversationKey, message_id: str, text: str) -> None:
+        if message_id in self.earlier:
+            await asyncio.sleep(0.3)
+        await super().edit(key, message_id, text)
+
+
+async def test_messages_left_unanswered_are_answered_in_order_however_long_marking_takes(app: App) -> None:
+    adapter = SlowToMark()
+    shown = await adapter.send(ROOM, "the beginning of")
+    adapter.earlier = frozenset({shown})
+    first = await app.store.add_message(ROOM, "user", "first", author_name="ann", platform_message_id="41")
+    second = await app.store.add_message(ROOM, "user", "second", author_name="bob", author_id="bob",
+                                         platform_message_id="42")
+    assert first is not None and second is not None
+    await app.store.note_shown(first, [shown])
+
+    await app.recovery.run({"telegram": adapter})
+    await app.pipeline.drain(grace_s=5)
+
+    answers = [text for text in adapter.texts() if text.startswith("echo")]
+    assert answers == ["echo: ⟦ann⟧: first", "echo: ⟦bob⟧: second"]
+
+
 class BrokenEdits(RecordingAdapter):
     """An adapter whose edit of a message an earlier run sent fails in a way it should
     not (a bug, not a platform's refusal)."""
