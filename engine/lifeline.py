@@ -44,6 +44,11 @@ class Lifeline:
         before SIGKILL); how many were still running."""
         return end_processes({pid: self._watched.get(pid, 0.0) for pid in pids}, grace_s)
 
+    @property
+    def watchdog_pid(self) -> int | None:
+        """The watchdog's own pid, once it runs (a child of Hearth's, never one to watch)."""
+        return self._process.pid if self._process is not None else None
+
     def close(self) -> None:
         """Stop the watchdog (everything watched should be released by now)."""
         process, self._process = self._process, None

@@ -8,16 +8,19 @@ new model is ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import psutil
 
 from engine.errors import EngineOutOfMemoryError, EngineUnavailableError, ModelLoadError, PromptTooLongError
 from engine.lifeline import Lifeline
@@ -35,6 +38,8 @@ CPU_DEFAULT_KV_CACHE_GIB = 1.0  # on CPU vLLM cannot size the cache itself
 READY_TIMEOUT_S = 900.0
 DRAIN_TIMEOUT_S = 60.0
 SURVIVOR_GRACE_S = 0.5
+CHILD_POLL_S = 0.2  # how often a load looks for the processes it started (see _watching_new_children)
+T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 1.0  # vLLM terminates its engine core within this, then we kill it
 # The most vLLM's whole shutdown may take (it SIGKILLs after SHUTDOWN_TIMEOUT_S, then closes
 # its sockets): past it, Hearth stops waiting and the lifeline kills what is left.
@@ -527,7 +532,8 @@ class VllmEngine:
         max_len = self._options.max_model_len or spec.max_model_len
         try:
             source = str(await asyncio.to_thread(self._resolve, spec))
-            llm = await asyncio.to_thread(_build_async_llm, source, spec, self._options, max_len)
+            llm = await self._watching_new_children(
+                asyncio.to_thread(_build_async_llm, source, spec, self._options, max_len))
         except Exception as exc:  # any failure to load is the same to a user
             log.error("model %s failed to load: %s", spec.name, exc)
             raise ModelLoadError(spec.name, _first_line(exc)) from exc
@@ -538,6 +544,24 @@ class VllmEngine:
         loaded = _Loaded(spec, llm, min(max_len, fitted), _engine_pids(llm))
         self._lifeline.watch(loaded.pids)
         return loaded
+
+    async def _watching_new_children(self, loading: Awaitable[T]) -> T:
+        """`loading`'s result; meanwhile every process this one starts (vLLM's engine core and
+        its workers, as they appear) is watched by the lifeline at once, not once the model
+        has loaded: a `kill -9` of Hearth during a load left them running."""
+        me = psutil.Process()
+        known = {child.pid for child in me.children(recursive=True)}
+        task = asyncio.ensure_future(loading)
+        while True:
+            done, _ = await asyncio.wait([task], timeout=CHILD_POLL_S)
+            with contextlib.suppress(psutil.Error):
+                new = [c.pid for c in me.children(recursive=True)
+                       if c.pid not in known and c.pid != self._lifeline.watchdog_pid]
+                if new:
+                    known.update(new)
+                    self._lifeline.watch(new)
+            if done:
+                return task.result()
 
     def _check_allowed(self, spec: ModelSpec) -> None:
         """ModelLoadError for an entry that runs repository code without HEARTH_TRUST_REMOTE_CODE."""

@@ -162,6 +162,7 @@ class _Overrides:
     sampling: Sampling | None = None
     stages: tuple[Stage, ...] = ()
     monitor: MetricsServer | None = None
+    stopping: Callable[[], bool] = lambda: False
 
 
 class HearthBuilder:
@@ -209,6 +210,12 @@ class HearthBuilder:
         """Serve metrics and health on this server (started by the caller: `hearth run` starts
         it first, so health answers during start-up) instead of one of the app's own."""
         self._parts.monitor = server
+        return self
+
+    def stopping(self, told_to_stop: Callable[[], bool]) -> Self:
+        """Whether Hearth was told to stop (`hearth run`: a signal came): an engine lost
+        during a reply then is no failure, and the message is answered after the restart."""
+        self._parts.stopping = told_to_stop
         return self
 
     def build(self) -> App:
@@ -440,7 +447,7 @@ def _wire(
         outer, CountAnswer(metrics), quota.answer, access.answer, Unseen(store),
         InputGate(metered, store, store), queue,
         Degrade(), PinnedModel(models), BuildPrompt(store, personas, engine, limits), quota.reserve,
-        Generate(TimedEngine(engine, metrics), metered, sampling, record),
+        Generate(TimedEngine(engine, metrics), metered, sampling, record, parts.stopping),
     )
     pipeline = Pipeline(intake, answer, record, locale, store)
     modes = ChannelModes(store)

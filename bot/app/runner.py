@@ -86,7 +86,7 @@ async def _serve(
         pidfile.release()
         log.error("%s", exc)
         return 1
-    builder = HearthBuilder(settings)
+    builder = HearthBuilder(settings).stopping(stop.is_set)
     if monitor is not None:
         builder.monitor(monitor)
     try:

@@ -22,7 +22,7 @@ from bot.store import Conversations, VerdictLog
 from bot.store.journal import REPLY, Journal, reply_entry
 from engine.affinity import conversation, requested_model
 from engine.base import Engine
-from engine.errors import EngineOutOfMemoryError
+from engine.errors import EngineOutOfMemoryError, EngineUnavailableError
 from engine.types import ReplyChunk, Sampling
 
 log = logging.getLogger(__name__)
@@ -156,11 +156,17 @@ class Generate:
     The reply is stored as generated (not stripped): re-rendered next turn, it
     then tokenises as the model produced it, which keeps the prefix cache warm."""
 
-    def __init__(self, engine: Engine, gate: Gate, sampling: Sampling, record: Record) -> None:
+    def __init__(
+        self, engine: Engine, gate: Gate, sampling: Sampling, record: Record,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`stopping`: whether Hearth was told to stop (a signal): an engine lost then went
+        with it, as a terminal's Ctrl-C reaches every process of its foreground group."""
         self._engine = engine
         self._gate = gate
         self._sampling = sampling
         self._record = record
+        self._stopping = stopping
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         assert turn.prompt is not None, "BuildPrompt runs first"
@@ -171,6 +177,13 @@ class Generate:
         except asyncio.CancelledError:  # shutdown: say so on screen and in the store
             await self._interrupted(turn, shown[-1] if shown else None)
             raise
+        except EngineUnavailableError:
+            if not self._stopping():
+                raise
+            # Stopping: the message stays pending and is answered after the next start.
+            log.info("the engine stopped with Hearth during a reply in %s", turn.msg.key)
+            await self._interrupted(turn, shown[-1] if shown else None)
+            return
         await call_next(turn)
 
     async def _generate(self, turn: Turn, prompt: Prompt, shown: list[tuple[str, Verdict]]) -> Answer:

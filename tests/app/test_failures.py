@@ -3,12 +3,15 @@ Telegram, killed by pid at chosen moments. Counts what was delivered, stored and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.adapters.telegram.fake_telegram import Chat, FakeTelegram, User, running
@@ -74,6 +77,12 @@ def noted_parts(db: Path) -> set[tuple[int, int]]:
     return {(int(chat), int(part)) for chat, shown in found if shown for part in json.loads(str(shown))}
 
 
+def command_line(process: psutil.Process) -> str:
+    with contextlib.suppress(psutil.Error):
+        return " ".join(process.cmdline())
+    return ""
+
+
 def extra_answers(fake: FakeTelegram, sent: list[tuple[Chat, int]]) -> list[tuple[int, int, list[int]]]:
     """(chat, message, ids of its earlier answers) for each message answered more than once:
     every complete-looking answer but the last is one a restart should have marked."""
@@ -122,6 +131,34 @@ async def test_kill_9_loses_nothing_leaves_no_orphans_and_answers_once_after_res
     # writes, that gap once left 6 of 10 parts unfound; now it is one round trip.
     assert len(twice) <= 1, f"answered more than once: {twice}"
     assert "Traceback" not in first.tail(400) + second.tail(400)
+
+
+async def test_kill_9_while_the_model_loads_leaves_no_engine_process_behind(
+    fake: FakeTelegram, data_dir: Path, tmp_path: Path
+) -> None:
+    """The engine's processes are watched as they appear, not once the model has loaded."""
+    first = await hearth(fake, data_dir, tmp_path / "hearth.sqlite3", tmp_path).start()
+    try:
+        hearth_process = psutil.Process(first.pid)
+
+        def started() -> list[psutil.Process]:
+            with contextlib.suppress(psutil.Error):
+                return hearth_process.children(recursive=True)
+            return []
+
+        def watchdog_and_engine() -> bool:
+            lines = [command_line(p) for p in started()]
+            return any("engine.lifeline" in line for line in lines) and len(lines) >= 2
+
+        await until(watchdog_and_engine, 60, 0.05)
+        await asyncio.sleep(1.0)  # a look for new processes every 0.2 s
+        spawned = [p.pid for p in started() if "engine.lifeline" not in command_line(p)]
+        assert "serving @HearthTestBot" not in first.tail(200), "the model loaded already"
+        await first.kill()
+    finally:
+        first.ensure_gone()
+
+    assert spawned and gone(spawned, ORPHAN_GONE_S), "a process of the loading engine outlived Hearth"
 
 
 async def test_sigterm_mid_reply_exits_within_10_s_and_answers_the_cut_ones_after_restart(

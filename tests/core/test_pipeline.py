@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import pytest
 
-from bot.app.builder import App
+from bot.app.builder import App, HearthBuilder
 from bot.app.settings import Settings
 from bot.errors import DeliveryError
 from bot.messages import ConversationKey
 from bot.pipeline import PromptLimits
+from bot.store import SqliteStore
+from engine.errors import EngineUnavailableError
 from engine.fake import FakeEngine
 from engine.registry import Registry
-from engine.types import ChatMessage
+from engine.types import ChatMessage, ReplyChunk, Sampling
 from tests.conftest import open_app
 from tests.fakes import BlockingGate, RecordingAdapter, message
 
@@ -112,6 +114,33 @@ async def test_an_error_reply_the_platform_refuses_is_one_line_in_the_log(
     [logged] = [r for r in caplog.records if "could not deliver an error reply" in r.getMessage()]
     assert logged.levelname == "WARNING" and logged.exc_info is None
     assert "chat not found" in logged.getMessage()
+
+
+async def test_an_engine_lost_as_hearth_is_told_to_stop_keeps_the_message_for_the_restart(
+    settings: Settings, engine: FakeEngine, adapter: RecordingAdapter
+) -> None:
+    """A terminal's Ctrl-C goes to every process of its group: vLLM's engine stops with
+    Hearth, under the reply in progress. That is an interruption, not a failure."""
+    stop = asyncio.Event()
+
+    class StoppedWithHearth(FakeEngine):
+        async def stream(
+            self, messages: Sequence[ChatMessage], sampling: Sampling
+        ) -> AsyncGenerator[ReplyChunk]:
+            async for chunk in super().stream(messages, sampling):
+                yield chunk
+                stop.set()
+                raise EngineUnavailableError("the engine died during the reply")
+
+    dying = StoppedWithHearth(engine.spec, lambda messages: ["half", " an", " answer"])
+    async with SqliteStore(settings.database) as store:
+        await dying.start()
+        async with HearthBuilder(settings).engine(dying).store(store).stopping(stop.is_set).build() as app:
+            await app.pipeline.handle(message("tell me", "1"), adapter)
+            pending = await app.store.pending(since=0)
+
+    assert [p.text for p in pending] == ["tell me"], "answered after the next start"
+    assert "interrupted" in adapter.texts()[-1] and "Sorry" not in adapter.texts()[-1]
 
 
 async def test_flagged_input_never_reaches_the_engine(
