@@ -67,7 +67,9 @@ class TerminalAdapter:
         """Print what the edit adds; a rewrite, or a message printed by an earlier run (a
         reply a crash cut, marked after the restart), on a line of its own."""
         shown = self._printed.get(message_id)
-        if shown is not None and text.startswith(shown):
+        if shown is None:  # an earlier run's: what follows is another message
+            self._write(f"\n[edited] {text}\n")
+        elif text.startswith(shown):
             self._write(text[len(shown):])
         else:
             self._write(f"\n[edited] {text}")

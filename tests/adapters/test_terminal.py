@@ -68,8 +68,8 @@ async def test_a_reply_an_earlier_run_printed_and_a_crash_cut_is_marked_then_ans
     await app.recovery.run({"terminal": TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)})
     await app.pipeline.drain(grace_s=5)
 
-    marked, answer = out.getvalue().split("]", 1)[1].split("below]", 1)
-    assert marked.startswith(" [interrupted by a restart")
+    _, marked, answer = out.getvalue().split("\n", 2)
+    assert marked == "[edited] [interrupted by a restart; answered again below]"  # a line of its own
     assert answer.startswith("echo: ") and answer.endswith("tell me")
     assert await app.store.pending(since=0) == []
 
