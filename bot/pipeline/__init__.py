@@ -136,6 +136,7 @@ class Pipeline:
         name = f"answer-{turn.msg.key}-{turn.message_id}"
         self._in_arrival_order(turn)
         turn.task = self._tasks.spawn(self._run_answer(turn, stale), name)
+        turn.task.add_done_callback(lambda _: turn.place())  # also cancelled before it ever ran
 
     def _in_arrival_order(self, turn: Turn) -> None:
         """Chain `turn` behind the turn spawned before it in its conversation: the stages
