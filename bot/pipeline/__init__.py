@@ -136,7 +136,8 @@ class Pipeline:
         name = f"answer-{turn.msg.key}-{turn.message_id}"
         self._in_arrival_order(turn)
         turn.task = self._tasks.spawn(self._run_answer(turn, stale), name)
-        turn.task.add_done_callback(lambda _: turn.place())  # also cancelled before it ever ran
+        # Ended before the queue (refused, failed, cancelled, even before it ever ran): the next goes on.
+        turn.task.add_done_callback(lambda _: turn.place())
 
     def _in_arrival_order(self, turn: Turn) -> None:
         """Chain `turn` behind the turn spawned before it in its conversation: the stages
@@ -154,12 +155,9 @@ class Pipeline:
         placed.add_done_callback(forget)
 
     async def _run_answer(self, turn: Turn, stale: tuple[str, ...]) -> None:
-        try:
-            if stale:
-                await self._mark_cut(turn, stale, i18n.text("interrupted_restart", turn.lang))
-            await self._answer(turn)
-        finally:
-            turn.place()  # ended before the queue (refused, failed, cancelled): the next goes on
+        if stale:
+            await self._mark_cut(turn, stale, i18n.text("interrupted_restart", turn.lang))
+        await self._answer(turn)
 
     async def _mark_cut(self, turn: Turn, shown: tuple[str, ...], notice: str) -> None:
         """Mark a reply a crash cut (see `ReplyStream.retract`)."""

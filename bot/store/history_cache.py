@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -102,13 +103,15 @@ class HistoryCache:
         return window.messages[-limit:] if limit < len(window.messages) else list(window.messages)
 
     @contextmanager
-    def reading(self, key: ConversationKey, limit: int) -> Iterator[_Fill]:
-        """Around a read of `key`'s newest `limit` messages: `fill(messages)` keeps what was
-        read, unless the conversation changed while it was read (then it may be stale)."""
+    def reading(
+        self, key: ConversationKey, limit: int
+    ) -> Iterator[Callable[[Sequence[StoredMessage]], None]]:
+        """Around a read of `key`'s newest `limit` messages: `fill(messages)`, the read's
+        result in prompt order, keeps it, unless the conversation changed while it was
+        read (then it may be stale)."""
         self._reading[key] = self._reading.get(key, 0) + 1
-        fill = _Fill(self, key, limit)
         try:
-            yield fill
+            yield functools.partial(self._filled, key, limit)
         finally:
             left = self._reading.pop(key) - 1
             if left:
@@ -266,16 +269,3 @@ class HistoryCache:
         if elsewhere != self._seen_elsewhere:
             self._seen_elsewhere = elsewhere
             self.clear()
-
-
-class _Fill:
-    """A read in flight (see `HistoryCache.reading`)."""
-
-    def __init__(self, cache: HistoryCache, key: ConversationKey, limit: int) -> None:
-        self._cache = cache
-        self._key = key
-        self._limit = limit
-
-    def __call__(self, messages: Sequence[StoredMessage]) -> None:
-        """Keep `messages`, the read's result in prompt order."""
-        self._cache._filled(self._key, self._limit, messages)

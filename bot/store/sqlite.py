@@ -711,7 +711,7 @@ class SqliteStore:
     async def _write(
         self, sql: str, params: Sequence[Any], committed: Callable[[int], None] | None = None
     ) -> None:
-        await self._writer.write(lambda db: db.execute(sql, params).rowcount, committed)
+        await self._write_count(sql, params, committed)
 
     async def _write_count(
         self, sql: str, params: Sequence[Any], committed: Callable[[int], None] | None = None

@@ -88,6 +88,16 @@ async def talk_in_the_group(fake: FakeTelegram) -> None:
     await fake.wait_for_reply(GROUP, "echo: ⟦Bob⟧: remember oolong")
 
 
+async def a_slow_reply_in_the_group(app: App, engine: HeldEngine, fake: FakeTelegram) -> asyncio.Event:
+    """After `talk_in_the_group`, Bob asks for a reply that is written until the event is set."""
+    await talk_in_the_group(fake)
+    released = asyncio.Event()
+    engine.hold("slowly", released.wait)
+    fake.user_says(GROUP, BOB, f"{MENTION} slowly")
+    await history(app.store, key(GROUP), 3)
+    return released
+
+
 def refused_calls_to_the_group(fake: FakeTelegram) -> list[str]:
     return [c.method for c in fake.calls if c.params.get("chat_id") == GROUP.id and c.status == 400]
 
@@ -169,11 +179,7 @@ async def test_messages_the_supergroup_had_before_the_news_are_merged(
 async def test_a_reply_refused_as_upgraded_is_sent_to_the_supergroup_and_stored_there(
     app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    await talk_in_the_group(fake)
-    released = asyncio.Event()
-    engine.hold("slowly", released.wait)
-    fake.user_says(GROUP, BOB, f"{MENTION} slowly")
-    await history(app.store, key(GROUP), 3)
+    released = await a_slow_reply_in_the_group(app, engine, fake)
 
     fake.migrate(GROUP, SUPERGROUP, ALICE, announce=())  # Telegram's news is not here yet
     released.set()
@@ -190,11 +196,7 @@ async def test_a_reply_refused_as_upgraded_is_sent_to_the_supergroup_and_stored_
 async def test_a_reply_being_written_during_the_upgrade_follows_it(
     app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    await talk_in_the_group(fake)
-    released = asyncio.Event()
-    engine.hold("slowly", released.wait)
-    fake.user_says(GROUP, BOB, f"{MENTION} slowly")
-    await history(app.store, key(GROUP), 3)
+    released = await a_slow_reply_in_the_group(app, engine, fake)
 
     fake.migrate(GROUP, SUPERGROUP, ALICE)
     await history(app.store, key(SUPERGROUP), 3)  # the service messages were handled
@@ -213,11 +215,7 @@ async def test_a_reply_being_written_during_the_upgrade_follows_it(
 async def test_typing_follows_an_upgrade_not_heard_of_yet(
     app: App, engine: HeldEngine, fake: FakeTelegram, telegram: TelegramAdapter
 ) -> None:
-    await talk_in_the_group(fake)
-    released = asyncio.Event()
-    engine.hold("slowly", released.wait)
-    fake.user_says(GROUP, BOB, f"{MENTION} slowly")
-    await history(app.store, key(GROUP), 3)
+    released = await a_slow_reply_in_the_group(app, engine, fake)
 
     fake.migrate(GROUP, SUPERGROUP, ALICE, announce=())  # Telegram's news is not here yet
 
