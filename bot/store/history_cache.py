@@ -63,7 +63,8 @@ class _Window:
 
 class HistoryCache:
     """Windows by conversation (see the module docstring). Used on the event loop's
-    thread only, but `changed_elsewhere`, which the writer's thread calls."""
+    thread only, but `changed_elsewhere`, which the writer's transaction calls (on the
+    writer's thread or the event loop's)."""
 
     def __init__(
         self, max_messages: int = HISTORY_MESSAGES_KEPT, max_chars: int = HISTORY_CHARS_KEPT,
@@ -78,14 +79,14 @@ class HistoryCache:
         self._chars = 0
         self._reading: dict[ConversationKey, int] = {}  # reads in flight, by conversation
         self._stale: set[ConversationKey] = set()  # changed while a read was in flight
-        self._elsewhere = 0  # changes by another connection, counted by the writer's thread
+        self._elsewhere = 0  # changes by another connection, counted by the writer's transactions
         self._seen_elsewhere = 0
-        self._lock = threading.Lock()  # `_elsewhere`: written on the writer's thread
+        self._lock = threading.Lock()  # `_elsewhere`: written on the writer's thread too
         self.hits = 0
         self.misses = 0
 
     def changed_elsewhere(self) -> None:
-        """Another connection committed (writer's thread): every window is dropped before
+        """Another connection committed (seen by a writer's transaction): every window is dropped before
         the next use."""
         with self._lock:
             self._elsewhere += 1

@@ -190,11 +190,13 @@ class SqliteStore:
         self._migrations = tuple(migrations)
         self._writer_thread = SqliteThread("sqlite-writer")
         self._reader = SqliteThread("sqlite-reader")
-        self._writer = SqliteGroupCommit(self._writer_thread, is_fault, self._forget_ids, self._began)
+        self._writer = SqliteGroupCommit(self._writer_thread, is_fault, self._forget_ids, self._began,
+                                         self._busy_timeout_ms)
         self._open = False
         self._lifecycle = asyncio.Lock()
         # Conversation rows are deleted only by `move_channel`, which forgets their ids, so
-        # ids can be remembered. Used on the writer's thread only; forgotten on any rollback.
+        # ids can be remembered. Used only by whoever holds the writer's connection;
+        # forgotten on any rollback.
         self._conversation_ids: dict[ConversationKey, int] = {}
         self._checkpointer: asyncio.Task[None] | None = None
         # Channel personas and flags as last read or written: read per message, written by
@@ -207,13 +209,13 @@ class SqliteStore:
         # of new channels then reads nothing); None: not read yet; False: too many to hold.
         self._every_channel: bool | None = None
         self._every_channel_lock = asyncio.Lock()
-        # Notes of shown parts not written yet, by message id (set here, taken on the writer's thread).
+        # Notes of shown parts not written yet, by message id (set here, taken by the writer's transaction).
         self._notes: dict[int, str] = {}
         self._notes_lock = threading.Lock()
         # Each conversation's recent history as this process stored it (see `HistoryCache`);
         # PRAGMA data_version at the writer's last transaction tells another process wrote.
         self._history = HistoryCache()
-        self._data_version: int | None = None  # writer's thread only
+        self._data_version: int | None = None  # read holding the writer's connection
         self.health = StoreHealth()
 
     async def __aenter__(self) -> Self:
@@ -333,7 +335,7 @@ class SqliteStore:
                                      within=NOTE_WITHIN_S, first=True)
 
     def _write_note(self, message_id: int, db: sqlite3.Connection) -> None:
-        """The latest note for `message_id` (writer's thread): a later note made while this
+        """The latest note for `message_id` (holding the writer's connection): a later note made while this
         one waited is the one written, so notes are never stored out of order."""
         with self._notes_lock:
             shown = self._notes.pop(message_id, None)
@@ -680,11 +682,12 @@ class SqliteStore:
         return db
 
     def _conversation_id(self, db: sqlite3.Connection, key: ConversationKey) -> int:
-        """The conversation's row id, inserting the row the first time (writer's thread)."""
+        """The conversation's row id, inserting the row the first time (holding the writer's connection)."""
         return self._conversation(db, key)[0]
 
     def _conversation(self, db: sqlite3.Connection, key: ConversationKey) -> tuple[int, bool]:
-        """The conversation's row id, and whether its row was inserted just now (writer's thread)."""
+        """The conversation's row id, and whether its row was inserted just now (holding the
+        writer's connection)."""
         created = False
         if key not in self._conversation_ids:
             created = db.execute(INSERT_CONVERSATION, (*_key(key), time.time())).rowcount == 1
@@ -696,7 +699,7 @@ class SqliteStore:
         self._conversation_ids.clear()
 
     def _began(self, db: sqlite3.Connection) -> None:
-        """A write transaction began (writer's thread, holding the write lock): when another
+        """A write transaction began (holding the writer's connection and the write lock): when another
         connection committed since the last one, every history window is dropped."""
         version = int(_value(db, DATA_VERSION, ()))
         if self._data_version is not None and version != self._data_version:

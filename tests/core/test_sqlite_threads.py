@@ -1,0 +1,161 @@
+"""Where the SQLite store's writes run: a small transaction that can begin at once on the
+event loop's thread, anything that would wait on the writer's thread, no job twice."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from bot.store.sqlite_threads import HERE_MAX_JOBS, SqliteGroupCommit, SqliteThread
+
+pytestmark = pytest.mark.asyncio
+
+BUSY_TIMEOUT_MS = 5000
+HELD_S = 0.3  # how long another connection or the writer's thread holds on
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL").fetchall()
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    db.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    return db
+
+
+@pytest.fixture
+async def writer(tmp_path: Path) -> AsyncIterator[tuple[SqliteThread, SqliteGroupCommit]]:
+    thread = SqliteThread("test-writer")
+    await thread.open(lambda: connect(tmp_path / "t.db"))
+    commit = SqliteGroupCommit(thread, lambda exc: isinstance(exc, sqlite3.OperationalError), lambda: None,
+                               busy_timeout_ms=BUSY_TIMEOUT_MS)
+    yield thread, commit
+    await commit.close()
+    await thread.close()
+
+
+def inserting(n: int, ran: list[tuple[int, int]]) -> Callable[[sqlite3.Connection], int]:
+    """A job inserting `n`; notes (n, the thread it ran on) each time it runs."""
+    def job(db: sqlite3.Connection) -> int:
+        ran.append((n, threading.get_ident()))
+        return db.execute("INSERT INTO t VALUES (?)", (n,)).rowcount
+    return job
+
+
+def stored(path: Path) -> list[int]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT n FROM t ORDER BY rowid")]
+
+
+async def ticking(stop: asyncio.Event) -> int:
+    """Ticks of the event loop (every 10 ms) until `stop`: the loop was never blocked if they kept coming."""
+    ticks = 0
+    while not stop.is_set():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+async def test_a_write_commits_on_the_event_loops_thread_when_nothing_waits(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    assert await commit.write(inserting(1, ran)) == 1
+    assert ran == [(1, threading.get_ident())]
+    assert commit.here == 1 and commit.transactions == 1
+    assert stored(tmp_path / "t.db") == [1]
+
+
+async def test_a_write_under_another_connections_lock_waits_on_the_writers_thread(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    stop = asyncio.Event()
+    with closing(connect(tmp_path / "t.db")) as other:
+        other.execute("BEGIN IMMEDIATE")
+        ticker = asyncio.create_task(ticking(stop))
+        write = asyncio.create_task(commit.write(inserting(2, ran)))
+        await asyncio.sleep(HELD_S)
+        assert not write.done() and ran == []  # not run, not failed: waiting for the lock
+        other.execute("INSERT INTO t VALUES (1)")
+        other.execute("COMMIT")
+        assert await write == 1
+        stop.set()
+        assert await ticker >= HELD_S / 0.01 / 2  # the loop went on meanwhile
+    assert [n for n, _ in ran] == [2] and ran[0][1] != threading.get_ident()  # once, on the writer's thread
+    assert commit.here == 0
+    assert stored(tmp_path / "t.db") == [1, 2]
+
+
+async def test_a_write_while_the_writers_thread_holds_the_connection_runs_after_it_there(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    thread, commit = writer
+    ran: list[tuple[int, int]] = []
+
+    def slow(db: sqlite3.Connection) -> None:
+        time.sleep(HELD_S)
+        ran.append((0, threading.get_ident()))
+
+    busy = asyncio.create_task(thread.run(slow))
+    await asyncio.sleep(0.05)
+    assert await commit.write(inserting(1, ran)) == 1
+    await busy
+    assert [n for n, _ in ran] == [0, 1]  # after the thread's work, never beside it
+    assert ran[1][1] == ran[0][1] != threading.get_ident()
+    assert commit.here == 0
+
+
+async def test_a_cancelled_thread_call_keeps_the_connection_until_its_work_ends(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    thread, commit = writer
+    ran: list[tuple[int, int]] = []
+
+    def slow(db: sqlite3.Connection) -> None:
+        time.sleep(HELD_S)
+        ran.append((0, threading.get_ident()))
+
+    busy = asyncio.create_task(thread.run(slow))
+    await asyncio.sleep(0.05)
+    busy.cancel()  # its caller gives up; the thread's work goes on
+    assert await commit.write(inserting(1, ran)) == 1
+    assert [n for n, _ in ran] == [0, 1]
+    assert commit.here == 0
+
+
+async def test_a_batch_too_big_for_the_event_loop_commits_on_the_writers_thread(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    jobs = HERE_MAX_JOBS + 8
+    assert await asyncio.gather(*(commit.write(inserting(n, ran)) for n in range(jobs))) == [1] * jobs
+    assert commit.transactions == 1 and commit.here == 0  # one transaction, not on the loop
+    assert {thread for _, thread in ran} != {threading.get_ident()}
+    assert stored(tmp_path / "t.db") == list(range(jobs))
+
+
+async def test_a_failed_job_on_the_event_loops_thread_is_rolled_back_alone(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (99)")
+        raise ValueError("a bug in one job")
+
+    results = await asyncio.gather(commit.write(inserting(1, ran)), commit.write(broken),
+                                   commit.write(inserting(2, ran)), return_exceptions=True)
+    assert results[0] == 1 and isinstance(results[1], ValueError) and results[2] == 1
+    assert commit.here == 1
+    assert stored(tmp_path / "t.db") == [1, 2]
