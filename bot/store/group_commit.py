@@ -2,7 +2,11 @@
 committed together.
 
 Every job queued while a transaction runs goes into the next one (at most MAX_BATCH),
-so under load many callers share one BEGIN…COMMIT; there is no delay when idle. One
+so under load many callers share one BEGIN…COMMIT; there is no delay when idle: a
+store that can commit without waiting (`_commit_now`) commits a write at once, in its
+caller, with whatever is queued (at most MAX_NOW jobs, such as rows written "later"),
+when nothing is being committed and no other task wrote in the same turn of the event
+loop (see `GroupCommit._alone_this_turn`). One
 long-lived writer task takes the queue in order. How a batch becomes a transaction is
 the store's (`_commit`): each job's outcome, or an exception when the database failed,
 which every job of the batch then raises, for its caller to retry. A job's result is
@@ -19,9 +23,12 @@ from typing import Any, Generic, TypeVar
 J = TypeVar("J")  # a job, as the store runs it
 
 MAX_BATCH = 256  # jobs in one transaction at most
+MAX_NOW = 16  # jobs queued at most for a write to commit them at once, in its caller
 
 Outcome = tuple[bool, Any]  # (ok, the job's result or its exception)
 Committed = Callable[[Any], None]  # told a job's result once it is committed (event loop's thread)
+# A queued job: its future (None: its caller commits it) and who to tell once committed.
+_Entry = tuple[J, "asyncio.Future[Any] | None", Committed | None]
 
 
 class GroupCommit(Generic[J]):
@@ -29,10 +36,12 @@ class GroupCommit(Generic[J]):
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._queue: deque[tuple[J, asyncio.Future[Any], Committed | None]] = deque()
+        self._queue: deque[_Entry[J]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._closing = False
+        self._flushing = False  # a batch is being committed
+        self._turn_writer: asyncio.Task[Any] | None = None  # see `_alone_this_turn`
         self.transactions = 0  # how many COMMITs: under load, fewer than jobs
 
     async def _enqueue(self, job: J, committed: Committed | None = None) -> Any:
@@ -40,6 +49,22 @@ class GroupCommit(Generic[J]):
         `write` says the job's and the result's types). `committed(result)` is called once
         the job's transaction committed, before any caller resumes, and even when this
         caller was cancelled meanwhile: what a cache learns from a write is never lost."""
+        if not self._flushing and len(self._queue) < MAX_NOW and self._alone_this_turn():
+            batch = [*self._queue, (job, None, committed)]  # what waits rides along
+            try:
+                outcomes = self._commit_now([queued for queued, _, _ in batch])
+            except Exception as exc:  # the database failed: every job of the batch fails with it
+                self._queue.clear()
+                _fail(batch, exc)
+                raise
+            if outcomes is not None:
+                self._queue.clear()
+                self.transactions += 1
+                self._deliver(batch, outcomes)
+                ok, value = outcomes[-1]
+                if not ok:
+                    raise value
+                return value
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((job, future, committed))
         self._wake()
@@ -60,6 +85,26 @@ class GroupCommit(Generic[J]):
         """Run `jobs` in one transaction: each one's outcome; raises when the database failed."""
         raise NotImplementedError
 
+    def _alone_this_turn(self) -> bool:
+        """Whether a write now has nobody to share a transaction with: no other task wrote
+        at once in this turn of the event loop (when one did, more are likely coming, as
+        in a burst, so this one is queued for the next transaction; the same task's next
+        write cannot share one anyway). Marks this task as the turn's writer."""
+        task = asyncio.current_task()
+        if self._turn_writer is None:
+            self._turn_writer = task
+            asyncio.get_running_loop().call_soon(self._next_turn)
+            return True
+        return self._turn_writer is task
+
+    def _next_turn(self) -> None:
+        self._turn_writer = None
+
+    def _commit_now(self, jobs: list[J]) -> list[Outcome] | None:
+        """`_commit` without waiting for anything, when the store can (None when it cannot
+        begin at once: then the jobs are queued). Raises when the database failed."""
+        return None
+
     def _wake(self) -> None:
         if self._flusher is None or self._flusher.done():  # one long-lived writer task
             self._flusher = asyncio.create_task(self._flush_forever(), name=self._name)
@@ -74,23 +119,40 @@ class GroupCommit(Generic[J]):
                 return
 
     async def _flush(self) -> None:
+        self._flushing = True
+        try:
+            await self._flush_queue()
+        finally:
+            self._flushing = False
+
+    async def _flush_queue(self) -> None:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
             try:
                 outcomes = await self._commit([job for job, _, _ in batch])
             except Exception as exc:  # the database failed: every job of the batch fails with it
-                for _, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(batch, exc)
                 continue
             self.transactions += 1
-            for (_, _, committed), (ok, value) in zip(batch, outcomes, strict=True):
-                if ok and committed is not None:
-                    committed(value)
-            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller was cancelled meanwhile; the write stands
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+            self._deliver(batch, outcomes)
+
+    @staticmethod
+    def _deliver(batch: list[_Entry[J]], outcomes: list[Outcome]) -> None:
+        """Tell a committed batch's `committed` callbacks, then its callers."""
+        for (_, _, committed), (ok, value) in zip(batch, outcomes, strict=True):
+            if ok and committed is not None:
+                committed(value)
+        for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
+            if future is None or future.done():  # committed in its caller, or the caller was cancelled
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _fail(batch: list[_Entry[J]], error: Exception) -> None:
+    """A batch's transaction failed: every caller still waiting raises `error`."""
+    for _, future, _ in batch:
+        if future is not None and not future.done():
+            future.set_exception(error)

@@ -672,10 +672,13 @@ class SqliteStore:
         await self._write(RELEASE_LEASE, (name, holder))
 
     def _connect_writer(self) -> sqlite3.Connection:
-        """The writer's connection, configured and migrated (on its thread)."""
+        """The writer's connection, configured and migrated (on its thread). Its busy
+        timeout is then 0: a transaction that may wait sets it around its BEGIN
+        (`bot.store.sqlite_threads`), so one on the event loop's thread never waits."""
         db = _connect(self._path, self._busy_timeout_ms, PRAGMAS)
         try:
             _migrate(db, self._migrations)
+            db.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             db.close()
             raise
@@ -743,7 +746,7 @@ class SqliteStore:
         try:
             return db.execute(TRUNCATE_CHECKPOINT).fetchall()
         finally:
-            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
+            db.execute("PRAGMA busy_timeout = 0")  # as `_connect_writer` leaves it
 
 
 def _connect(path: Path, busy_timeout_ms: int, pragmas: Sequence[str] = ()) -> sqlite3.Connection:

@@ -118,8 +118,9 @@ class SqliteGroupCommit(GroupCommit[Job]):
     `rolled_back` is called (on whichever thread holds the connection: the writer's or
     the event loop's) whenever a transaction or a job is rolled back, so that caches of
     what it wrote can be forgotten. `began` is called (the same) at the start of every
-    transaction, holding the write lock: see `SqliteStore._began`. `busy_timeout_ms` is
-    the connection's busy timeout, restored after a BEGIN that must not wait."""
+    transaction, holding the write lock: see `SqliteStore._began`. The connection's busy
+    timeout must be 0; `busy_timeout_ms` is how long a BEGIN on the writer's thread waits
+    for another connection's write lock."""
 
     def __init__(
         self,
@@ -176,15 +177,20 @@ class SqliteGroupCommit(GroupCommit[Job]):
             self._later = None
         await super().close()
 
+    def _commit_now(self, jobs: list[Job]) -> list[Outcome] | None:
+        """On the event loop's thread, when it can begin at once (see the module docstring)."""
+        if len(jobs) > HERE_MAX_JOBS:
+            return None
+        outcomes = self._thread.run_here(_transaction, jobs, self._is_fault, self._rolled_back,
+                                         self._began, self._busy_timeout_ms, False)
+        if outcomes is not None:
+            self.here += 1
+        return outcomes
+
     async def _commit(self, jobs: list[Job]) -> list[Outcome]:
-        """On the event loop's thread when it can begin at once, else on the writer's (see
-        the module docstring)."""
-        if len(jobs) <= HERE_MAX_JOBS:
-            outcomes = self._thread.run_here(_transaction, jobs, self._is_fault, self._rolled_back,
-                                             self._began, self._busy_timeout_ms, False)
-            if outcomes is not None:
-                self.here += 1
-                return outcomes
+        """On the event loop's thread when it can begin at once, else on the writer's."""
+        if (outcomes := self._commit_now(jobs)) is not None:
+            return outcomes
         outcomes = await self._thread.run(_transaction, jobs, self._is_fault, self._rolled_back, self._began,
                                           self._busy_timeout_ms, True)
         assert outcomes is not None  # it may wait: it begins, or raises
@@ -239,20 +245,22 @@ def _transaction(
 
 
 def _begin(connection: sqlite3.Connection, busy_timeout_ms: int, wait: bool) -> bool:
-    """BEGIN IMMEDIATE: True once begun; unless `wait`, False at once when another
-    connection holds the write lock (raises for any other failure)."""
+    """BEGIN IMMEDIATE on a connection whose busy timeout is 0: True once begun; unless
+    `wait`, False at once when another connection holds the write lock (raises for any
+    other failure); when `wait`, waiting up to `busy_timeout_ms` for it."""
     if wait:
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        finally:
+            connection.execute("PRAGMA busy_timeout = 0")
         return True
-    connection.execute("PRAGMA busy_timeout = 0")
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode in BUSY_CODES:
             return False
         raise
-    finally:
-        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
     return True
 
 

@@ -24,8 +24,8 @@ HELD_S = 0.3  # how long another connection or the writer's thread holds on
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode = WAL").fetchall()
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
     db.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    db.execute("PRAGMA busy_timeout = 0")  # as the store leaves its writer's
     return db
 
 
@@ -139,9 +139,65 @@ async def test_a_batch_too_big_for_the_event_loop_commits_on_the_writers_thread(
     ran: list[tuple[int, int]] = []
     jobs = HERE_MAX_JOBS + 8
     assert await asyncio.gather(*(commit.write(inserting(n, ran)) for n in range(jobs))) == [1] * jobs
-    assert commit.transactions == 1 and commit.here == 0  # one transaction, not on the loop
-    assert {thread for _, thread in ran} != {threading.get_ident()}
+    # The first task's write commits at once, alone; the others, queued in the same turn of
+    # the event loop, share the next transaction, too big for the loop's thread.
+    assert commit.transactions == 2 and commit.here == 1
+    assert ran[0][1] == threading.get_ident()
+    assert {thread for _, thread in ran[1:]} == {ran[1][1]} != {threading.get_ident()}
     assert stored(tmp_path / "t.db") == list(range(jobs))
+
+
+async def test_writes_from_many_tasks_at_once_share_a_transaction(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    assert await asyncio.gather(*(commit.write(inserting(n, ran)) for n in range(10))) == [1] * 10
+    assert commit.transactions == 2 and commit.here == 2  # the first alone, nine together; both on the loop
+    assert stored(tmp_path / "t.db") == list(range(10))
+
+
+async def test_one_tasks_writes_one_after_another_each_commit_at_once(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    for n in range(5):
+        assert await commit.write(inserting(n, ran)) == 1
+        assert stored(tmp_path / "t.db") == list(range(n + 1))  # committed before it returned
+    assert commit.transactions == commit.here == 5
+
+
+async def test_a_later_row_rides_along_with_the_next_write(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    commit.write_later(inserting(1, ran), "a later row", within=60)
+    assert stored(tmp_path / "t.db") == []
+    assert await commit.write(inserting(2, ran)) == 1
+    assert stored(tmp_path / "t.db") == [1, 2]
+    assert commit.transactions == commit.here == 1
+
+
+async def test_a_failed_database_fails_the_rows_that_rode_along_too(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+
+    def failing(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (3)")
+        raise sqlite3.OperationalError("disk I/O error")  # what the fixture counts as a fault
+
+    commit.write_later(inserting(1, ran), "a later row", within=60)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        await commit.write(failing)
+    await asyncio.sleep(0)  # the later row's failure is logged by its future's callback
+    assert "could not store a later row: disk I/O error" in caplog.text
+    assert stored(tmp_path / "t.db") == []  # all rolled back
+    assert await commit.write(inserting(4, ran)) == 1  # and the next write goes on
+    assert stored(tmp_path / "t.db") == [4]
 
 
 async def test_a_failed_job_on_the_event_loops_thread_is_rolled_back_alone(
@@ -157,5 +213,5 @@ async def test_a_failed_job_on_the_event_loops_thread_is_rolled_back_alone(
     results = await asyncio.gather(commit.write(inserting(1, ran)), commit.write(broken),
                                    commit.write(inserting(2, ran)), return_exceptions=True)
     assert results[0] == 1 and isinstance(results[1], ValueError) and results[2] == 1
-    assert commit.here == 1
+    assert commit.here == 2  # the first alone; the broken one and the third in a savepoint each
     assert stored(tmp_path / "t.db") == [1, 2]
