@@ -24,6 +24,7 @@ from bench.report import (
 )
 from bench.suite import SuitePlan, run_suite
 from bot.app.cli_support import fail, settings_or_exit
+from bot.app.collector import tune_collector
 from bot.app.settings import Settings
 from bot.errors import HearthError
 from bot.logs import configure_logging
@@ -88,6 +89,7 @@ def _counts(text: str) -> tuple[int, ...]:
 
 
 def _run(work: Coroutine[Any, Any, Results]) -> Results:
+    tune_collector()  # as `hearth run` does once started
     try:
         return asyncio.run(work)
     except (HearthError, EngineError) as exc:  # an unknown model, a model that fails to load

@@ -20,6 +20,7 @@ import psutil
 
 from bot.app.builder import App, HearthBuilder
 from bot.app.checks import check_startup
+from bot.app.collector import tune_collector
 from bot.app.health import platform_probe
 from bot.app.metrics_server import MetricsServer, started_monitor
 from bot.app.notices import Debounce
@@ -91,6 +92,7 @@ async def _serve(
         builder.monitor(monitor)
     try:
         async with builder.build() as app:
+            tune_collector()  # after the model load: what it made is never walked again
             pidfile.engines(app.engine_pids())
             app.engine_events.listen(lambda state, detail: pidfile.engines(app.engine_pids()))
             return await Runner(app, build_platforms(app, stdin, stdout)).run(stop)
