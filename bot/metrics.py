@@ -69,6 +69,16 @@ class Metrics:
                                 ["direction", "layer", "category", "flagged"], registry=r)
         self.delivery_errors = Counter("hearth_delivery_errors", "Sends and edits a platform did not take "
                                        "(status 0: no connection)", ["platform", "status"], registry=r)
+        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
+
+    def labelled(self, metric: Counter | Histogram, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once: prometheus_client validates the values
+        and takes a lock at every call (about 4 µs; 9 calls an answered message)."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def prepare(self, platforms: Sequence[str]) -> None:
         """Create every labelled series at zero for `platforms` (see REFUSAL_REASONS): each
@@ -101,25 +111,25 @@ class Metrics:
         self.registry.register(_Live(engine_stats, queue_depth))
 
     def refuse(self, platform: str, reason: str) -> None:
-        self.refused.labels(platform, reason).inc()
+        self.labelled(self.refused, platform, reason).inc()
 
     def verdict(self, direction: str, verdict: Verdict) -> None:
         flagged = "true" if verdict.flagged else "false"
         categories = [c for c, on in verdict.categories.items() if on] if verdict.flagged else []
         for category in categories or [NO_CATEGORY]:
-            self.verdicts.labels(direction, verdict.layer, category, flagged).inc()
+            self.labelled(self.verdicts, direction, verdict.layer, category, flagged).inc()
 
     def delivery_failed(self, error: DeliveryError) -> None:
-        self.delivery_errors.labels(error.platform, str(error.status)).inc()
+        self.labelled(self.delivery_errors, error.platform, str(error.status)).inc()
 
     def answered_with(self, platform: str, seconds: float, final: ReplyChunk | None) -> None:
         """One answer, `seconds` after its message was stored; its tokens when the engine gave them."""
-        self.answered.labels(platform).inc()
-        self.reply_duration.labels(platform).observe(seconds)
+        self.labelled(self.answered, platform).inc()
+        self.labelled(self.reply_duration, platform).observe(seconds)
         if final is not None:
-            self.tokens.labels(platform, "prompt").inc(final.prompt_tokens)
-            self.tokens.labels(platform, "cached").inc(final.cached_tokens)
-            self.tokens.labels(platform, "reply").inc(final.reply_tokens)
+            self.labelled(self.tokens, platform, "prompt").inc(final.prompt_tokens)
+            self.labelled(self.tokens, platform, "cached").inc(final.cached_tokens)
+            self.labelled(self.tokens, platform, "reply").inc(final.reply_tokens)
 
 
 class _Live(Collector):

@@ -119,7 +119,7 @@ class Backlog:
     async def _settle(self, turn: Turn, ids: list[int], status: Literal["merged", "dropped"]) -> None:
         for message_id in ids:
             await self._conversations.set_status(message_id, status)
-            self._metrics.queued.labels(turn.msg.platform, status).inc()
+            self._metrics.labelled(self._metrics.queued, turn.msg.platform, status).inc()
 
     def _next(self, key: ConversationKey, line: _Line) -> None:
         """The conversation's reply is done: give the go to the first turn waiting."""

@@ -18,7 +18,7 @@ class CountIntake:
 
     async def __call__(self, turn: Turn, call_next: Handler) -> None:
         platform = turn.msg.platform
-        self._metrics.received.labels(platform).inc()
+        self._metrics.labelled(self._metrics.received, platform).inc()
         try:
             await call_next(turn)
         except MessageTooLongError:

@@ -82,7 +82,8 @@ class QuotaGate:
         """Mark the message `limited` and count the refusal."""
         assert turn.message_id is not None, "Accept runs first"
         await self._conversations.set_status(turn.message_id, "limited")
-        self._metrics.quota_refusals.labels(turn.msg.platform, refusal.scope, refusal.kind).inc()
+        metrics = self._metrics
+        metrics.labelled(metrics.quota_refusals, turn.msg.platform, refusal.scope, refusal.kind).inc()
         self._metrics.refuse(turn.msg.platform, refusal.reason)
 
 
@@ -101,7 +102,7 @@ class CommandQuota:
         refusal = await self._quotas.admit_command(msg, exempt=self._exempt(msg))
         if refusal is None:
             return None
-        self._metrics.quota_refusals.labels(msg.platform, refusal.scope, refusal.kind).inc()
+        self._metrics.labelled(self._metrics.quota_refusals, msg.platform, refusal.scope, refusal.kind).inc()
         self._metrics.refuse(msg.platform, refusal.reason)
         return notice_text(refusal, lang) if self._quotas.notice_due(msg, refusal) else ""
 
