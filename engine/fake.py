@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
+from functools import lru_cache
 
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
 from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, EngineStats, ReplyChunk, Sampling
+
+# Messages whose word counts are remembered: each turn's prompt repeats the last one's
+# messages, and a real engine tokenises only the new ones (`engine.segments`).
+COUNTS_KEPT = 65_536
 
 Script = Callable[[Sequence[ChatMessage]], list[str]]
 
@@ -80,7 +85,8 @@ class FakeEngine:
         self._stats.state = "stopped"
 
     async def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return sum(len(m.content.split()) + 4 for m in messages) + 2
+        """A token per word, 4 per message and 2 per prompt."""
+        return sum(_words(m.content) for m in messages) + 4 * len(messages) + 2
 
     async def stream(
         self, messages: Sequence[ChatMessage], sampling: Sampling
@@ -128,3 +134,8 @@ class FakeEngine:
 
     def stats(self) -> EngineStats:
         return self._stats
+
+
+@lru_cache(maxsize=COUNTS_KEPT)
+def _words(text: str) -> int:
+    return len(text.split())
