@@ -298,3 +298,21 @@ def test_a_repeat_is_found_in_the_prompt_as_in_the_set_of_its_runs() -> None:
 def _sampled_run_of(reply: str, prompt: str, size: int, stride: int) -> bool:
     runs = {prompt[i : i + size] for i in range(len(prompt) - size + 1)}
     return any(reply[i : i + size] in runs for i in range(0, len(reply) - size + 1, stride))
+
+
+@pytest.mark.parametrize("persona", [
+    DEFAULT_PERSONA,
+    "你是一個在{channel_name}的助手，說繁體中文。Ａｌｗａｙｓ be KIND to everyone in the channel, please.",
+    "Persona with a marker inside: hearth-canary-fedcba9876543210 and ﬁne ligatures, ① ② ③ and more text.",
+])
+def test_the_persona_form_is_the_prompt_less_its_canary_as_if_worked_out_alone(persona: str) -> None:
+    prompt = with_canary(persona, CANARY_VALUE)
+    kept = prompt_secrets(prompt)
+    alone = CANARY.sub("", prompt)
+    assert [form.text for form in kept.forms] == [leak_form(alone), cjk_form(alone)]
+    assert "0123456789abcdef" not in kept.forms[0].text
+
+
+def test_a_marker_written_in_capitals_is_left_out_of_the_persona_form_too() -> None:
+    kept = prompt_secrets(with_canary("Be kind. HEARTH-CANARY-FEDCBA9876543210 " * 3, CANARY_VALUE))
+    assert leak_form("fedcba") not in kept.forms[0].text and leak_form("Be kind") in kept.forms[0].text
