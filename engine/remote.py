@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from engine.affinity import Rotation, Routing, current_model, current_session, rendezvous
 from engine.errors import EngineUnavailableError, ModelLoadError, PromptTooLongError
 from engine.fleet import ReplicaStatus
+from engine.handoff import Handoff
 from engine.registry import ModelSpec
 from engine.replica import Replica, ReplicaError
 from engine.request import complete
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MODEL_LEN = 4096  # when neither the server (vLLM says) nor HEARTH_MAX_MODEL_LEN does
 START_PROBE_INTERVAL_S = 1.0
 RETRY_BACKOFF_S = 0.5  # before asking a replica again that already failed this request
-COUNT_CACHE_SIZE = 256
 REMOTE_QUANTIZATION = "remote"  # what /status shows: the server decides
 
 EngineEvent = Callable[[str, str], None]  # (state, detail), as the supervisor reports them
@@ -90,7 +89,7 @@ class RemoteEngine:
         )
         self._max_model_len = options.max_model_len or DEFAULT_MAX_MODEL_LEN
         self._stats = EngineStats(model=self._spec.name, quantization=REMOTE_QUANTIZATION)
-        self._counts: OrderedDict[tuple[str, tuple[ChatMessage, ...]], _Count] = OrderedDict()
+        self._counts: Handoff[tuple[str, tuple[ChatMessage, ...]], _Count] = Handoff()
         self._tokenizer: LocalTokenizer | None = None
         self._calibration = Calibration()
         # Its tokenizer's control tokens when HEARTH_ENGINE_TOKENIZER gives it, else the common formats'.
@@ -177,7 +176,7 @@ class RemoteEngine:
         if self._health is None:
             raise EngineUnavailableError("the remote engine is not started")
         messages = self._controls.neutralise_all(messages)
-        count = await self._count(messages)
+        count = await self._count(messages, take=True)
         if count.exact and count.tokens >= self._max_model_len:
             raise PromptTooLongError(count.tokens, self._max_model_len)
         self._stats.running += 1
@@ -255,18 +254,17 @@ class RemoteEngine:
         served = any(r.healthy and r.serves(wanted) for r in self._replicas)
         return wanted if served else self._spec.name
 
-    async def _count(self, messages: Sequence[ChatMessage]) -> _Count:
+    async def _count(self, messages: Sequence[ChatMessage], *, take: bool = False) -> _Count:
         """Exact when a server or the local tokenizer can say; else a generous estimate.
-        Remembered: the pipeline counts a prompt and then streams the very same one."""
+        The pipeline counts a prompt and then streams the very same one: a count is kept
+        for the stream, which (`take`) takes it (`engine.handoff`)."""
         key = (self._model(), tuple(messages))
-        known = self._counts.get(key)
+        known = self._counts.take(key) if take else self._counts.peek(key)
         if known is not None:
-            self._counts.move_to_end(key)
             return known
         count = await self._measure(messages)
-        self._counts[key] = count
-        if len(self._counts) > COUNT_CACHE_SIZE:
-            self._counts.popitem(last=False)
+        if not take:
+            self._counts.keep(key, count)
         return count
 
     async def _measure(self, messages: Sequence[ChatMessage]) -> _Count:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 import psutil
 
 from engine.errors import EngineOutOfMemoryError, EngineUnavailableError, ModelLoadError, PromptTooLongError
+from engine.handoff import Handoff
 from engine.lifeline import Lifeline
 from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
@@ -44,7 +44,6 @@ SHUTDOWN_TIMEOUT_S = 1.0  # vLLM terminates its engine core within this, then we
 # The most vLLM's whole shutdown may take (it SIGKILLs after SHUTDOWN_TIMEOUT_S, then closes
 # its sockets): past it, Hearth stops waiting and the lifeline kills what is left.
 SHUTDOWN_BOUND_S = 10.0
-RENDER_CACHE_SIZE = 256
 REMOTE_CODE_REFUSED = ("it runs the model repository's own code (trust_remote_code); "
                        "set HEARTH_TRUST_REMOTE_CODE=1 to allow that")
 MEMORY_HINTS = ("memory", "out of memory", "oom", "kv cache", "cannot allocate")
@@ -151,9 +150,9 @@ class _Loaded:
         # Each turn's prompt repeats the last one's messages: tokenised piece by piece, only
         # the new ones cost anything (`engine.segments`).
         self.segments = SegmentTokens(self.tokenizer, self._sample_prompt)
-        # The pipeline counts a prompt's tokens and then generates from the very
-        # same messages: remember recent renders so that costs one render.
-        self._rendered = functools.lru_cache(maxsize=RENDER_CACHE_SIZE)(self._render)
+        # The pipeline counts a prompt's tokens and then generates from the very same
+        # messages: a count's render is kept for the stream (`engine.handoff`).
+        self._renders: Handoff[tuple[ChatMessage, ...], list[int]] = Handoff()
 
     @property
     def recommended(self) -> Recommended:
@@ -163,10 +162,23 @@ class _Loaded:
     def respec(self, spec: ModelSpec) -> None:
         """Another registry entry for these same weights: its template settings apply now."""
         self.spec = spec
-        self._rendered.cache_clear()
+        self._renders.clear()
 
     def render(self, messages: Sequence[ChatMessage]) -> list[int]:
-        return list(self._rendered(tuple(messages)))  # a copy: vLLM must not alter the cached one
+        """`messages` as token ids, kept for the stream that follows (a copy: the kept
+        ones go to vLLM, which must not get a list anyone else holds)."""
+        key = tuple(messages)
+        ids = self._renders.peek(key)
+        if ids is None:
+            ids = self._render(key)
+            self._renders.keep(key, ids)
+        return list(ids)
+
+    def take_render(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """`messages` as token ids for a stream: what a count kept, no longer kept, or rendered now."""
+        key = tuple(messages)
+        ids = self._renders.take(key)
+        return ids if ids is not None else self._render(key)
 
     def _render(self, messages: tuple[ChatMessage, ...]) -> list[int]:
         return render_chat(self.tokenizer, self.controls, messages, self.spec.template_kwargs, self.segments)
@@ -421,7 +433,7 @@ class VllmEngine:
         self, messages: Sequence[ChatMessage], sampling: Sampling
     ) -> AsyncGenerator[ReplyChunk, None]:
         loaded = await self._wait_ready()
-        ids = await asyncio.to_thread(loaded.render, messages)
+        ids = await asyncio.to_thread(loaded.take_render, messages)
         if len(ids) >= loaded.max_model_len:
             raise PromptTooLongError(len(ids), loaded.max_model_len)
         params = self._sampling_params(loaded, sampling, loaded.max_model_len - len(ids))

@@ -162,7 +162,7 @@ class SqliteGroupCommit(GroupCommit[Job]):
         if self._later is None or self._later.when() > loop.time() + within:
             if self._later is not None:
                 self._later.cancel()
-            self._later = loop.call_later(within, self._wake)
+            self._later = loop.call_later(within, self._later_due)
 
     async def settled(self) -> None:
         """Return once every write queued so far (`write_later` included) has committed
@@ -196,11 +196,12 @@ class SqliteGroupCommit(GroupCommit[Job]):
         assert outcomes is not None  # it may wait: it begins, or raises
         return outcomes
 
-    def _wake(self) -> None:
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
-        super()._wake()
+    def _later_due(self) -> None:
+        """A `write_later` job's time is up: the writer commits the queue. (A write that
+        took the queue meanwhile leaves the timer be: cancelling and setting one per
+        write cost more than this wake-up finding the queue empty.)"""
+        self._later = None
+        self._wake()
 
 
 def _nothing(connection: sqlite3.Connection) -> None:

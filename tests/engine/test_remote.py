@@ -309,6 +309,21 @@ async def test_tokens_are_counted_by_the_server_once_per_prompt(servers: Callabl
     assert fake.tokenized == 1
 
 
+async def test_a_burst_of_channels_counted_before_any_streams_is_counted_once_each(
+    servers: Callable[..., Any]
+) -> None:
+    fake = await servers()
+    prompts = [[ChatMessage("system", "be brief"), ChatMessage("user", f"hello from channel {n}")]
+               for n in range(300)]  # more than the 256 counts a fixed cache kept
+    async with remote(fake) as engine:
+        for prompt in prompts:
+            await engine.count_tokens(prompt)
+        for prompt in prompts:
+            await collect(engine, prompt)
+
+    assert fake.tokenized == len(prompts)
+
+
 async def test_without_tokenize_the_local_tokenizer_counts(
     servers: Callable[..., Any], data_dir: Path
 ) -> None:
