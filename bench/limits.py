@@ -22,7 +22,8 @@ from pathlib import Path
 
 from bot.messages import ConversationKey
 from bot.store import SqliteStore
-from bot.store.sqlite_schema import INSERT_CONVERSATION, INSERT_MESSAGE, MIGRATIONS, PRAGMAS
+from bot.store.sqlite_schema import MIGRATIONS, PRAGMAS
+from bot.store.statements import INSERT_CONVERSATION, INSERT_MESSAGE
 
 KEY = ConversationKey("bench", "limits")
 

@@ -1,5 +1,8 @@
 """PostgreSQL's schema and statements for `PostgresStore`.
 
+The statements both stores run are written once, in `bot.store.statements`, and
+numbered here for asyncpg; the rest are PostgreSQL's own.
+
 `MIGRATIONS` mirrors `bot.store.sqlite.MIGRATIONS` one for one, in PostgreSQL's
 dialect, so a schema version means the same tables on either database: append a
 script to both, never edit an old one, never BEGIN or COMMIT in one. Identity
@@ -8,6 +11,9 @@ or a rolled-back insert (SQLite's AUTOINCREMENT promise: a context floor is an i
 """
 
 from __future__ import annotations
+
+from bot.store import statements as shared
+from bot.store.statements import numbered
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -134,34 +140,12 @@ SELECT_VERSION = "SELECT max(version) FROM hearth_schema"
 CLEAR_VERSION = "DELETE FROM hearth_schema"
 INSERT_VERSION = "INSERT INTO hearth_schema (version) VALUES ($1)"
 
-INSERT_CONVERSATION = """
-    INSERT INTO conversations (platform, channel, thread, created_at) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (platform, channel, thread) DO NOTHING
-"""
-SELECT_CONVERSATION = "SELECT id FROM conversations WHERE platform = $1 AND channel = $2 AND thread = $3"
-INSERT_MESSAGE = """
-    INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
-        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta,
-        claimed_by)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-    ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
-    RETURNING id
-"""
-SELECT_HISTORY = """
-    SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
-        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
-        AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged', 'undelivered')
-    ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT $4
-"""
-UPSERT_FLOOR = """
-    INSERT INTO conversations (platform, channel, thread, created_at, context_floor)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
-"""
-SET_STATUS = "UPDATE messages SET status = $1 WHERE id = $2"
+INSERT_CONVERSATION = numbered(shared.INSERT_CONVERSATION)
+SELECT_CONVERSATION = numbered(shared.SELECT_CONVERSATION)
+INSERT_MESSAGE = numbered(shared.INSERT_MESSAGE)
+SELECT_HISTORY = numbered(shared.SELECT_HISTORY)
+UPSERT_FLOOR = numbered(shared.UPSERT_FLOOR)
+SET_STATUS = numbered(shared.SET_STATUS)
 NOTE_SHOWN = """
     UPDATE messages SET meta = jsonb_set(COALESCE(meta, '{}')::jsonb, '{shown}', $1::jsonb)::text
     WHERE id = $2
@@ -193,27 +177,17 @@ CLAIM_PENDING = f"""
     WHERE c.id = m.conversation_id AND c.id IN (SELECT id FROM claimable) AND {CLAIMABLE}
     RETURNING {PENDING_COLUMNS}
 """
-SKIP_PENDING = "UPDATE messages SET status = 'skipped' WHERE status = 'pending' AND created_at < $1"
-DELETE_MESSAGES = """
-    DELETE FROM messages WHERE conversation_id IN (
-        SELECT id FROM conversations WHERE platform = $1 AND channel = $2 AND thread = $3)
-"""
-RESET_FLOOR = """
-    UPDATE conversations SET context_floor = 0 WHERE platform = $1 AND channel = $2 AND thread = $3
-"""
+SKIP_PENDING = numbered(shared.SKIP_PENDING)
+DELETE_MESSAGES = numbered(shared.DELETE_MESSAGES)
+RESET_FLOOR = numbered(shared.RESET_FLOOR)
 # Moving a channel (see ChannelSettings.move_channel), statement by statement in one transaction.
-SELECT_CHANNEL_CONVERSATIONS = """
-    SELECT id, thread, context_floor FROM conversations WHERE platform = $1 AND channel = $2 ORDER BY id
-"""
-QUALIFY_PLATFORM_IDS = """
-    UPDATE messages SET platform_message_id = $1 || '/' || platform_message_id
-    WHERE conversation_id = $2 AND platform_message_id IS NOT NULL
-"""
-RENAME_CONVERSATION = "UPDATE conversations SET channel = $1 WHERE id = $2"
-MERGE_MESSAGES = "UPDATE messages SET conversation_id = $1 WHERE conversation_id = $2"
-MERGE_VERDICTS = "UPDATE verdicts SET conversation_id = $1 WHERE conversation_id = $2"
+SELECT_CHANNEL_CONVERSATIONS = numbered(shared.SELECT_CHANNEL_CONVERSATIONS)
+QUALIFY_PLATFORM_IDS = numbered(shared.QUALIFY_PLATFORM_IDS)
+RENAME_CONVERSATION = numbered(shared.RENAME_CONVERSATION)
+MERGE_MESSAGES = numbered(shared.MERGE_MESSAGES)
+MERGE_VERDICTS = numbered(shared.MERGE_VERDICTS)
 RAISE_FLOOR = "UPDATE conversations SET context_floor = GREATEST(context_floor, $1) WHERE id = $2"
-DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = $1"
+DELETE_CONVERSATION = numbered(shared.DELETE_CONVERSATION)
 # Each pair: drop the old channel's rows the new one has a value for, then rename the rest.
 # Parameters: platform, old channel, new channel.
 MOVE_SETTINGS = (
@@ -231,55 +205,20 @@ MOVE_WORDS = (
     "UPDATE moderation_words SET scope = $2 WHERE scope = $1",
 )
 SELECT_PERSONA = "SELECT persona FROM channel_settings WHERE platform = $1 AND channel = $2"
-UPSERT_PERSONA = """
-    INSERT INTO channel_settings (platform, channel, persona) VALUES ($1, $2, $3)
-    ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
-"""
+UPSERT_PERSONA = numbered(shared.UPSERT_PERSONA)
 SELECT_FLAG = "SELECT value FROM channel_flags WHERE platform = $1 AND channel = $2 AND name = $3"
-UPSERT_FLAG = """
-    INSERT INTO channel_flags (platform, channel, name, value) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value
-"""
-DELETE_FLAG = "DELETE FROM channel_flags WHERE platform = $1 AND channel = $2 AND name = $3"
-UPSERT_WORD = """
-    INSERT INTO moderation_words (scope, word, action, category) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (scope, word) DO UPDATE SET action = excluded.action, category = excluded.category
-"""
-DELETE_WORD = "DELETE FROM moderation_words WHERE scope = $1 AND word = $2"
-SELECT_WORDS = "SELECT scope, word, action, category FROM moderation_words ORDER BY id"
-SELECT_SETTING = "SELECT value FROM global_settings WHERE name = $1"
-UPSERT_SETTING = """
-    INSERT INTO global_settings (name, value) VALUES ($1, $2)
-    ON CONFLICT (name) DO UPDATE SET value = excluded.value
-"""
-INSERT_VERDICT = """
-    INSERT INTO verdicts (conversation_id, message_id, direction, layer, flagged,
-        categories, category_scores, action, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-    RETURNING id
-"""
+UPSERT_FLAG = numbered(shared.UPSERT_FLAG)
+DELETE_FLAG = numbered(shared.DELETE_FLAG)
+UPSERT_WORD = numbered(shared.UPSERT_WORD)
+DELETE_WORD = numbered(shared.DELETE_WORD)
+SELECT_WORDS = numbered(shared.SELECT_WORDS)
+SELECT_SETTING = numbered(shared.SELECT_SETTING)
+UPSERT_SETTING = numbered(shared.UPSERT_SETTING)
+INSERT_VERDICT = numbered(shared.INSERT_VERDICT)
 FLAG_MESSAGE = "UPDATE messages SET flagged = TRUE WHERE id = $1"
-SELECT_VERDICTS = """
-    SELECT v.message_id, v.direction, v.flagged, v.layer, v.categories,
-        v.category_scores, v.action
-    FROM verdicts AS v JOIN conversations AS c ON c.id = v.conversation_id
-    WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
-    ORDER BY v.id
-"""
+SELECT_VERDICTS = numbered(shared.SELECT_VERDICTS)
 COUNT_MESSAGES = "SELECT count(*) FROM messages"
-ADD_USAGE = """
-    INSERT INTO usage (day, platform, channel, author_id, author_name, messages, refused,
-        prompt_tokens, cached_tokens, reply_tokens)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-    ON CONFLICT (day, platform, channel, author_id) DO UPDATE SET
-        author_name = CASE WHEN excluded.author_name = '' THEN usage.author_name
-            ELSE excluded.author_name END,
-        messages = usage.messages + excluded.messages,
-        refused = usage.refused + excluded.refused,
-        prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
-        cached_tokens = usage.cached_tokens + excluded.cached_tokens,
-        reply_tokens = usage.reply_tokens + excluded.reply_tokens
-"""
+ADD_USAGE = numbered(shared.ADD_USAGE)
 SELECT_USAGE = """
     SELECT day, platform, channel, author_id, author_name, messages, refused,
         prompt_tokens, cached_tokens, reply_tokens
@@ -308,9 +247,7 @@ SELECT_RECENT_CONVERSATIONS = """
         ORDER BY c.id, m.id DESC
     ) AS newest ORDER BY id DESC LIMIT $3
 """
-SELECT_FLAGGED_CHANNELS = """
-    SELECT channel FROM channel_flags WHERE platform = $1 AND name = $2 ORDER BY channel
-"""
+SELECT_FLAGGED_CHANNELS = numbered(shared.SELECT_FLAGGED_CHANNELS)
 
 # Never a message still to be answered or delivered, nor a question whose reply (its turn: see
 # messages_by_turn) is younger or still to be delivered.
@@ -326,18 +263,9 @@ PRUNE_MESSAGES = """
 """
 
 # Replies the platform did not take (see MessageStatus), delivered again by their owner.
-SELECT_UNDELIVERED = """
-    SELECT m.id, c.platform, c.channel, c.thread, m.text, m.meta, q.platform_message_id, m.created_at
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    LEFT JOIN messages AS q ON q.id = m.reply_to
-    WHERE m.status = 'undelivered' AND m.created_at >= $1 AND m.claimed_by = $2
-    ORDER BY m.id
-"""
-EXPIRE_UNDELIVERED = "UPDATE messages SET status = 'skipped' WHERE status = 'undelivered' AND created_at < $1"
-MARK_DELIVERED = """
-    UPDATE messages SET status = 'answered', platform_message_id = COALESCE(platform_message_id, $1)
-    WHERE id = $2 AND status = 'undelivered'
-"""
+SELECT_UNDELIVERED = numbered(shared.SELECT_UNDELIVERED)
+EXPIRE_UNDELIVERED = numbered(shared.EXPIRE_UNDELIVERED)
+MARK_DELIVERED = numbered(shared.MARK_DELIVERED)
 
 # The owner's data (see OwnerData). A page of messages with their conversations, by id.
 # Parameters: after id, platform, channel, thread (NULL: any), limit.
@@ -359,7 +287,7 @@ SELECT_REPLIES_TO = "SELECT id FROM messages WHERE role = 'assistant' AND reply_
 # Parameters: an array of message ids.
 DELETE_VERDICTS_OF = "DELETE FROM verdicts WHERE message_id = ANY($1::bigint[])"
 DELETE_MESSAGES_BY_ID = "DELETE FROM messages WHERE id = ANY($1::bigint[])"
-DELETE_USAGE_OF = "DELETE FROM usage WHERE platform = $1 AND author_id = $2"
+DELETE_USAGE_OF = numbered(shared.DELETE_USAGE_OF)
 
 # Leases (see Leases): taken when free, expired, the holder's own or the replaced holder's;
 # the row as it stands afterwards. Parameters: name, holder, expires at, now, replacing.
@@ -368,5 +296,5 @@ CLAIM_LEASE = """
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE leases.holder = excluded.holder OR leases.expires_at < $4 OR leases.holder = $5
 """
-SELECT_LEASE = "SELECT holder, expires_at FROM leases WHERE name = $1"
-RELEASE_LEASE = "DELETE FROM leases WHERE name = $1 AND holder = $2"
+SELECT_LEASE = numbered(shared.SELECT_LEASE)
+RELEASE_LEASE = numbered(shared.RELEASE_LEASE)

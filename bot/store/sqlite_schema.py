@@ -1,5 +1,6 @@
-"""The SQLite store's schema and statements: the migrations, applied in order, and the SQL
-each method runs. `bot.store.sqlite` holds the behaviour."""
+"""The SQLite store's schema and its own statements: the migrations, applied in order,
+and the SQL only SQLite says this way (`bot.store.statements` holds what both stores
+run). `bot.store.sqlite` holds the behaviour."""
 
 from __future__ import annotations
 
@@ -154,36 +155,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-INSERT_CONVERSATION = """
-    INSERT INTO conversations (platform, channel, thread, created_at) VALUES (?, ?, ?, ?)
-    ON CONFLICT (platform, channel, thread) DO NOTHING
-"""
-SELECT_CONVERSATION = """
-    SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?
-"""
-INSERT_MESSAGE = """
-    INSERT INTO messages (conversation_id, role, author_id, author_name, text, created_at,
-        platform_message_id, prompt_tokens, cached_tokens, reply_tokens, reply_to, status, meta,
-        claimed_by)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (conversation_id, platform_message_id) DO NOTHING
-    RETURNING id
-"""
-SELECT_HISTORY = """
-    SELECT m.id, m.role, m.author_id, m.author_name, m.text, m.created_at,
-        m.platform_message_id, m.prompt_tokens, m.cached_tokens, m.reply_tokens, m.reply_to, m.status
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
-        AND COALESCE(m.reply_to, m.id) >= c.context_floor
-        AND NOT m.flagged AND m.status IN ('pending', 'answered', 'merged', 'undelivered')
-    ORDER BY COALESCE(m.reply_to, m.id) DESC, m.id DESC LIMIT ?
-"""
-UPSERT_FLOOR = """
-    INSERT INTO conversations (platform, channel, thread, created_at, context_floor)
-    VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (platform, channel, thread) DO UPDATE SET context_floor = excluded.context_floor
-"""
-SET_STATUS = "UPDATE messages SET status = ? WHERE id = ?"
 NOTE_SHOWN = """
     UPDATE messages SET meta = json_set(COALESCE(meta, '{}'), '$.shown', json(?)) WHERE id = ?
 """
@@ -207,18 +178,6 @@ SELECT_CLAIMED = """
         AND m.claimed_by = :owner
     ORDER BY m.id
 """
-SKIP_PENDING = "UPDATE messages SET status = 'skipped' WHERE status = 'pending' AND created_at < ?"
-DELETE_MESSAGES = """
-    DELETE FROM messages WHERE conversation_id IN (
-        SELECT id FROM conversations WHERE platform = ? AND channel = ? AND thread = ?)
-"""
-RESET_FLOOR = """
-    UPDATE conversations SET context_floor = 0 WHERE platform = ? AND channel = ? AND thread = ?
-"""
-UPSERT_PERSONA = """
-    INSERT INTO channel_settings (platform, channel, persona) VALUES (?, ?, ?)
-    ON CONFLICT (platform, channel) DO UPDATE SET persona = excluded.persona
-"""
 SELECT_CHANNEL_SETTINGS = """
     SELECT 'flag', name, value FROM channel_flags WHERE platform = ?1 AND channel = ?2
     UNION ALL
@@ -231,50 +190,9 @@ SELECT_EVERY_CHANNEL_SETTING = """
     SELECT platform, channel, 'persona', '', persona FROM channel_settings
     LIMIT ?1
 """
-UPSERT_FLAG = """
-    INSERT INTO channel_flags (platform, channel, name, value) VALUES (?, ?, ?, ?)
-    ON CONFLICT (platform, channel, name) DO UPDATE SET value = excluded.value
-"""
-DELETE_FLAG = "DELETE FROM channel_flags WHERE platform = ? AND channel = ? AND name = ?"
-UPSERT_WORD = """
-    INSERT INTO moderation_words (scope, word, action, category) VALUES (?, ?, ?, ?)
-    ON CONFLICT (scope, word) DO UPDATE SET action = excluded.action, category = excluded.category
-"""
-DELETE_WORD = "DELETE FROM moderation_words WHERE scope = ? AND word = ?"
-SELECT_WORDS = "SELECT scope, word, action, category FROM moderation_words ORDER BY id"
-SELECT_SETTING = "SELECT value FROM global_settings WHERE name = ?"
-UPSERT_SETTING = """
-    INSERT INTO global_settings (name, value) VALUES (?, ?)
-    ON CONFLICT (name) DO UPDATE SET value = excluded.value
-"""
-INSERT_VERDICT = """
-    INSERT INTO verdicts (conversation_id, message_id, direction, layer, flagged,
-        categories, category_scores, action, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    RETURNING id
-"""
 FLAG_MESSAGE = "UPDATE messages SET flagged = 1 WHERE id = ?"
-SELECT_VERDICTS = """
-    SELECT v.message_id, v.direction, v.flagged, v.layer, v.categories,
-        v.category_scores, v.action
-    FROM verdicts AS v JOIN conversations AS c ON c.id = v.conversation_id
-    WHERE c.platform = ? AND c.channel = ? AND c.thread = ?
-    ORDER BY v.id
-"""
 
-# Moving a channel (see ChannelSettings.move_channel), statement by statement in one transaction.
-SELECT_CHANNEL_CONVERSATIONS = """
-    SELECT id, thread, context_floor FROM conversations WHERE platform = ? AND channel = ? ORDER BY id
-"""
-QUALIFY_PLATFORM_IDS = """
-    UPDATE messages SET platform_message_id = ? || '/' || platform_message_id
-    WHERE conversation_id = ? AND platform_message_id IS NOT NULL
-"""
-RENAME_CONVERSATION = "UPDATE conversations SET channel = ? WHERE id = ?"
-MERGE_MESSAGES = "UPDATE messages SET conversation_id = ? WHERE conversation_id = ?"
-MERGE_VERDICTS = "UPDATE verdicts SET conversation_id = ? WHERE conversation_id = ?"
 RAISE_FLOOR = "UPDATE conversations SET context_floor = MAX(context_floor, ?) WHERE id = ?"
-DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = ?"
 # Each pair: drop the old channel's rows the new one has a value for, then rename the rest.
 # Parameters: platform, old channel, new channel.
 MOVE_SETTINGS = (
@@ -291,19 +209,6 @@ MOVE_WORDS = (
         AND word IN (SELECT word FROM moderation_words WHERE scope = ?2)""",
     "UPDATE moderation_words SET scope = ?2 WHERE scope = ?1",
 )
-ADD_USAGE = """
-    INSERT INTO usage (day, platform, channel, author_id, author_name, messages, refused,
-        prompt_tokens, cached_tokens, reply_tokens)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (day, platform, channel, author_id) DO UPDATE SET
-        author_name = CASE WHEN excluded.author_name = '' THEN usage.author_name
-            ELSE excluded.author_name END,
-        messages = usage.messages + excluded.messages,
-        refused = usage.refused + excluded.refused,
-        prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
-        cached_tokens = usage.cached_tokens + excluded.cached_tokens,
-        reply_tokens = usage.reply_tokens + excluded.reply_tokens
-"""
 SELECT_USAGE = """
     SELECT day, platform, channel, author_id, author_name, messages, refused,
         prompt_tokens, cached_tokens, reply_tokens
@@ -322,7 +227,6 @@ SELECT_RECENT_CONVERSATIONS = """
     WHERE c.platform = ? AND m.role = 'user' AND m.created_at >= ?
     GROUP BY c.id ORDER BY newest DESC LIMIT ?
 """
-SELECT_FLAGGED_CHANNELS = "SELECT channel FROM channel_flags WHERE platform = ? AND name = ? ORDER BY channel"
 
 CHECKPOINT_INTERVAL_S = 2.0
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
@@ -359,20 +263,6 @@ DATA_VERSION = "PRAGMA data_version"
 CHECKPOINT_BUSY_TIMEOUT = "PRAGMA busy_timeout = 1000"
 WAL_POLL_S = 0.1
 
-# Replies the platform did not take (see MessageStatus), delivered again by their owner.
-SELECT_UNDELIVERED = """
-    SELECT m.id, c.platform, c.channel, c.thread, m.text, m.meta, q.platform_message_id, m.created_at
-    FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-    LEFT JOIN messages AS q ON q.id = m.reply_to
-    WHERE m.status = 'undelivered' AND m.created_at >= ? AND m.claimed_by = ?
-    ORDER BY m.id
-"""
-EXPIRE_UNDELIVERED = "UPDATE messages SET status = 'skipped' WHERE status = 'undelivered' AND created_at < ?"
-MARK_DELIVERED = """
-    UPDATE messages SET status = 'answered', platform_message_id = COALESCE(platform_message_id, ?)
-    WHERE id = ? AND status = 'undelivered'
-"""
-
 # The owner's data (see OwnerData). A page of messages with their conversations, by id.
 # Parameters: after id, platform, channel, thread (NULL: any), limit.
 EXPORT_MESSAGES = """
@@ -399,7 +289,6 @@ MAX_MESSAGE_ID = "SELECT COALESCE(MAX(id), 0) FROM messages"
 # Parameters: a JSON array of message ids.
 DELETE_VERDICTS_OF = "DELETE FROM verdicts WHERE message_id IN (SELECT value FROM json_each(?))"
 DELETE_MESSAGES_BY_ID = "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-DELETE_USAGE_OF = "DELETE FROM usage WHERE platform = ? AND author_id = ?"
 
 # Leases (see Leases): taken when free, expired, the holder's own or the replaced holder's.
 # Parameters: name, holder, expires at, now, replacing.
@@ -408,5 +297,3 @@ CLAIM_LEASE = """
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE leases.holder = excluded.holder OR leases.expires_at < ?4 OR leases.holder = ?5
 """
-SELECT_LEASE = "SELECT holder, expires_at FROM leases WHERE name = ?"
-RELEASE_LEASE = "DELETE FROM leases WHERE name = ? AND holder = ?"

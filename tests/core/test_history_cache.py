@@ -14,8 +14,8 @@ from typing import get_args
 from bot.messages import ConversationKey, MessageStatus, StoredMessage, Verdict
 from bot.store import SqliteStore
 from bot.store.history_cache import HistoryCache
-from bot.store.sqlite_schema import SELECT_HISTORY
 from bot.store.sqlite_wal import wal_path
+from bot.store.statements import SELECT_HISTORY
 
 KEYS = (ConversationKey("discord", "1"), ConversationKey("discord", "2"),
         ConversationKey("telegram", "3", "7"))
