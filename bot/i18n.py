@@ -77,6 +77,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "(the model returned an empty reply)",
         "zh": "（模型没有返回内容）",
     },
+    "unknown_command": {
+        "en": "I don't know that command. What I can do:",
+        "zh": "我不认识这个命令。我能做的：",
+    },
     "groups_only": {
         "en": "/{command} works only in group channels.",
         "zh": "/{command} 只能在群组频道中使用。",

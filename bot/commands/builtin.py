@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.commands.spec import Access, Command, Invocation, Option, Subcommand, Text, always
-from bot.commands.texts import say
+from bot.commands.texts import TEXTS, say
 from bot.errors import PersonaTooLongError
 from bot.messages import ConversationKey
 from bot.persona import MAX_PERSONA_CHARS, Personas
@@ -123,7 +123,9 @@ class PersonaCommand:
 
     async def run(self, call: Invocation) -> str:
         key = call.msg.key
-        if call.verb == "set" and call.rest:
+        if call.verb == "set" and not call.rest:
+            return say("persona_set_usage", call.lang)
+        if call.verb == "set":
             await self._check_size(call)
             await self._channels.set_channel_persona(key, call.rest)
             return say("persona_set", call.lang)
@@ -150,7 +152,7 @@ class ResetCommand:
 
     async def run(self, call: Invocation) -> str:
         deleted = await self._conversations.reset(call.msg.key)
-        return say("reset_done", call.lang, count=deleted)
+        return say("reset_done", call.lang, count=deleted, messages="message" if deleted == 1 else "messages")
 
 
 class StatusCommand:
@@ -175,8 +177,8 @@ class StatusCommand:
     async def run(self, call: Invocation) -> str:
         stats, lang = self._models.stats(), call.lang
         uptime = dt.timedelta(seconds=int(self._clock() - self._started))
-        lines = [say("status_model", lang, model=stats.model, quantization=stats.quantization,
-                     state=stats.state)]
+        state = say(f"state_{stats.state}", lang) if f"state_{stats.state}" in TEXTS else stats.state
+        lines = [say("status_model", lang, model=stats.model, quantization=stats.quantization, state=state)]
         if call.level >= Access.ADMIN:
             lines += await self._details(lang)
         return "\n".join([

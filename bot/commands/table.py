@@ -110,8 +110,8 @@ class Commands:
             with patience(COMMAND_PATIENCE_S):  # a failing database: say so, do not hang
                 if not gated and (instead := await self.gate(msg, lang)) is not None:
                     return instead
-                if command is None:
-                    return self.help(lang)
+                if command is None:  # said, not echoed: the name is a stranger's text
+                    return f"{i18n.text('unknown_command', lang)}\n{self.help(lang)}"
                 if not self.allowed(msg, name, args):
                     operators = command.access(args) is Access.OPERATOR
                     raise NotAdminError(f"/{command.name}", operators=operators)

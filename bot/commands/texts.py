@@ -23,8 +23,13 @@ TEXTS: dict[str, Text] = {
     "persona_set": Text("Persona set for this channel.", "已为本频道设置人设。"),
     "persona_reset": Text("Persona reset to the default.", "人设已恢复为默认。"),
     "persona_template": Text("Persona template:", "人设模板："),
+    "persona_set_usage": Text(
+        "Usage: /persona set TEXT (the new persona for this channel; {{bot_name}}, {{platform}}, "
+        "{{channel_name}} and {{date}} in it are filled in).",
+        "用法：/persona set 文本（本频道的新人设；其中的 {{bot_name}}、{{platform}}、{{channel_name}} 和 "
+        "{{date}} 会被替换）。"),
     # /reset
-    "reset_done": Text("Conversation forgotten ({count} messages).",
+    "reset_done": Text("Conversation forgotten ({count} {messages}).",
                        "已清除本会话的记忆（{count} 条消息）。"),
     # /hearth-channel
     "channel_on": Text("I will answer every message in this channel (and its threads) from now on.",
@@ -38,6 +43,15 @@ TEXTS: dict[str, Text] = {
     "status_queue": Text("queue: {waiting} waiting or running, {running} generating",
                          "队列：{waiting} 条等待或处理中，{running} 条正在生成"),
     "status_uptime": Text("uptime: {uptime}", "运行时间：{uptime}"),
+    # The engine's states (engine.types.EngineStats.state) as /status names them.
+    "state_ready": Text("ready", "就绪"),
+    "state_loading": Text("loading", "加载中"),
+    "state_switching": Text("switching", "切换中"),
+    "state_restarting": Text("restarting", "重启中"),
+    "state_stalled": Text("stalled", "无响应"),
+    "state_failed": Text("failed", "失败"),
+    "state_stopped": Text("stopped", "已停止"),
+    "state_unavailable": Text("unavailable", "不可用"),
     "status_served": Text("served: {replies} replies, {reply_tokens} tokens out, {prompt_tokens} in",
                           "已回复：{replies} 次，输出 {reply_tokens} 个 token，输入 {prompt_tokens} 个"),
     "status_hit_rate": Text("prefix-cache hit rate: {rate}", "前缀缓存命中率：{rate}"),

@@ -89,3 +89,4 @@ async def test_every_command_of_the_table_is_reachable_in_the_terminal(app: App)
         assert output.strip(), f"/{command.name} gave no answer"
         if command.name != "help":
             assert output.strip() != help_text.strip(), f"/{command.name} fell through to the help"
+        assert "I don't know that command" not in output, f"/{command.name} was not recognised"

@@ -114,6 +114,25 @@ async def test_reset_in_a_direct_chat_is_for_anyone(app: App, adapter: Recording
     assert await app.store.history(dm) == []
 
 
+async def test_a_single_forgotten_message_is_counted_in_the_singular(app: App) -> None:
+    await app.store.add_message(GROUP, "user", "hi", author_id="u1", author_name="Alice")
+    assert (await app.commands.run(admin(), "reset")) == "Conversation forgotten (1 message)."
+
+
+async def test_persona_set_without_text_says_how_and_changes_nothing(app: App) -> None:
+    before = await app.commands.run(member(), "persona")
+    reply = await app.commands.run(admin(), "persona", "set")
+    assert reply.startswith("Usage: /persona set TEXT") and "{channel_name}" in reply
+    assert await app.store.get_channel_persona(GROUP) is None
+    assert await app.commands.run(member(), "persona") == before
+
+
+async def test_status_in_chinese_names_the_engines_state_in_chinese(app: App) -> None:
+    status = await app.commands.run(admin("/status 状态"), "status", "状态")
+    assert status.startswith("模型：demo（none），就绪")
+    assert "ready" not in status
+
+
 async def test_reset_in_a_group_is_for_admins(app: App, adapter: RecordingAdapter) -> None:
     await app.pipeline.handle(member("hi"), adapter)
 
@@ -143,8 +162,10 @@ async def test_status_lists_the_models_asleep_for_a_quick_switch_back(app: App) 
     assert "engine: 0 restarts; asleep for a quick switch back: demo-awq" in status
 
 
-async def test_unknown_command_shows_help(app: App) -> None:
-    assert "/persona" in await app.commands.run(member(), "frobnicate")
+async def test_unknown_command_says_so_and_shows_help(app: App) -> None:
+    reply = await app.commands.run(member(), "frobnicate")
+    assert reply.startswith("I don't know that command.") and "/persona" in reply
+    assert "frobnicate" not in reply
 
 
 async def test_model_naming_the_served_model_restarts_it_when_it_is_down(

@@ -7,7 +7,7 @@ import re
 from bot.store import postgres_schema, statements
 from bot.store.statements import numbered
 
-SHARED = {name: value for name, value in vars(statements).items() if name.isupper() and isinstance(value, str)}
+SHARED = {name: sql for name, sql in vars(statements).items() if name.isupper() and isinstance(sql, str)}
 
 
 def test_placeholders_are_numbered_in_order_and_a_question_mark_in_text_stays() -> None:

@@ -215,6 +215,7 @@ async def test_every_command_of_the_table_is_parsed_and_answered(
         reply = await answer_to(fake, GROUP, asked)
 
         assert reply.text != listing, f"/{command.name} was not recognised"
+        assert "I don't know that command" not in reply.text, f"/{command.name} was not recognised"
         assert ("Hi, I'm" in reply.text) == (command.name == "help"), command.name
         assert "/hearth-channel" not in reply.text  # Telegram users type /hearth_channel
 
