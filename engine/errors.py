@@ -22,8 +22,8 @@ class RegistryError(EngineError):
 class UnknownModelError(EngineError):
     """`name` is neither a registry entry nor a Hugging Face id or local directory."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown model {name!r}; known: {', '.join(known)}")
+    def __init__(self, name: str, known: list[str], why: str = "") -> None:
+        super().__init__(f"unknown model {name!r}{f' ({why})' if why else ''}; known: {', '.join(known)}")
         self.name = name
         self.known = known
 

@@ -17,6 +17,7 @@ from engine.sampling import RECOMMENDABLE
 BUILTIN_PREFIX = "builtin:"
 QUANTIZATIONS = frozenset({"auto", "none", "awq", "gptq", "compressed-tensors", "fp8"})
 ADHOC_MAX_MODEL_LEN = 4096
+LOCAL_PATH = ("/", "./", "../", "~")  # how a model name that is a local directory starts
 
 
 REASONING_PARSERS = frozenset({"qwen3", "deepseek-r1"})
@@ -96,8 +97,10 @@ class Registry:
         """A registry entry, or an ad-hoc one for a Hugging Face id or local directory."""
         if name in self._specs:
             return self._specs[name]
-        if "/" in name or Path(name).is_dir():
+        if Path(name).is_dir() or ("/" in name and not name.startswith(LOCAL_PATH)):
             return ModelSpec(name=name, source=name, quantization="auto", max_model_len=ADHOC_MAX_MODEL_LEN)
+        if name.startswith(LOCAL_PATH):  # a path, never a Hugging Face id (`org/name`)
+            raise UnknownModelError(name, self.names(), "no such directory")
         raise UnknownModelError(name, self.names())
 
     def names(self) -> list[str]:

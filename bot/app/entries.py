@@ -50,7 +50,7 @@ def admin_entries(value: object) -> frozenset[str]:
         pattern = USER_IDS.get(platform)
         if pattern is None or not pattern.fullmatch(ident):
             raise ValueError(f"entry {position} is not {ADMIN_FORM}")
-    return frozenset(entry for _, entry in entries)
+    return frozenset(_numbers_plain(entry) for _, entry in entries)
 
 
 def allow_entries(value: object) -> frozenset[str]:
@@ -62,4 +62,11 @@ def allow_entries(value: object) -> frozenset[str]:
         pattern = PLACE_KINDS.get(platform, {}).get(kind)
         if pattern is None or not re.fullmatch(pattern, ident):
             raise ValueError(f"entry {position} is not {ALLOW_FORM}")
-    return frozenset(entry for _, entry in entries)
+    return frozenset(_numbers_plain(entry) for _, entry in entries)
+
+
+def _numbers_plain(entry: str) -> str:
+    """`entry` with its numeric id as the platforms write it (`telegram:0012` is user 12:
+    kept as typed, it would match nobody)."""
+    head, _, ident = entry.rpartition(":")
+    return f"{head}:{int(ident)}" if re.fullmatch(r"-?[0-9]+", ident) else entry

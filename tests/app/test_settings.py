@@ -64,6 +64,14 @@ def test_admin_ids_parse_into_a_set(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(_env_file=None).admin_ids == {"discord:123", "telegram:456"}
 
 
+def test_an_id_written_with_leading_zeros_names_the_same_person(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTH_ADMIN_IDS", "telegram:0012, discord:0123456789012345678")
+    monkeypatch.setenv("HEARTH_ACCESS_ALLOW", "telegram:chat:-0001001, telegram:user:007")
+    settings = load_settings(_env_file=None)
+    assert settings.admin_ids == {"telegram:12", "discord:123456789012345678"}
+    assert settings.access_allow == {"telegram:chat:-1001", "telegram:user:7"}
+
+
 def test_admin_ids_ignore_empty_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTH_ADMIN_IDS", "discord:123,, ")
     assert load_settings(_env_file=None).admin_ids == {"discord:123"}

@@ -186,6 +186,15 @@ def test_lookup_accepts_a_local_directory(builtin: Registry, tmp_path: Path) -> 
     assert builtin.lookup(str(model_dir)).source == str(model_dir)
 
 
+@pytest.mark.parametrize("name", ["/nonexistent/dir", "./models/gone", "../elsewhere/model", "~/no-model"])
+def test_lookup_rejects_a_path_that_is_no_directory_saying_so(
+    builtin: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnknownModelError, match=r"\(no such directory\); known: .*demo"):
+        builtin.lookup(name)
+
+
 def test_lookup_rejects_a_bare_unknown_word(
     builtin: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
