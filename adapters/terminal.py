@@ -9,6 +9,7 @@ last reply.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import TextIO
@@ -21,6 +22,10 @@ KEY = ConversationKey("terminal", "local")
 PROMPT = "you> "
 BOT_PREFIX = "hearth> "
 EOF_MARK = None
+# Control characters a terminal would obey instead of showing (ESC starts sequences that
+# move the cursor, clear the screen or retitle the window; BEL rings; CR overwrites the
+# line): a model's reply or a pasted text may carry them. Shown as their symbols instead.
+UNSHOWABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class TerminalAdapter:
@@ -99,7 +104,7 @@ class TerminalAdapter:
             await self._inbox.handle(msg, self)
 
     def _write(self, text: str) -> None:
-        self._stdout.write(text)
+        self._stdout.write(UNSHOWABLE.sub(_symbol, text))
         self._stdout.flush()
 
     def _start_reader(self) -> None:
@@ -112,3 +117,11 @@ class TerminalAdapter:
             loop.call_soon_threadsafe(self._lines.put_nowait, EOF_MARK)
 
         threading.Thread(target=read, name="hearth-stdin", daemon=True).start()
+
+
+def _symbol(match: re.Match[str]) -> str:
+    """A control character as Unicode's symbol for it (␛ for ESC, ␡ for DEL), or `\\x9b` (C1)."""
+    code = ord(match.group(0))
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else f"\\x{code:02x}"

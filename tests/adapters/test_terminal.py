@@ -46,6 +46,21 @@ async def test_edits_print_only_what_they_add(app: App) -> None:
     assert out.getvalue() == "Hello, world"
 
 
+async def test_control_characters_in_a_reply_are_shown_not_obeyed(app: App) -> None:
+    out = io.StringIO()
+    adapter = TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)
+    message_id = await adapter.send(KEY, "clear\x1b[2J")
+    await adapter.edit(KEY, message_id, "clear\x1b[2J, retitle\x1b]0;pwned\x07,\r over\x9b1m\tand\nnext")
+
+    assert out.getvalue() == "clear\u241b[2J, retitle\u241b]0;pwned\u2407,\u240d over\\x9b1m\tand\nnext"
+
+
+async def test_a_pasted_escape_sequence_comes_back_harmless(app: App) -> None:
+    output = await chat(app, "hi \x1b[31mred\x1b[0m\n")
+
+    assert "\x1b" not in output and "\u241b[31mred" in output
+
+
 async def test_a_withdrawn_reply_is_marked(app: App) -> None:
     out = io.StringIO()
     adapter = TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)
