@@ -44,8 +44,10 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]]:
     return stripped, {"text": stripped}
 
 
-def result_json(verdict: Verdict, row: dict[str, Any]) -> str:
-    out: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
+def result_json(verdict: Verdict, row: dict[str, Any], line: int) -> str:
+    """One verdict as a JSON line: the input's `line` number (1-based, blank lines counted
+    though not judged, so every verdict can be matched to its input) and `id`, if it had one."""
+    out: dict[str, Any] = {"line": line} | ({"id": row["id"]} if "id" in row else {})
     out |= {
         "flagged": verdict.flagged,
         "categories": verdict.categories,
@@ -76,12 +78,12 @@ async def moderate_lines(
     settings: Settings, lines: Iterable[str], out: TextIO, key: ConversationKey, direction: Direction
 ) -> None:
     async with running_gate(settings) as gate:
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             text, row = parse_line(line)
             verdict = await gate.check(text, direction, key)
-            out.write(result_json(verdict, row) + "\n")
+            out.write(result_json(verdict, row, number) + "\n")
             out.flush()
 
 
@@ -93,8 +95,8 @@ def moderate(channel: str | None, direction: str) -> None:
     """Check text from stdin with the bot's moderation gate.
 
     Each line is a JSON object with a "text" field (an "id" is echoed back) or a
-    plain line of text; each gets one JSON line: flagged, categories,
-    category_scores (OpenAI's moderation shape), layer and action.
+    plain line of text; each but a blank one gets one JSON line: its line number,
+    flagged, categories, category_scores (OpenAI's moderation shape), layer and action.
     """
     settings = settings_or_exit()
     key = _channel_key(channel)

@@ -17,6 +17,7 @@ INPUT = "\n".join([
     json.dumps({"text": "you are a f u c k i n g idiot", "id": 1}),
     json.dumps({"text": "这张照片拍得太逼真了", "id": 2}),
     "have a lovely day",
+    "",
     json.dumps({"text": "pineapple on pizza", "id": 4}),
     "",
 ]) + "\n"
@@ -47,6 +48,7 @@ def test_moderate_prints_one_verdict_per_line(tmp_path: Path) -> None:
 
     assert [r["flagged"] for r in results] == [True, False, False, False]
     assert [r.get("id") for r in results] == [1, 2, None, 4]
+    assert [r["line"] for r in results] == [1, 2, 3, 5]  # the blank fourth line is counted, not judged
     assert results[0]["categories"]["harassment"] is True
     assert set(results[0]["category_scores"]) == set(results[0]["categories"])
     assert results[0]["layer"] == "wordlist"
