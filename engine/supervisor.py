@@ -74,8 +74,12 @@ class Supervisor:
         policy: SupervisionPolicy = SupervisionPolicy(),
         on_event: EngineEvent | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._engine = engine
+        # Whether the process is stopping: an engine that dies then (a terminal's Ctrl-C
+        # reaches vLLM's processes too) is not restarted, and nobody is told it "died".
+        self._stopping = stopping
         self._policy = policy
         self._on_event = on_event or _log_only
         self._clock = clock
@@ -306,6 +310,11 @@ class Supervisor:
         self._epoch += 1
         self._stalled_s = stalled_s
         self._last_error = reason
+        if self._stopping():
+            self._state = "stopped"
+            self._end_lost_replies()
+            log.info("engine for %s ended while Hearth stops (%s); not restarting it", self.spec.name, reason)
+            return
         self._state = "restarting" if stalled_s is None else "stalled"
         self._end_lost_replies()
         log.error("engine for %s %s (%s); restarting", self.spec.name,

@@ -95,9 +95,12 @@ def sampling_from(settings: Settings) -> Sampling:
     )
 
 
-def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | None = None) -> Supervisor:
-    """The in-process vLLM engine for `spec`, supervised (restarted when it dies), with
-    the options the settings give; not started."""
+def build_engine(
+    settings: Settings, spec: ModelSpec, on_event: EngineEvent | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Supervisor:
+    """The in-process vLLM engine for `spec`, supervised (restarted when it dies, unless
+    `stopping()`), with the options the settings give; not started."""
     from engine.models import ModelResolver
     from engine.vllm_engine import EngineOptions, VllmEngine
 
@@ -114,7 +117,8 @@ def build_engine(settings: Settings, spec: ModelSpec, on_event: EngineEvent | No
         hold_s=settings.engine_hold_s, max_restarts=settings.engine_max_restarts,
         window_s=settings.engine_restart_window_s, stall_s=settings.engine_timeout_s,
     )
-    return Supervisor(VllmEngine(spec, ModelResolver(settings.data_dir), options), policy, on_event)
+    return Supervisor(VllmEngine(spec, ModelResolver(settings.data_dir), options), policy, on_event,
+                      stopping=stopping)
 
 
 def build_remote_engine(settings: Settings, on_event: EngineEvent | None = None) -> RemoteEngine:
@@ -387,8 +391,8 @@ class App:
         warn_if_demo(spec)
         self.readiness.set("engine", False, f"loading {spec.name}")
         fallbacks = [registry.lookup(name) for name in self.settings.fallback_models]
-        chain = FallbackChain(build_engine(self.settings, spec, self.engine_events), spec, fallbacks,
-                              self.engine_events)
+        engine = build_engine(self.settings, spec, self.engine_events, self._parts.stopping)
+        chain = FallbackChain(engine, spec, fallbacks, self.engine_events)
         self.engine_events.listen(chain.engine_event)
         log.info("loading model %s …", spec.name)
         await chain.start()

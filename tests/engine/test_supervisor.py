@@ -50,6 +50,31 @@ async def test_a_dead_engine_is_restarted_and_serves_again(
     assert supervisor.stats().restarts == 1 and supervisor.stats().state == "ready"
 
 
+async def test_an_engine_that_dies_while_hearth_stops_is_not_restarted_nor_reported(
+    fake: FakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[tuple[str, str]] = []
+    stopping = False
+    supervisor = Supervisor(fake, FAST, on_event=lambda state, detail: events.append((state, detail)),
+                            stopping=lambda: stopping)
+    await supervisor.start()
+    try:
+        fake.delay = 0.05
+        stream = supervisor.stream(HELLO, Sampling())
+        await anext(stream)
+        stopping = True  # a terminal's Ctrl-C: Hearth stops, and vLLM's processes got the signal too
+        fake.crash()
+        with pytest.raises(EngineUnavailableError):  # the reply in flight still ends at once
+            async for _ in stream:
+                pass
+        await asyncio.sleep(FAST.backoff_s[0] * 3)
+        assert fake.restarts == 0 and events == []
+        assert supervisor.stats().state == "stopped"
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    finally:
+        await supervisor.close()
+
+
 async def test_a_request_in_flight_fails_at_once_when_the_engine_dies(
     supervised: tuple[Supervisor, list[tuple[str, str]]], fake: FakeEngine
 ) -> None:
