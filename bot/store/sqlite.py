@@ -119,6 +119,7 @@ log = logging.getLogger(__name__)
 # BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
 FAULT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
 BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another connection's write lock
+LONG_USAGE_ROWS = 64  # usage rows added at once past which the write is `long` (writer's thread)
 EVERY_CHANNEL_ROWS = 100_000  # channel settings read whole at most (about 30 MB kept)
 NOTE_WITHIN_S = 0.01  # a note of shown parts waits at most this long for a transaction to ride along with
 
@@ -360,11 +361,11 @@ class SqliteStore:
             db.execute(CLAIM_PENDING, params)
             return db.execute(SELECT_CLAIMED, params).fetchall()
 
-        return [pending_from_row(row) for row in await self._writer.write(job)]
+        return [pending_from_row(row) for row in await self._writer.write(job, long=True)]
 
     async def skip_pending(self, before: float) -> int:
         """Mark `pending` user messages older than `before` (Unix time) `skipped`; how many."""
-        return await self._write_count(SKIP_PENDING, (before,), self._changed_many)
+        return await self._write_count(SKIP_PENDING, (before,), self._changed_many, long=True)
 
     async def undelivered(self, since: float, owner: str) -> list[Undelivered]:
         """`undelivered` replies of `owner` at or after `since`, oldest first, with the notes
@@ -374,7 +375,7 @@ class SqliteStore:
 
     async def expire_undelivered(self, before: float) -> int:
         """Mark `undelivered` replies older than `before` `skipped`; how many."""
-        return await self._write_count(EXPIRE_UNDELIVERED, (before,), self._changed_many)
+        return await self._write_count(EXPIRE_UNDELIVERED, (before,), self._changed_many, long=True)
 
     async def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
         """An `undelivered` reply is `answered` now, with its first part's id unless it had one."""
@@ -414,7 +415,7 @@ class SqliteStore:
             db.execute(RESET_FLOOR, _key(key))
             return deleted
 
-        return await self._writer.write(job, lambda _: self._history.drop(key))
+        return await self._writer.write(job, lambda _: self._history.drop(key), long=True)
 
     async def get_channel_persona(self, key: ConversationKey) -> str | None:
         """The persona override of the key's channel (shared by all its threads); read
@@ -504,7 +505,7 @@ class SqliteStore:
             return changed > 0
 
         try:
-            return await self._writer.write(job, self._changed_many)
+            return await self._writer.write(job, self._changed_many, long=True)
         finally:
             self._setting_writes += 1
             self._channels.clear()  # persona and flags moved with the channel
@@ -584,7 +585,8 @@ class SqliteStore:
         """Add each row's counts to the stored ones, in one transaction."""
         if rows:
             values = [usage_values(row) for row in rows]
-            await self._writer.write(lambda db: db.executemany(ADD_USAGE, values).rowcount)
+            await self._writer.write(lambda db: db.executemany(ADD_USAGE, values).rowcount,
+                                     long=len(values) > LONG_USAGE_ROWS)
 
     async def usage(
         self, since: str, *, platform: str | None = None, channel: str | None = None,
@@ -615,16 +617,16 @@ class SqliteStore:
 
     async def prune_verdicts(self, before: float, limit: int) -> int:
         """Delete the verdicts recorded before `before` among the `limit` oldest; how many."""
-        return await self._write_count(PRUNE_VERDICTS, (before, limit))
+        return await self._write_count(PRUNE_VERDICTS, (before, limit), long=True)
 
     async def prune_usage(self, before: str, limit: int) -> int:
         """Delete up to `limit` usage rows of days before `before` (`YYYY-MM-DD`); how many."""
-        return await self._write_count(PRUNE_USAGE, (before, limit))
+        return await self._write_count(PRUNE_USAGE, (before, limit), long=True)
 
     async def prune_messages(self, before: float, limit: int) -> int:
         """Delete the messages older than `before` among the `limit` oldest not `pending`,
         keeping a question whose reply is younger (see `Retention.prune_messages`); how many."""
-        return await self._write_count(PRUNE_MESSAGES, (before, limit), self._changed_many)
+        return await self._write_count(PRUNE_MESSAGES, (before, limit), self._changed_many, long=True)
 
     async def export_messages(
         self, after_id: int, limit: int, *, platform: str | None = None, channel: str | None = None,
@@ -655,7 +657,7 @@ class SqliteStore:
             usage = db.execute(DELETE_USAGE_OF, (platform, author_id)).rowcount
             return Forgotten(deleted[0], deleted[1], verdicts, usage)
 
-        return await self._writer.write(job, self._changed_many)
+        return await self._writer.write(job, self._changed_many, long=True)
 
     async def claim_lease(self, name: str, holder: str, ttl_s: float, *, replacing: str = "") -> Lease:
         """Take or renew lease `name` for `holder` (see `Leases.claim_lease`); the lease as it
@@ -722,10 +724,12 @@ class SqliteStore:
         await self._write_count(sql, params, committed)
 
     async def _write_count(
-        self, sql: str, params: Sequence[Any], committed: Callable[[int], None] | None = None
+        self, sql: str, params: Sequence[Any], committed: Callable[[int], None] | None = None, *,
+        long: bool = False,
     ) -> int:
-        """How many rows one writing statement changed; `committed(count)` once committed."""
-        return await self._writer.write(lambda db: db.execute(sql, params).rowcount, committed)
+        """How many rows one writing statement changed; `committed(count)` once committed
+        (`long`: see `SqliteGroupCommit.write`)."""
+        return await self._writer.write(lambda db: db.execute(sql, params).rowcount, committed, long=long)
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """All rows of one query, on the reader's connection."""

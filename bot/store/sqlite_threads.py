@@ -22,8 +22,9 @@ and back costs about as much as the transaction itself (measured: an insert in W
 with `synchronous = NORMAL` takes ~30 µs, no fsync; a hand-over ~90 µs each way on a
 busy core), twice per answered message. Anything that would wait runs on the thread as
 before: a database locked by another process (its busy timeout, up to seconds), a batch
-under load (big enough to be worth a core of its own), the checkpointer's TRUNCATE. A
-job never runs twice: the choice is made before BEGIN.
+under load (big enough to be worth a core of its own), a job that may touch many rows
+(`long`: a reset, a prune, moving a channel, forgetting a user), the checkpointer's
+TRUNCATE. A job never runs twice: the choice is made before BEGIN.
 """
 
 from __future__ import annotations
@@ -139,10 +140,15 @@ class SqliteGroupCommit(GroupCommit[Job]):
         self._later: asyncio.TimerHandle | None = None
         self.here = 0  # transactions committed on the event loop's thread
 
-    async def write(self, job: Callable[[sqlite3.Connection], T], committed: Committed | None = None) -> T:
+    async def write(
+        self, job: Callable[[sqlite3.Connection], T], committed: Committed | None = None, *,
+        long: bool = False,
+    ) -> T:
         """Run `job(connection)` in the next transaction; its result once committed.
-        `committed(result)`: see `GroupCommit._enqueue`."""
-        result: T = await self._enqueue(job, committed)
+        `committed(result)`: see `GroupCommit._enqueue`. A `long` job (one that may touch
+        many rows: a reset, a prune, moving a channel) is committed on the writer's
+        thread, never on the event loop's, which it would hold up meanwhile."""
+        result: T = await self._enqueue(_Long(job) if long else job, committed)
         return result
 
     def write_later(self, job: Job, what: str, *, within: float = LATER_S, first: bool = False) -> None:
@@ -179,7 +185,7 @@ class SqliteGroupCommit(GroupCommit[Job]):
 
     def _commit_now(self, jobs: list[Job]) -> list[Outcome] | None:
         """On the event loop's thread, when it can begin at once (see the module docstring)."""
-        if len(jobs) > HERE_MAX_JOBS:
+        if len(jobs) > HERE_MAX_JOBS or any(isinstance(job, _Long) for job in jobs):
             return None
         outcomes = self._thread.run_here(_transaction, jobs, self._is_fault, self._rolled_back,
                                          self._began, self._busy_timeout_ms, False)
@@ -202,6 +208,18 @@ class SqliteGroupCommit(GroupCommit[Job]):
         write cost more than this wake-up finding the queue empty.)"""
         self._later = None
         self._wake()
+
+
+class _Long:
+    """A job that may take long (see `SqliteGroupCommit.write`)."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __call__(self, connection: sqlite3.Connection) -> Any:
+        return self.job(connection)
 
 
 def _nothing(connection: sqlite3.Connection) -> None:

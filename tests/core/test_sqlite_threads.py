@@ -215,3 +215,24 @@ async def test_a_failed_job_on_the_event_loops_thread_is_rolled_back_alone(
     assert results[0] == 1 and isinstance(results[1], ValueError) and results[2] == 1
     assert commit.here == 2  # the first alone; the broken one and the third in a savepoint each
     assert stored(tmp_path / "t.db") == [1, 2]
+
+
+async def test_a_long_job_commits_on_the_writers_thread_while_the_loop_goes_on(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+
+    def reset(db: sqlite3.Connection) -> int:  # many rows: a reset, a prune
+        ran.append((0, threading.get_ident()))
+        time.sleep(HELD_S)
+        return db.execute("INSERT INTO t VALUES (0)").rowcount
+
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(ticking(stop))
+    assert await commit.write(reset, long=True) == 1
+    stop.set()
+    assert await ticker >= HELD_S / 0.01 / 2  # the loop was not held up
+    assert ran[0][1] != threading.get_ident() and commit.here == 0
+    assert await commit.write(inserting(1, ran)) == 1 and commit.here == 1  # the next short one: on the loop
+
