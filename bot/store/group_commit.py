@@ -50,17 +50,8 @@ class GroupCommit(Generic[J]):
         the job's transaction committed, before any caller resumes, and even when this
         caller was cancelled meanwhile: what a cache learns from a write is never lost."""
         if not self._flushing and len(self._queue) < MAX_NOW and self._alone_this_turn():
-            batch = [*self._queue, (job, None, committed)]  # what waits rides along
-            try:
-                outcomes = self._commit_now([queued for queued, _, _ in batch])
-            except Exception as exc:  # the database failed: every job of the batch fails with it
-                self._queue.clear()
-                _fail(batch, exc)
-                raise
+            outcomes = self._commit_with_queue((job, None, committed))  # what waits rides along
             if outcomes is not None:
-                self._queue.clear()
-                self.transactions += 1
-                self._deliver(batch, outcomes)
                 ok, value = outcomes[-1]
                 if not ok:
                     raise value
@@ -84,6 +75,24 @@ class GroupCommit(Generic[J]):
     async def _commit(self, jobs: list[J]) -> list[Outcome]:
         """Run `jobs` in one transaction: each one's outcome; raises when the database failed."""
         raise NotImplementedError
+
+    def _commit_with_queue(self, entry: _Entry[J], *, first: bool = False) -> list[Outcome] | None:
+        """Commit `entry` with every queued job at once, in the caller (`_commit_now`): the
+        outcomes, `entry`'s last (first, when `first`); None, with nothing run, when the
+        store cannot begin at once. Raises when the database failed, every job's waiting
+        caller told."""
+        batch = [entry, *self._queue] if first else [*self._queue, entry]
+        try:
+            outcomes = self._commit_now([job for job, _, _ in batch])
+        except Exception as exc:  # the database failed: every job of the batch fails with it
+            self._queue.clear()
+            _fail(batch, exc)
+            raise
+        if outcomes is not None:
+            self._queue.clear()
+            self.transactions += 1
+            self._deliver(batch, outcomes)
+        return outcomes
 
     def _alone_this_turn(self) -> bool:
         """Whether a write now has nobody to share a transaction with: no other task wrote

@@ -236,3 +236,32 @@ async def test_a_long_job_commits_on_the_writers_thread_while_the_loop_goes_on(
     assert ran[0][1] != threading.get_ident() and commit.here == 0
     assert await commit.write(inserting(1, ran)) == 1 and commit.here == 1  # the next short one: on the loop
 
+
+
+async def test_a_first_row_is_committed_at_once_when_nothing_else_is(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+    commit.write_later(inserting(1, ran), "a reply's shown parts", within=60, first=True)
+    assert stored(tmp_path / "t.db") == [1]  # before anything awaited: a crash now keeps it
+    assert commit.here == 1
+
+
+async def test_a_first_row_made_while_a_long_write_runs_is_committed_right_after_it(
+    writer: tuple[SqliteThread, SqliteGroupCommit], tmp_path: Path
+) -> None:
+    _, commit = writer
+    ran: list[tuple[int, int]] = []
+
+    def slow(db: sqlite3.Connection) -> int:
+        time.sleep(HELD_S)
+        return db.execute("INSERT INTO t VALUES (0)").rowcount
+
+    long = asyncio.create_task(commit.write(slow, long=True))
+    await asyncio.sleep(0.05)  # the long one is being committed on the writer's thread
+    commit.write_later(inserting(1, ran), "a reply's shown parts", within=60, first=True)
+    assert stored(tmp_path / "t.db") == []
+    await long
+    await asyncio.sleep(0.05)
+    assert stored(tmp_path / "t.db") == [0, 1]  # the next transaction, not `within` (60 s) later
