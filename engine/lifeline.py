@@ -5,7 +5,7 @@ death: after a `kill -9` of Hearth it kept running (and holding memory) for as
 long as the machine did. `Lifeline` starts `python -m engine.lifeline` with a pipe
 on its stdin and tells it which processes to watch. Whatever ends Hearth, the
 pipe closes; the watchdog then terminates every watched process that is still
-the same process (pid and start time), and exits. It runs in its own session,
+the same process (pid and start time), parents before their children, and exits. It runs in its own session,
 so a Ctrl-C meant for Hearth does not take it first.
 """
 
@@ -102,16 +102,32 @@ def watchdog(lines: list[str] | None = None) -> int:
 
 def end_processes(watched: dict[int, float], grace_s: float = TERMINATE_WAIT_S) -> int:
     """Terminate (then kill) each pid still running as the process started at its time;
-    how many there were."""
+    how many there were. Parents first: vLLM's engine core ends its own workers, and a
+    worker ended under it mid-step made it log a fatal error with a traceback."""
     alive = [p for pid, started in watched.items() if (p := _same_process(pid, started)) is not None]
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    _, still = psutil.wait_procs(alive, timeout=grace_s)
-    for process in still:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
+    pids = {process.pid for process in alive}
+    roots = [process for process in alive if not _under(process, pids)]
+    _signal(roots, "terminate")
+    _, left = psutil.wait_procs(roots, timeout=grace_s)
+    rest = [process for process in alive if process not in roots and process.is_running()]
+    _signal(rest, "terminate")
+    _, still = psutil.wait_procs(rest + left, timeout=grace_s if rest else 0)
+    _signal(still, "kill")
     return len(alive)
+
+
+def _under(process: psutil.Process, pids: set[int]) -> bool:
+    """Whether one of `process`'s ancestors is among `pids`."""
+    try:
+        return any(parent.pid in pids for parent in process.parents())
+    except psutil.Error:
+        return False
+
+
+def _signal(processes: list[psutil.Process], how: str) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            getattr(process, how)()
 
 
 def _same_process(pid: int, started: float) -> psutil.Process | None:

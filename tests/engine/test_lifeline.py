@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
@@ -20,6 +21,30 @@ print(child.pid, flush=True)
 time.sleep(120)
 """
 GONE_WITHIN_S = 10.0
+# An engine core and its worker, as vLLM runs them: the engine ends its worker when it is
+# told to stop. Each notes in LOG when SIGTERM reached it.
+WORKER = """
+import signal, sys, time
+def stop(*_):
+    open(sys.argv[1], "a").write("worker\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+time.sleep(60)
+"""
+ENGINE = f"""
+import signal, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", {WORKER!r}, sys.argv[1]], stdout=subprocess.PIPE, text=True)
+worker.stdout.readline()
+def stop(*_):
+    open(sys.argv[1], "a").write("engine\\n")
+    worker.terminate()
+    worker.wait(5)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print(worker.pid, flush=True)
+time.sleep(60)
+"""
 
 
 def gone(pid: int, within: float) -> bool:
@@ -69,3 +94,20 @@ def test_a_reused_pid_is_never_killed() -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_parent_is_told_to_stop_before_its_children(tmp_path: Path) -> None:
+    log = tmp_path / "stopped.log"
+    engine = subprocess.Popen([sys.executable, "-c", ENGINE, str(log)], stdout=subprocess.PIPE, text=True)
+    assert engine.stdout is not None
+    worker = int(engine.stdout.readline())
+    try:
+        # The worker is watched first: its order in the list must not decide.
+        assert watchdog([f"watch {worker} 0", f"watch {engine.pid} 0"]) == 2
+        assert engine.wait(5) == 0 and gone(worker, GONE_WITHIN_S)
+        assert log.read_text().split() == ["engine", "worker"]  # the engine ended its own worker
+    finally:
+        for pid in (engine.pid, worker):
+            if psutil.pid_exists(pid) and not gone(pid, 0):
+                psutil.Process(pid).kill()
+
