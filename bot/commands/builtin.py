@@ -152,7 +152,7 @@ class ResetCommand:
 
     async def run(self, call: Invocation) -> str:
         deleted = await self._conversations.reset(call.msg.key)
-        return say("reset_done", call.lang, count=deleted, messages="message" if deleted == 1 else "messages")
+        return say("reset_done_one" if deleted == 1 else "reset_done", call.lang, count=deleted)
 
 
 class StatusCommand:

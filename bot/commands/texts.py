@@ -29,8 +29,9 @@ TEXTS: dict[str, Text] = {
         "用法：/persona set 文本（本频道的新人设；其中的 {{bot_name}}、{{platform}}、{{channel_name}} 和 "
         "{{date}} 会被替换）。"),
     # /reset
-    "reset_done": Text("Conversation forgotten ({count} {messages}).",
+    "reset_done": Text("Conversation forgotten ({count} messages).",
                        "已清除本会话的记忆（{count} 条消息）。"),
+    "reset_done_one": Text("Conversation forgotten (1 message).", "已清除本会话的记忆（1 条消息）。"),
     # /hearth-channel
     "channel_on": Text("I will answer every message in this channel (and its threads) from now on.",
                        "从现在起，我会回复本频道（及其子话题）中的每一条消息。"),
