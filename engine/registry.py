@@ -97,6 +97,8 @@ class Registry:
         """A registry entry, or an ad-hoc one for a Hugging Face id or local directory."""
         if name in self._specs:
             return self._specs[name]
+        if not name.strip():  # Path("") is the working directory: never a model by accident
+            raise UnknownModelError(name, self.names(), "empty")
         if Path(name).is_dir() or ("/" in name and not name.startswith(LOCAL_PATH)):
             return ModelSpec(name=name, source=name, quantization="auto", max_model_len=ADHOC_MAX_MODEL_LEN)
         if name.startswith(LOCAL_PATH):  # a path, never a Hugging Face id (`org/name`)

@@ -195,6 +195,12 @@ def test_lookup_rejects_a_path_that_is_no_directory_saying_so(
         builtin.lookup(name)
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_lookup_rejects_an_empty_name_rather_than_the_working_directory(builtin: Registry, name: str) -> None:
+    with pytest.raises(UnknownModelError, match=r"\(empty\); known: .*demo"):
+        builtin.lookup(name)
+
+
 def test_lookup_rejects_a_bare_unknown_word(
     builtin: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
