@@ -48,6 +48,15 @@ def inserting(n: int, ran: list[tuple[int, int]]) -> Callable[[sqlite3.Connectio
     return job
 
 
+def holding_the_connection(thread: SqliteThread, ran: list[tuple[int, int]]) -> asyncio.Task[None]:
+    """The writer's thread using the connection for HELD_S; notes (0, its thread) in `ran` when done."""
+    def slow(db: sqlite3.Connection) -> None:
+        time.sleep(HELD_S)
+        ran.append((0, threading.get_ident()))
+
+    return asyncio.create_task(thread.run(slow))
+
+
 def stored(path: Path) -> list[int]:
     with closing(sqlite3.connect(path)) as db:
         return [row[0] for row in db.execute("SELECT n FROM t ORDER BY rowid")]
@@ -100,12 +109,7 @@ async def test_a_write_while_the_writers_thread_holds_the_connection_runs_after_
 ) -> None:
     thread, commit = writer
     ran: list[tuple[int, int]] = []
-
-    def slow(db: sqlite3.Connection) -> None:
-        time.sleep(HELD_S)
-        ran.append((0, threading.get_ident()))
-
-    busy = asyncio.create_task(thread.run(slow))
+    busy = holding_the_connection(thread, ran)
     await asyncio.sleep(0.05)
     assert await commit.write(inserting(1, ran)) == 1
     await busy
@@ -119,12 +123,7 @@ async def test_a_cancelled_thread_call_keeps_the_connection_until_its_work_ends(
 ) -> None:
     thread, commit = writer
     ran: list[tuple[int, int]] = []
-
-    def slow(db: sqlite3.Connection) -> None:
-        time.sleep(HELD_S)
-        ran.append((0, threading.get_ident()))
-
-    busy = asyncio.create_task(thread.run(slow))
+    busy = holding_the_connection(thread, ran)
     await asyncio.sleep(0.05)
     busy.cancel()  # its caller gives up; the thread's work goes on
     assert await commit.write(inserting(1, ran)) == 1
