@@ -66,8 +66,11 @@ SHINGLE = {"latin": 10, "cjk": 4}
 MIN_COVERED = {"latin": 40, "cjk": 12}
 MOST = 0.6
 # System prompts whose secrets are kept (`prompt_secrets`): one per active channel, as a
-# channel's name is in its prompt. About 63 KB each for the default persona: 65 MB at most.
-PROMPTS_KEPT = 1024
+# channel's name is in its prompt, so sized for a burst from 10,000 channels. About 3 KB
+# each for the default persona (its forms as text; the canary's patterns are shared): 48 MB
+# at most. Fewer (1,024) made a 10,000-channel burst work each out twice (two judgements
+# per reply, 10,000 channels apart).
+PROMPTS_KEPT = 16_384
 # Encoded runs worth decoding: at least ENCODED_MIN characters of hex (separators allowed) or base64.
 ENCODED_MIN = 16
 HEX_RUN = re.compile(r"(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,-]*){8,}")
@@ -162,13 +165,13 @@ class PromptSecrets:
 @lru_cache(maxsize=PROMPTS_KEPT)
 def prompt_secrets(system_prompt: str) -> PromptSecrets:
     """The prompt's secrets, worked out once per prompt (it is the same every turn in a
-    channel; each channel's differs, by its name). About 63 KB and 0.2 ms for the default
+    channel; each channel's differs, by its name). About 3 KB and 63 µs for the default
     persona. The prefix alone counts: "hearth" and "canary" side by side in prose is rare
     enough."""
     found = CANARY.search(system_prompt)
     secret = leak_form(found.group(1)) if found else ""
     markers = (_prefix_form(),) + ((secret,) if secret else ())
-    halves = (_alone(secret[: len(secret) // 2]), _alone(secret[len(secret) // 2 :])) if secret else None
+    halves = _halves(secret) if secret else None
     prompt = canonical(system_prompt)
     # The persona: the prompt without its canaries (ASCII, which `canonical` only
     # case-folds), in leak form: the same letters and digits without the canaries' own.
@@ -177,7 +180,14 @@ def prompt_secrets(system_prompt: str) -> PromptSecrets:
         persona = persona.replace(_leak_form(canary.group(0)), "")
     cjk = _cjk_form(prompt)  # a canary has no CJK characters: the persona's are the prompt's
     flat = whole if len(system_prompt) >= LEAK_MIN_CHARS else ""
-    return PromptSecrets(markers, halves, flat, cjk, (Form.of("latin", persona), Form.of("cjk", cjk)))
+    return PromptSecrets(markers, halves, flat, cjk, (Form("latin", persona), Form("cjk", cjk)))
+
+
+@lru_cache(maxsize=4)
+def _halves(secret: str) -> tuple[Half, Half]:
+    """The secret's two halves, each alone (`_alone`): one canary per installation, so
+    every channel's prompt shares the same two patterns."""
+    return _alone(secret[: len(secret) // 2]), _alone(secret[len(secret) // 2 :])
 
 
 def _alone(half: str) -> Half:
@@ -189,17 +199,18 @@ def _alone(half: str) -> Half:
 
 @dataclass(frozen=True, slots=True)
 class Form:
-    """One script's form of the prompt, and its distinct SHINGLE-long pieces (about 53 KB
-    for the default persona's; where they start is found again for the few a reply shares)."""
+    """One script's form of the prompt. Its SHINGLE-long pieces are not kept: a set of
+    them cost about 53 KB and 32 µs per prompt for the default persona (each channel has
+    its own), where searching the text for a short reply's pieces costs about 10 µs more
+    per judgement."""
 
     script: str
     text: str
-    pieces: frozenset[str]
 
-    @classmethod
-    def of(cls, script: str, text: str) -> Form:
-        size = SHINGLE[script]
-        return cls(script, text, frozenset(text[i : i + size] for i in range(len(text) - size + 1)))
+    def pieces(self) -> set[str]:
+        """The text's distinct SHINGLE-long pieces."""
+        size = SHINGLE[self.script]
+        return {self.text[i : i + size] for i in range(len(self.text) - size + 1)}
 
     def starts(self, piece: str) -> Iterator[int]:
         """Where `piece` starts in the text, overlapping occurrences included."""
@@ -315,10 +326,11 @@ def covers_most(reply_forms: dict[str, str], kept: PromptSecrets) -> bool:
         size, reply, least = SHINGLE[form.script], reply_forms[form.script], MIN_COVERED[form.script]
         if len(form.text) < least or len(reply) < size:
             continue
-        if len(reply) < len(form.text):  # the reply's pieces are fewer: look each up in the prompt's
-            shared = form.pieces.intersection(reply[i : i + size] for i in range(len(reply) - size + 1))
-        else:  # the prompt is short and the same every turn: search the reply for its pieces
-            shared = frozenset(piece for piece in form.pieces if piece in reply)
+        text = form.text
+        if len(reply) < len(text):  # the reply's pieces are fewer: search the prompt for each
+            shared = {piece for i in range(len(reply) - size + 1) if (piece := reply[i : i + size]) in text}
+        else:  # the prompt's are fewer: search the reply for each
+            shared = {piece for piece in form.pieces() if piece in reply}
         starts = [start for piece in shared for start in form.starts(piece)]
         if len(starts) * size < max(least, MOST * len(form.text)):
             continue  # cannot cover enough, even without overlaps

@@ -211,8 +211,8 @@ def test_most_of_the_persona_repeated_in_short_pieces_leaks() -> None:
 
 
 def test_coverage_is_the_same_whichever_side_is_looked_up() -> None:
-    """`covers_most` looks a short reply's pieces up in the prompt's and searches a long
-    reply for the prompt's: both agree with the plain definition (each prompt piece found
+    """`covers_most` searches the prompt for a short reply's pieces and a long reply for
+    the prompt's: both agree with the plain definition (each prompt piece found
     in the reply covers its characters), on replies of prompt pieces shorter and longer
     than the prompt, in both scripts."""
     rng = random.Random(7)
@@ -316,3 +316,18 @@ def test_the_persona_form_is_the_prompt_less_its_canary_as_if_worked_out_alone(p
 def test_a_marker_written_in_capitals_is_left_out_of_the_persona_form_too() -> None:
     kept = prompt_secrets(with_canary("Be kind. HEARTH-CANARY-FEDCBA9876543210 " * 3, CANARY_VALUE))
     assert leak_form("fedcba") not in kept.forms[0].text and leak_form("Be kind") in kept.forms[0].text
+
+
+def test_a_burst_from_10000_channels_works_each_prompt_out_once() -> None:
+    """Each channel's prompt differs (its name is in it) and a reply is judged at least
+    twice: a burst from 10,000 channels judges each again after the 9,999 others, which
+    must find it kept, not work it out again."""
+    prompts = [with_canary(f"{DEFAULT_PERSONA} You are in #burst-{n}.", CANARY_VALUE) for n in range(10_000)]
+    for prompt in prompts:
+        prompt_secrets(prompt)
+    before = prompt_secrets.cache_info()
+    for prompt in prompts:
+        prompt_secrets(prompt)
+
+    after = prompt_secrets.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (10_000, 0)
