@@ -40,14 +40,18 @@ class Sampling:
     pattern: str | None = None  # a regular expression the reply must match (structured output)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplyChunk:
     """A piece of a streamed reply; the last one has `finished` set and the token counts.
 
     `text` is answer; `reasoning` is thinking a reasoning model wrote (see
     `engine.reasoning`), which is never part of the answer. `restart`: the reply starts
     over from this chunk, what came before is void (a remote replica failed mid-reply and
-    the next one could not continue it: its answer replaces the cut one)."""
+    the next one could not continue it: its answer replaces the cut one).
+
+    Made once per token and never changed after: not frozen only because a frozen
+    dataclass sets each of its 8 fields through `object.__setattr__` (0.77 µs a chunk,
+    against 0.14 µs)."""
 
     text: str
     finished: bool = False
