@@ -10,6 +10,15 @@ BUSY_TIMEOUT = "PRAGMA busy_timeout = 5000"
 WAL_LIMIT_BYTES = 16 * 2**20
 
 PRAGMAS = (
+    # A new database's page: 2 KiB, not SQLite's 4 KiB. Every commit writes each page it
+    # touched whole into the WAL, and an answered message touches about 18 (its rows and
+    # their indexes, in 3 transactions): 72 KB of WAL per message at 4 KiB pages. Measured
+    # here (README, Storage): SqliteStore.add_message 24,500 → 29,300 a second, answered
+    # messages one after another +6%, half as many WAL truncations, for 6% more file
+    # (921 → 980 bytes per answered message). 1 KiB pages gave +34% and +10%, but 45% more
+    # file. Set before anything else: only an empty database takes it (an existing one
+    # keeps its page size; README says how to convert one).
+    "PRAGMA page_size = 2048",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     BUSY_TIMEOUT,

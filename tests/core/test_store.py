@@ -741,3 +741,18 @@ async def test_closing_leaves_no_writer_behind_for_a_write_a_running_flush_took(
         await write
     await asyncio.sleep(LATER_S * 3)
     assert [t for t in asyncio.all_tasks() if t.get_name() == "sqlite-group-commit"] == []
+
+
+async def test_a_new_database_has_2_kib_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """Each commit writes whole pages to the WAL: a new file is made with 2 KiB pages. A
+    file made with SQLite's 4 KiB ones (by an earlier Hearth) keeps them and works as before."""
+    old = tmp_path / "old.sqlite3"
+    with closing(sqlite3.connect(old)) as db:
+        db.execute("CREATE TABLE made_before (x)")
+    key = ConversationKey("telegram", "1")
+    for path, expected in ((tmp_path / "new.sqlite3", 2048), (old, 4096)):
+        async with SqliteStore(path) as store:
+            await store.add_message(key, "user", "hello")
+            assert [m.text for m in await store.history(key)] == ["hello"]
+        with closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA page_size").fetchone()[0] == expected
