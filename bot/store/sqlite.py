@@ -75,7 +75,7 @@ from bot.store.sqlite_schema import (
     WAL_LIMIT_BYTES,
 )
 from bot.store.sqlite_threads import SqliteGroupCommit, SqliteThread
-from bot.store.sqlite_wal import WalKeeper
+from bot.store.sqlite_wal import WalGauge, WalKeeper
 from bot.store.statements import (
     ADD_USAGE,
     DELETE_CONVERSATION,
@@ -193,8 +193,9 @@ class SqliteStore:
         self._migrations = tuple(migrations)
         self._writer_thread = SqliteThread("sqlite-writer")
         self._reader = SqliteThread("sqlite-reader")
+        self._wal = WalGauge(self._path, wal_limit)
         self._writer = SqliteGroupCommit(self._writer_thread, is_fault, self._forget_ids, self._began,
-                                         self._busy_timeout_ms)
+                                         self._busy_timeout_ms, self._wal.over)
         self._open = False
         self._lifecycle = asyncio.Lock()
         # Conversation rows are deleted only by `move_channel`, which forgets their ids, so
@@ -743,7 +744,13 @@ class SqliteStore:
         async with aiosqlite.connect(self._path, isolation_level=None) as db:
             await db.execute_fetchall(CHECKPOINT_BUSY_TIMEOUT)
             truncate = functools.partial(self._writer_thread.run, self._truncate)
-            await WalKeeper(db, self._path, self._wal_limit, truncate).run(self._checkpoint_interval)
+            keeper = WalKeeper(db, self._path, self._wal_limit, truncate)
+            self._wal.over_limit = keeper.nudge
+            keeper.nudge()  # the first look at once: writes made before it may have passed the limit
+            try:
+                await keeper.run(self._checkpoint_interval)
+            finally:
+                self._wal.over_limit = None
 
     def _truncate(self, db: sqlite3.Connection) -> list[Any]:
         """A TRUNCATE checkpoint on the writer's connection, between its transactions (writer's

@@ -121,7 +121,9 @@ class SqliteGroupCommit(GroupCommit[Job]):
     what it wrote can be forgotten. `began` is called (the same) at the start of every
     transaction, holding the write lock: see `SqliteStore._began`. The connection's busy
     timeout must be 0; `busy_timeout_ms` is how long a BEGIN on the writer's thread waits
-    for another connection's write lock."""
+    for another connection's write lock. While `wal_full()` is true (the WAL has passed
+    its limit: `bot.store.sqlite_wal.WalGauge`), every transaction runs on the writer's
+    thread, so that its caller waits and the event loop runs the checkpointer."""
 
     def __init__(
         self,
@@ -130,6 +132,7 @@ class SqliteGroupCommit(GroupCommit[Job]):
         rolled_back: Callable[[], None],
         began: Callable[[sqlite3.Connection], None] = lambda connection: None,
         busy_timeout_ms: int = 5000,
+        wal_full: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__("sqlite-group-commit")
         self._thread = thread
@@ -137,6 +140,7 @@ class SqliteGroupCommit(GroupCommit[Job]):
         self._is_fault = is_fault
         self._rolled_back = rolled_back
         self._began = began
+        self._wal_full = wal_full
         self._later: asyncio.TimerHandle | None = None
         self.here = 0  # transactions committed on the event loop's thread
 
@@ -195,7 +199,7 @@ class SqliteGroupCommit(GroupCommit[Job]):
 
     def _commit_now(self, jobs: list[Job]) -> list[Outcome] | None:
         """On the event loop's thread, when it can begin at once (see the module docstring)."""
-        if len(jobs) > HERE_MAX_JOBS or any(isinstance(job, _Long) for job in jobs):
+        if len(jobs) > HERE_MAX_JOBS or any(isinstance(job, _Long) for job in jobs) or self._wal_full():
             return None
         outcomes = self._thread.run_here(_transaction, jobs, self._is_fault, self._rolled_back,
                                          self._began, self._busy_timeout_ms, False)

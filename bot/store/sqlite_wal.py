@@ -20,6 +20,7 @@ The file therefore stays under `limit_bytes` plus what is written in one look
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -36,9 +37,49 @@ log = logging.getLogger(__name__)
 Outcome = Literal["truncated", "passive", "busy", "none"]
 
 
+WAL_LOOK_EVERY = 32  # commits on the event loop's thread between two looks at the WAL's size
+
+
 def wal_path(database: Path) -> Path:
     """The WAL file SQLite keeps beside `database`."""
     return database.with_name(database.name + "-wal")
+
+
+def wal_size(wal: Path) -> int:
+    """The WAL file's size now (bytes); 0 when there is none. (A stat: microseconds.)"""
+    try:
+        return wal.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+class WalGauge:
+    """Whether the WAL has passed its limit: looked at (a stat) every `every` calls, and at
+    every call once it has, until it is back under.
+
+    The store asks before it commits on the event loop's thread. A task that writes
+    without ever yielding to the loop (a write committed there returns without waiting)
+    would keep the `WalKeeper` task from running, and the WAL would grow without bound:
+    measured, 1.6 GB while `scripts/store_sizes.py` wrote 20,000 messages so. Past the
+    limit, writes go to the writer's thread, so their callers wait and the loop runs the
+    keeper, which `over_limit` (when given) wakes at once."""
+
+    def __init__(self, database: Path, limit_bytes: int, every: int = WAL_LOOK_EVERY) -> None:
+        self._wal = wal_path(database)
+        self._limit = limit_bytes
+        self._every = every
+        self._calls = 0
+        self._over = False
+        self.over_limit: Callable[[], None] | None = None
+
+    def over(self) -> bool:
+        self._calls += 1
+        if not self._over and self._calls % self._every:
+            return False
+        was, self._over = self._over, wal_size(self._wal) > self._limit
+        if self._over and not was and self.over_limit is not None:
+            self.over_limit()
+        return self._over
 
 
 class WalKeeper:
@@ -60,13 +101,15 @@ class WalKeeper:
         self._limit = limit_bytes
         self._version: int | None = None  # PRAGMA data_version at the last regular look
         self._quiet_until = 0.0  # monotonic: no TRUNCATE before this, after a busy one
+        self._nudged = asyncio.Event()
 
     def wal_bytes(self) -> int:
         """The WAL file's size now; 0 when there is none. (A stat: microseconds.)"""
-        try:
-            return self._wal.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return wal_size(self._wal)
+
+    def nudge(self) -> None:
+        """Look at the WAL now, not at the next poll (the WAL just passed its limit)."""
+        self._nudged.set()
 
     async def look(self, regular: bool) -> Outcome:
         """One look at the WAL: truncate it when over the limit or (on a `regular` look,
@@ -87,7 +130,12 @@ class WalKeeper:
         poll = min(WAL_POLL_S, interval)
         last = time.monotonic()
         while True:
-            await asyncio.sleep(poll)
+            # (asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel that
+            # closes the store when the event is set at the same moment.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await self._nudged.wait()
+            self._nudged.clear()
             regular = time.monotonic() - last >= interval - poll / 2
             if regular:
                 last = time.monotonic()

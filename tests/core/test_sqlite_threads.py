@@ -264,3 +264,23 @@ async def test_a_first_row_made_while_a_long_write_runs_is_committed_right_after
     await long
     await asyncio.sleep(0.05)
     assert stored(tmp_path / "t.db") == [0, 1]  # the next transaction, not `within` (60 s) later
+
+
+async def test_writes_that_never_yield_to_the_loop_keep_the_wal_within_its_limit(tmp_path: Path) -> None:
+    """A task writing in a loop whose writes all commit on the event loop's thread never
+    lets the checkpointer's task run; past the WAL's limit its writes go to the writer's
+    thread, so the loop runs the checkpointer, which truncates the WAL. (Before, the WAL
+    reached 1.6 GB while `scripts/store_sizes.py` wrote 20,000 messages so.)"""
+    from bot.messages import ConversationKey
+    from bot.store import SqliteStore
+    from bot.store.sqlite_wal import wal_path, wal_size
+
+    limit, path, key = 256 * 1024, tmp_path / "s.sqlite3", ConversationKey("telegram", "1")
+    largest = 0
+    async with SqliteStore(path, wal_limit=limit) as store:
+        for n in range(3000):  # about 12 MB of WAL
+            await store.add_message(key, "user", "x" * 200, platform_message_id=str(n))
+            largest = max(largest, wal_size(wal_path(path)))
+        assert len(await store.history(key, limit=5000)) == 3000
+
+    assert largest < 4 * limit
