@@ -180,10 +180,19 @@ def test_lookup_accepts_a_hugging_face_id(builtin: Registry) -> None:
     )
 
 
-def test_lookup_accepts_a_local_directory(builtin: Registry, tmp_path: Path) -> None:
+def test_lookup_accepts_a_local_model_directory(builtin: Registry, tmp_path: Path) -> None:
     model_dir = tmp_path / "weights"
     model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
     assert builtin.lookup(str(model_dir)).source == str(model_dir)
+
+
+def test_lookup_rejects_a_directory_that_holds_no_model_saying_so(builtin: Registry, tmp_path: Path) -> None:
+    """`HEARTH_MODEL=/tmp`: an existing directory without a model's config.json is refused
+    at once, not passed to vLLM to fail after the engine started."""
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(UnknownModelError, match=r"\(a directory without config\.json\); known: .*demo"):
+        builtin.lookup(str(tmp_path))
 
 
 @pytest.mark.parametrize("name", ["/nonexistent/dir", "./models/gone", "../elsewhere/model", "~/no-model"])
