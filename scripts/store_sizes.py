@@ -29,6 +29,7 @@ from bench.workload import TEXTS
 from bot.messages import ConversationKey, Usage
 from bot.moderation.gate import verdict
 from bot.store import SqliteStore
+from bot.store.sqlite_wal import wal_size
 
 CHANNELS = 50
 AUTHORS = 200
@@ -56,16 +57,12 @@ async def write(store: SqliteStore, count: int, rng: random.Random) -> None:
                                      900, 800, 90)])
 
 
-def wal_bytes(wal: Path) -> int:
-    return wal.stat().st_size if wal.exists() else 0
-
-
 def largest_wal(wal: Path, done: threading.Event) -> int:
     """The WAL's largest size in bytes until `done` (on a thread of its own: the store
     commits small writes on the event loop's thread without yielding to it)."""
     largest = 0
     while not done.is_set():
-        largest = max(largest, wal_bytes(wal))
+        largest = max(largest, wal_size(wal))
         done.wait(SAMPLE_S)
     return largest
 

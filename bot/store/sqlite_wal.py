@@ -73,6 +73,8 @@ class WalGauge:
         self.over_limit: Callable[[], None] | None = None
 
     def over(self) -> bool:
+        """Whether the WAL is past `limit_bytes`, as last looked at; calls `over_limit` when
+        a look first finds it so."""
         self._calls += 1
         if not self._over and self._calls % self._every:
             return False
