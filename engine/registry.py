@@ -99,10 +99,11 @@ class Registry:
             return self._specs[name]
         if not name.strip():  # Path("") is the working directory: never a model by accident
             raise UnknownModelError(name, self.names(), "empty")
-        if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        directory = Path(name).is_dir()
+        if directory and not (Path(name) / "config.json").is_file():
             # vLLM would try it as a Hugging Face model directory, after the engine started
             raise UnknownModelError(name, self.names(), "a directory without config.json")
-        if Path(name).is_dir() or ("/" in name and not name.startswith(LOCAL_PATH)):
+        if directory or ("/" in name and not name.startswith(LOCAL_PATH)):
             return ModelSpec(name=name, source=name, quantization="auto", max_model_len=ADHOC_MAX_MODEL_LEN)
         if name.startswith(LOCAL_PATH):  # a path, never a Hugging Face id (`org/name`)
             raise UnknownModelError(name, self.names(), "no such directory")

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.messages import ConversationKey
+from bot.store import SqliteStore
 from bot.store.sqlite_threads import HERE_MAX_JOBS, SqliteGroupCommit, SqliteThread
+from bot.store.sqlite_wal import wal_path, wal_size
 
 pytestmark = pytest.mark.asyncio
 
@@ -271,10 +274,6 @@ async def test_writes_that_never_yield_to_the_loop_keep_the_wal_within_its_limit
     lets the checkpointer's task run; past the WAL's limit its writes go to the writer's
     thread, so the loop runs the checkpointer, which truncates the WAL. (Before, the WAL
     reached 1.6 GB while `scripts/store_sizes.py` wrote 20,000 messages so.)"""
-    from bot.messages import ConversationKey
-    from bot.store import SqliteStore
-    from bot.store.sqlite_wal import wal_path, wal_size
-
     limit, path, key = 256 * 1024, tmp_path / "s.sqlite3", ConversationKey("telegram", "1")
     largest = 0
     async with SqliteStore(path, wal_limit=limit) as store:
