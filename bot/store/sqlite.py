@@ -15,8 +15,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import aiosqlite
-
 from bot.errors import HearthError
 from bot.messages import (
     ConversationKey,
@@ -71,7 +69,6 @@ from bot.store.sqlite_schema import (
     SELECT_REPLIES_TO,
     SELECT_THEIRS,
     SELECT_USAGE,
-    TRUNCATE_CHECKPOINT,
     WAL_LIMIT_BYTES,
 )
 from bot.store.sqlite_threads import SqliteGroupCommit, SqliteThread
@@ -684,6 +681,8 @@ class SqliteStore:
         try:
             _migrate(db, self._migrations)
             db.execute("PRAGMA busy_timeout = 0")
+            # A restarted WAL's file is cut back to this at the next commit (bot.store.sqlite_wal).
+            db.execute(f"PRAGMA journal_size_limit = {self._wal_limit:d}")
         except BaseException:
             db.close()
             raise
@@ -737,27 +736,31 @@ class SqliteStore:
         return await self._reader.execute_fetchall(sql, params)
 
     async def _checkpoint_regularly(self) -> None:
-        """Fold the WAL back into the database every couple of seconds, and truncate it
-        when it grows past its limit or the store is idle (`bot.store.sqlite_wal`). The
-        passive checkpoints run on a connection of their own (its own thread), so no
-        message pays for them; a TRUNCATE, which writers wait for anyway, on the writer's."""
-        async with aiosqlite.connect(self._path, isolation_level=None) as db:
-            await db.execute_fetchall(CHECKPOINT_BUSY_TIMEOUT)
-            truncate = functools.partial(self._writer_thread.run, self._truncate)
-            keeper = WalKeeper(db, self._path, self._wal_limit, truncate)
-            self._wal.over_limit = keeper.nudge
-            keeper.nudge()  # the first look at once: writes made before it may have passed the limit
-            try:
-                await keeper.run(self._checkpoint_interval)
-            finally:
-                self._wal.over_limit = None
+        """Fold the WAL back into the database every couple of seconds, and start it over
+        when it grows past its limit, or truncate it when the store is idle
+        (`bot.store.sqlite_wal`). The passive checkpoints run on a connection of their own
+        (its own thread), so no message pays for them; a RESTART or TRUNCATE, which writers
+        wait for anyway, on the writer's."""
+        checkpointer = SqliteThread("sqlite-checkpointer")
+        await checkpointer.open(functools.partial(_connect, self._path, self._busy_timeout_ms,
+                                                  (CHECKPOINT_BUSY_TIMEOUT,)))
+        keeper = WalKeeper(checkpointer, self._path, self._wal_limit,
+                           functools.partial(self._writer_thread.run, self._writer_checkpoint))
+        self._wal.over_limit = keeper.past_limit
+        keeper.nudge()  # the first look at once: writes made before it may have passed the limit
+        try:
+            await keeper.run(self._checkpoint_interval)
+        finally:
+            self._wal.over_limit = None
+            await checkpointer.close()
 
-    def _truncate(self, db: sqlite3.Connection) -> list[Any]:
-        """A TRUNCATE checkpoint on the writer's connection, between its transactions (writer's
-        thread; see `WalKeeper`), giving up as soon as the checkpointer's own connection would."""
+    def _writer_checkpoint(self, db: sqlite3.Connection, pragma: str) -> list[Any]:
+        """A RESTART or TRUNCATE checkpoint on the writer's connection, between its
+        transactions (writer's thread; see `WalKeeper`), giving up as soon as the
+        checkpointer's own connection would."""
         db.execute(CHECKPOINT_BUSY_TIMEOUT)
         try:
-            return db.execute(TRUNCATE_CHECKPOINT).fetchall()
+            return db.execute(pragma).fetchall()
         finally:
             db.execute("PRAGMA busy_timeout = 0")  # as `_connect_writer` leaves it
 

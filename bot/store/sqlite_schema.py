@@ -267,6 +267,9 @@ PRUNE_MESSAGES = """
 # and under a steady flood never catch up, so the WAL only grew (measured: 1.7 GB
 # beside a 41 MB database after 20,000 answered messages).
 TRUNCATE_CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
+# Copies what is left and makes the next write start the WAL over (its file kept, cut back
+# to journal_size_limit): what the WAL's limit needs while writes go on.
+RESTART_CHECKPOINT = "PRAGMA wal_checkpoint(RESTART)"
 DATA_VERSION = "PRAGMA data_version"
 # The checkpointer gives up a TRUNCATE sooner than a writer waiting behind it would (BUSY_TIMEOUT).
 CHECKPOINT_BUSY_TIMEOUT = "PRAGMA busy_timeout = 1000"

@@ -30,12 +30,12 @@ TRUNCATE. A job never runs twice: the choice is made before BEGIN.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from bot.store.group_commit import MAX_NOW, Committed, GroupCommit, Outcome
@@ -57,13 +57,13 @@ class SqliteThread:
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
         self._using = threading.Lock()  # held while a thread runs statements on the connection
 
     async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
         """Start the thread and connect on it (`connect` runs there); closes again on failure."""
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=self._name)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=self._name)
         try:
             self._connection = await self._in_thread(connect)
         except BaseException:
@@ -76,6 +76,13 @@ class SqliteThread:
         if self._connection is None:
             raise RuntimeError(f"{self._name}: the store is not open")
         return await self._in_thread(self._locked, function, self._connection, *args)
+
+    def submit(self, function: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """`function(connection, *args)` on the connection's thread, from any thread, without
+        waiting: its future (for work started where the event loop may not run meanwhile)."""
+        if self._connection is None or self._executor is None:
+            raise RuntimeError(f"{self._name}: the store is not open")
+        return self._executor.submit(self._locked, function, self._connection, *args)
 
     def run_here(self, function: Callable[..., T], *args: Any) -> T | None:
         """`function(connection, *args)` on the calling thread, at once; None without

@@ -1,6 +1,6 @@
 """The retention part of the storage contract (`Retention`: pruning a batch at a time) and
 compact verdicts, run against every implementation; then their SQLite and PostgreSQL
-migrations and the SQLite WAL's truncation on a real file.
+migrations and the SQLite WAL's restarts and truncation on a real file.
 
 Rows are made "old" by pruning with a cutoff taken after they were stored."""
 
@@ -10,10 +10,10 @@ import asyncio
 import json
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
-import aiosqlite
 import asyncpg
 import pytest
 
@@ -21,7 +21,8 @@ from bot.messages import ConversationKey, Usage, Verdict
 from bot.store import PostgresStore, SqliteStore, Store
 from bot.store import postgres_schema as pg_schema
 from bot.store.sqlite_schema import MIGRATIONS
-from bot.store.sqlite_wal import WalKeeper, wal_path
+from bot.store.sqlite_threads import SqliteThread
+from bot.store.sqlite_wal import RUNAWAY, WalKeeper, wal_path
 from tests.core.postgres_server import fresh_schema
 
 pytestmark = pytest.mark.asyncio
@@ -224,7 +225,7 @@ async def test_postgres_migration_compacts_stored_verdicts() -> None:
     assert stored == Verdict(False, "classifier", {"violence": False}, {"violence": 0.012}, "allow")
 
 
-# SQLite's WAL: truncated, measured on the file.
+# SQLite's WAL: started over, or truncated when idle, measured on the file.
 
 
 async def fill_wal(store: SqliteStore, messages: int = 200) -> None:
@@ -232,24 +233,63 @@ async def fill_wal(store: SqliteStore, messages: int = 200) -> None:
         await store.add_message(ROOM, "user", f"message {n} " * 40)
 
 
-async def test_a_wal_past_its_limit_is_truncated(tmp_path: Path) -> None:
+@asynccontextmanager
+async def checkpointer(path: Path) -> AsyncIterator[SqliteThread]:
+    """A connection of its own for a `WalKeeper`, as the store opens one."""
+    thread = SqliteThread("test-checkpointer")
+    await thread.open(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+    try:
+        yield thread
+    finally:
+        await thread.close()
+
+
+def frames_in_wal(path: Path) -> int:
+    """How many frames the WAL holds now (a PASSIVE checkpoint's second column)."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        return int(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+
+async def test_a_wal_past_its_limit_is_started_over(tmp_path: Path) -> None:
     path = tmp_path / "hearth.sqlite3"
     async with SqliteStore(path, checkpoint_interval=3600) as store:  # its own task never looks
         await fill_wal(store)
-        assert wal_path(path).stat().st_size > 100_000
-        async with aiosqlite.connect(path, isolation_level=None) as db:
-            assert await WalKeeper(db, path, limit_bytes=100_000).look(regular=False) == "truncated"
-        assert wal_path(path).stat().st_size == 0
-        await fill_wal(store, 1)  # the store writes on after the truncation
+        size = wal_path(path).stat().st_size
+        assert size > 100_000
+        async with checkpointer(path) as thread:
+            assert await WalKeeper(thread, path, limit_bytes=100_000).look(regular=False) == "restarted"
+        await fill_wal(store, 1)  # the store writes on after the restart: at the file's start
+        assert frames_in_wal(path) < 10
+        assert wal_path(path).stat().st_size <= size  # the file did not grow
         assert await store.message_count() == 201
+
+
+async def test_writes_wait_for_a_restart_only_once_the_wal_was_copied_without_them(tmp_path: Path) -> None:
+    """Past the limit, a PASSIVE checkpoint runs first while writes go on; only once it
+    caught up should writers wait (for the RESTART); at RUNAWAY times the limit, at once."""
+    path = tmp_path / "hearth.sqlite3"
+    async with SqliteStore(path, checkpoint_interval=3600) as store:
+        await fill_wal(store)
+        size = wal_path(path).stat().st_size
+        async with checkpointer(path) as thread:
+            limit = size - 1
+            assert WalKeeper(thread, path, limit_bytes=limit).past_limit(RUNAWAY * limit + 1)
+            keeper = WalKeeper(thread, path, limit_bytes=limit)
+            assert not keeper.past_limit(size)  # the PASSIVE began: writes go on meanwhile
+            for _ in range(500):  # at most 5 s; the assertion is what it says then
+                if keeper.past_limit(size):
+                    break
+                await asyncio.sleep(0.01)
+            assert keeper.past_limit(size)
+        assert frames_in_wal(path) > 0  # copied, not started over: that is the RESTART's
 
 
 async def test_an_idle_wal_is_truncated_at_the_next_regular_look(tmp_path: Path) -> None:
     path = tmp_path / "hearth.sqlite3"
     async with SqliteStore(path, checkpoint_interval=3600) as store:
         await fill_wal(store)
-        async with aiosqlite.connect(path, isolation_level=None) as db:
-            keeper = WalKeeper(db, path)
+        async with checkpointer(path) as thread:
+            keeper = WalKeeper(thread, path)
             assert await keeper.look(regular=True) == "passive"  # writes since the last look
             assert wal_path(path).stat().st_size > 0
             assert await keeper.look(regular=True) == "truncated"  # none since: idle
