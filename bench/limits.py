@@ -5,7 +5,11 @@
   WAL is never checkpointed there (Hearth's pragmas turn SQLite's own checkpoints off),
   so it grows without bound; `checkpointed=True` measures the same with SQLite's default
   checkpoints (`wal_autocheckpoint = 1000` pages): what a store pays that keeps its WAL
-  bounded, as Hearth's must (issue 19: the WAL had reached 330 MB).
+  bounded, as Hearth's must (issue 19: the WAL had reached 330 MB). `statements=True`
+  measures plain sqlite3 running the statements the store runs for one message
+  (`BEGIN IMMEDIATE`, `PRAGMA data_version`, the insert, `COMMIT`; see
+  `bot.store.sqlite_threads`), never checkpointed: the store's own SQL, so that
+  `store_vs_its_statements` is the share the store's Python (and its WAL bound) leaves.
 - `store_insert_rates`: `SqliteStore.add_message` on the same schema, one at a time and
   from many tasks at once (where group commit shares transactions).
 - `task_rate`: `asyncio` creating and awaiting a task that does nothing: what one
@@ -22,7 +26,7 @@ from pathlib import Path
 
 from bot.messages import ConversationKey
 from bot.store import SqliteStore
-from bot.store.sqlite_schema import MIGRATIONS, PRAGMAS
+from bot.store.sqlite_schema import DATA_VERSION, MIGRATIONS, PRAGMAS
 from bot.store.statements import INSERT_CONVERSATION, INSERT_MESSAGE
 
 KEY = ConversationKey("bench", "limits")
@@ -34,19 +38,23 @@ class Limits:
 
     sqlite_inserts_per_s: float
     sqlite_checkpointed_inserts_per_s: float  # the same, with SQLite's default checkpoints
+    sqlite_statements_inserts_per_s: float  # the store's statements for one message, in plain sqlite3
     store_inserts_per_s: float  # add_message one after another
     store_concurrent_inserts_per_s: float  # add_message from `concurrency` tasks at once
     tasks_per_s: float
 
     def to_json(self) -> dict[str, float]:
         bare, checkpointed = self.sqlite_inserts_per_s, self.sqlite_checkpointed_inserts_per_s
+        statements = self.sqlite_statements_inserts_per_s
         return {
             "sqlite_inserts_per_s": round(self.sqlite_inserts_per_s),
             "sqlite_checkpointed_inserts_per_s": round(self.sqlite_checkpointed_inserts_per_s),
+            "sqlite_statements_inserts_per_s": round(self.sqlite_statements_inserts_per_s),
             "store_inserts_per_s": round(self.store_inserts_per_s),
             "store_concurrent_inserts_per_s": round(self.store_concurrent_inserts_per_s),
             "store_vs_sqlite": round(self.store_inserts_per_s / bare, 3),
             "store_vs_checkpointed_sqlite": round(self.store_inserts_per_s / checkpointed, 3),
+            "store_vs_its_statements": round(self.store_inserts_per_s / statements, 3),
             "store_concurrent_vs_sqlite": round(self.store_concurrent_inserts_per_s / bare, 3),
             "tasks_per_s": round(self.tasks_per_s),
         }
@@ -57,13 +65,18 @@ async def measure_limits(directory: Path, inserts: int = 2000, concurrency: int 
     bare = await asyncio.to_thread(sqlite_insert_rate, directory / "bare.sqlite3", inserts)
     checkpointed = await asyncio.to_thread(sqlite_insert_rate, directory / "checkpointed.sqlite3", inserts,
                                            checkpointed=True)
+    statements = await asyncio.to_thread(sqlite_insert_rate, directory / "statements.sqlite3", inserts,
+                                         statements=True)
     one, many = await store_insert_rates(directory / "store.sqlite3", inserts, concurrency)
-    return Limits(bare, checkpointed, one, many, await task_rate(inserts * 10))
+    return Limits(bare, checkpointed, statements, one, many, await task_rate(inserts * 10))
 
 
-def sqlite_insert_rate(path: Path, inserts: int, *, checkpointed: bool = False) -> float:
+def sqlite_insert_rate(
+    path: Path, inserts: int, *, checkpointed: bool = False, statements: bool = False
+) -> float:
     """Messages inserted per second by plain sqlite3, each its own transaction; with
-    SQLite's default WAL checkpoints when `checkpointed`."""
+    SQLite's default WAL checkpoints when `checkpointed`; in the store's own statements
+    when `statements` (see the module docstring)."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
         for pragma in (*PRAGMAS, *(["PRAGMA wal_autocheckpoint = 1000"] if checkpointed else [])):
@@ -72,8 +85,15 @@ def sqlite_insert_rate(path: Path, inserts: int, *, checkpointed: bool = False) 
             db.executescript(script)
         db.execute(INSERT_CONVERSATION, (*_key(), time.time()))
         started = time.perf_counter()
-        for n in range(inserts):
-            db.execute(INSERT_MESSAGE, _row(n)).fetchall()
+        if statements:
+            for n in range(inserts):
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(DATA_VERSION).fetchone()
+                db.execute(INSERT_MESSAGE, _row(n)).fetchone()
+                db.execute("COMMIT")
+        else:
+            for n in range(inserts):
+                db.execute(INSERT_MESSAGE, _row(n)).fetchall()
         return inserts / (time.perf_counter() - started)
     finally:
         db.close()

@@ -141,14 +141,18 @@ def _overhead_table(r: Figures) -> str:
     limits = r["limits"]
     more = table(
         "beside it, same run",
-        ["shipped limits: answered", "sqlite3 inserts/s (checkpointed)", "store inserts/s (one, concurrent)",
-         "store_vs_sqlite (one, concurrent; one vs checkpointed)", "tasks/s", "µs/token added",
+        ["shipped limits: answered", "sqlite3 inserts/s (checkpointed; store's statements)",
+         "store inserts/s (one, concurrent)",
+         "store_vs_sqlite (one, concurrent; one vs checkpointed; vs its statements)", "tasks/s",
+         "µs/token added",
          "engine µs/token", "paced: CPU µs/token"],
         [[f"{shipped['answered']} of {shipped['of']}",
-          f"{limits['sqlite_inserts_per_s']} ({limits['sqlite_checkpointed_inserts_per_s']})",
+          f"{limits['sqlite_inserts_per_s']} ({limits['sqlite_checkpointed_inserts_per_s']}; "
+          f"{limits['sqlite_statements_inserts_per_s']})",
           f"{limits['store_inserts_per_s']}, {limits['store_concurrent_inserts_per_s']}",
           f"{limits['store_vs_sqlite']}, {limits['store_concurrent_vs_sqlite']}; "
-          f"{limits['store_vs_checkpointed_sqlite']}", limits["tasks_per_s"],
+          f"{limits['store_vs_checkpointed_sqlite']}; {limits['store_vs_its_statements']}",
+          limits["tasks_per_s"],
           r["token_overhead_us"], r["engine_token_us"], r["paced_token_cpu_us"]]],
     )
     bursts = table("bursts: every channel sends one message at once",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from click.testing import CliRunner
 from bench import report
 from bench.cache import cacheable_tokens, clock_persona
 from bench.harness import BenchChannel, bench_app, channel_message, fixed_length
+from bench.limits import sqlite_insert_rate
 from bench.overhead import OverheadPlan, run_overhead
 from bench.stats import percentile
 from bench.store import StorePlan, run_store
@@ -108,6 +111,7 @@ async def test_overhead_reports_rate_latency_and_profile(settings: Settings) -> 
     assert figures["sends"] == TINY_OVERHEAD.messages
     assert figures["limits"]["sqlite_inserts_per_s"] > 0 and figures["limits"]["tasks_per_s"] > 0
     assert figures["limits"]["sqlite_checkpointed_inserts_per_s"] > 0
+    assert figures["limits"]["sqlite_statements_inserts_per_s"] > 0
     [burst] = figures["bursts"]
     assert (burst["channels"], burst["answered"]) == (5, 5) and burst["last_reply_s"] > 0
     assert figures["engine_token_us"] > 0 and figures["token_overhead_us"] > -figures["engine_token_us"]
@@ -223,3 +227,12 @@ def test_hearth_bench_without_the_extra_says_how_to_install_it(
     assert result.exit_code == 2
     expected = f"hearth: install the bench extra: scripts/setup.sh bench (missing: {module})"
     assert result.output.strip() == expected
+
+
+def test_the_stores_statements_limit_stores_every_message(tmp_path: Path) -> None:
+    """`statements=True` runs what the store runs for one message (BEGIN IMMEDIATE, PRAGMA
+    data_version, the insert, COMMIT), each message in a transaction of its own."""
+    path = tmp_path / "statements.sqlite3"
+    assert sqlite_insert_rate(path, 50, statements=True) > 0
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 50
