@@ -21,6 +21,7 @@ from bot.ports import Inbox, ReplyLimits
 KEY = ConversationKey("terminal", "local")
 PROMPT = "you> "
 BOT_PREFIX = "hearth> "
+CONTINUED = "…"  # a reply's text resumed on a new line, after something else was printed
 EOF_MARK = None
 # Control characters a terminal would obey instead of showing (ESC starts sequences that
 # move the cursor, clear the screen or retitle the window; BEL rings; CR overwrites the
@@ -29,7 +30,12 @@ UNSHOWABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class TerminalAdapter:
-    """Streams replies by appending what each edit adds."""
+    """Streams replies by appending what each edit adds.
+
+    Everything printed starts on a line of its own unless it continues the line's own
+    reply: a reply, notice or command answer printed while another reply is streaming
+    (one a restart resumed, say) takes a new line, and the streaming reply then resumes
+    on a line of its own, marked CONTINUED, instead of running into it."""
 
     platform = "terminal"
     limits = ReplyLimits(max_chars=1_000_000, edit_interval=0.0)
@@ -44,18 +50,23 @@ class TerminalAdapter:
         self._printed: dict[str, str] = {}
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._count = 0
+        self._at_line_start = True
+        self._line_of: str | None = None  # the reply whose text the current line holds
 
     async def run(self) -> None:
         """Read and answer lines until end of input."""
         self._start_reader()
         while True:
-            self._write(PROMPT if self._interactive else "")
+            if self._interactive:
+                self._on_new_line(PROMPT)
             line = await self._lines.get()
             if line is EOF_MARK:
                 return
+            if self._interactive:  # the terminal echoed the line and its Enter
+                self._at_line_start, self._line_of = True, None
             if line.strip():
                 await self._handle(line.strip())
-                self._write("\n")
+                self._end_line()
 
     async def stop(self) -> None:
         self._lines.put_nowait(EOF_MARK)
@@ -63,7 +74,7 @@ class TerminalAdapter:
     async def send(self, key: ConversationKey, text: str, *, reply_to: str | None = None) -> str:
         self._count += 1
         message_id = f"{self._session}-r{self._count}"
-        self._write(BOT_PREFIX if self._interactive else "")
+        self._on_new_line(BOT_PREFIX if self._interactive else "", message_id)
         self._printed[message_id] = ""
         await self.edit(key, message_id, text)
         return message_id
@@ -73,21 +84,25 @@ class TerminalAdapter:
         reply a crash cut, marked after the restart), on a line of its own."""
         shown = self._printed.get(message_id)
         if shown is None:  # an earlier run's: what follows is another message
-            self._write(f"\n[edited] {text}\n")
-        elif text.startswith(shown):
+            self._on_new_line(f"[edited] {text}")
+            self._end_line()
+        elif not text.startswith(shown):
+            self._on_new_line(f"[edited] {text}", message_id)
+        elif self._line_of == message_id:
             self._write(text[len(shown):])
-        else:
-            self._write(f"\n[edited] {text}")
+        elif added := text[len(shown):]:  # something else was printed since: resume below it
+            self._on_new_line(f"{BOT_PREFIX if self._interactive else ''}{CONTINUED}{added}", message_id)
         self._printed[message_id] = text
 
     async def notify(self, user_id: str, text: str) -> None:
         """The terminal's user is the only operator there is: print it on a line of its own."""
-        self._write(f"\n[notice] {text}\n")
+        self._on_new_line(f"[notice] {text}")
+        self._end_line()
 
     async def delete(self, key: ConversationKey, message_id: str) -> None:
         """Printed text cannot be taken back: say that the message is withdrawn."""
         if self._printed.pop(message_id, None):
-            self._write("\n[withdrawn]")
+            self._on_new_line("[withdrawn]")
 
     async def _handle(self, line: str) -> None:
         self._count += 1
@@ -99,13 +114,27 @@ class TerminalAdapter:
         if line.startswith("/"):
             name, _, args = line[1:].partition(" ")
             if reply := await self._commands.run(msg, name, args):  # "": nothing to say
-                self._write(reply)
+                self._on_new_line(reply)
         else:
             await self._inbox.handle(msg, self)
 
+    def _on_new_line(self, text: str, reply: str | None = None) -> None:
+        """`text` at the start of a line (ending the current one first when it has
+        anything); the line then holds `reply`'s text (None: no reply's)."""
+        self._end_line()
+        self._write(text)
+        self._line_of = reply
+
+    def _end_line(self) -> None:
+        if not self._at_line_start:
+            self._write("\n")
+        self._line_of = None
+
     def _write(self, text: str) -> None:
-        self._stdout.write(UNSHOWABLE.sub(_symbol, text))
-        self._stdout.flush()
+        if text:
+            self._stdout.write(UNSHOWABLE.sub(_symbol, text))
+            self._stdout.flush()
+            self._at_line_start = text.endswith("\n")
 
     def _start_reader(self) -> None:
         """A daemon thread reads stdin, so a blocked read never holds up shutdown."""

@@ -90,6 +90,7 @@ class OverheadResult:
     messages_per_s: float  # answered, one at a time, limits off
     p50_ms: float
     p99_ms: float
+    max_ms: float  # the slowest answered message, one at a time
     cpu_ms_per_message: float  # per answered message
     concurrent_messages_per_s: float  # answered, every channel at once, limits off
     concurrent_p99_ms: float
@@ -117,6 +118,7 @@ class OverheadResult:
             "messages_per_s": round(self.messages_per_s, 1),
             "p50_ms": round(self.p50_ms, 3),
             "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
             "cpu_ms_per_message": round(self.cpu_ms_per_message, 3),
             "cpu_in_bare_inserts": round(self.cpu_ms_per_message / per_message_limit, 1),
             "concurrent_messages_per_s": round(self.concurrent_messages_per_s, 1),
@@ -168,6 +170,7 @@ async def run_overhead(settings: Settings, plan: OverheadPlan) -> OverheadResult
         messages_per_s=answered / sequential.seconds,
         p50_ms=percentile(sequential.latencies, 50) * 1000,
         p99_ms=percentile(sequential.latencies, 99) * 1000,
+        max_ms=max(sequential.latencies, default=0.0) * 1000,
         cpu_ms_per_message=sequential.cpu_seconds / max(answered, 1) * 1000,
         concurrent_messages_per_s=len(concurrent.latencies) / concurrent.seconds,
         concurrent_p99_ms=percentile(concurrent.latencies, 99) * 1000,

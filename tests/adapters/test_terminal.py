@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from adapters.terminal import KEY, TerminalAdapter
+from adapters.terminal import CONTINUED, KEY, TerminalAdapter
 from bot.app.builder import App
 
 
@@ -46,6 +46,49 @@ async def test_edits_print_only_what_they_add(app: App) -> None:
     assert out.getvalue() == "Hello, world"
 
 
+async def test_replies_streaming_at_once_never_share_a_line(app: App) -> None:
+    """A reply, a notice or a command's answer printed while another reply streams starts a
+    line of its own; the streaming reply then resumes on a new line, marked."""
+    out = io.StringIO()
+    adapter = TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)
+    first = await adapter.send(KEY, "The first")
+    second = await adapter.send(KEY, "The second")
+    await adapter.edit(KEY, first, "The first, continued")
+    await adapter.edit(KEY, first, "The first, continued again")
+    await adapter.notify("local", "the model changed")
+    await adapter.edit(KEY, second, "The second, done")
+
+    assert out.getvalue().split("\n") == [
+        "The first", "The second", f"{CONTINUED}, continued again", "[notice] the model changed",
+        f"{CONTINUED}, done"]
+
+
+async def test_the_prompt_and_a_command_answer_start_their_own_lines(app: App) -> None:
+    out = io.StringIO()
+    adapter = TerminalAdapter(app.pipeline, app.commands, io.StringIO("/status\n"), out)
+    await adapter.send(KEY, "a reply a restart resumed, streaming")  # no newline yet
+    await adapter.run()
+
+    lines = out.getvalue().split("\n")
+    assert lines[0] == "a reply a restart resumed, streaming"
+    assert lines[1].startswith("model: demo")  # /status's first line, on a line of its own
+
+
+class Typed(io.StringIO):
+    """Input typed at a terminal: the adapter prompts, and the terminal echoes each line."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_at_a_terminal_each_reply_follows_the_typed_line_and_the_prompt_comes_back(app: App) -> None:
+    out = io.StringIO()
+    await TerminalAdapter(app.pipeline, app.commands, Typed("hello\n"), out).run()
+
+    # (the terminal itself shows "hello" and its Enter after the first prompt)
+    assert out.getvalue() == "you> hearth> echo: hello\nyou> "
+
+
 async def test_control_characters_in_a_reply_are_shown_not_obeyed(app: App) -> None:
     out = io.StringIO()
     adapter = TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)
@@ -83,7 +126,7 @@ async def test_a_reply_an_earlier_run_printed_and_a_crash_cut_is_marked_then_ans
     await app.recovery.run({"terminal": TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)})
     await app.pipeline.drain(grace_s=5)
 
-    _, marked, answer = out.getvalue().split("\n", 2)
+    marked, answer = out.getvalue().split("\n", 1)
     assert marked == "[edited] [interrupted by a restart; answered again below]"  # a line of its own
     assert answer.startswith("echo: ") and answer.endswith("tell me")
     assert await app.store.pending(since=0) == []

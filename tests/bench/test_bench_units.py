@@ -112,6 +112,7 @@ async def test_overhead_reports_rate_latency_and_profile(settings: Settings) -> 
     assert figures["limits"]["sqlite_inserts_per_s"] > 0 and figures["limits"]["tasks_per_s"] > 0
     assert figures["limits"]["sqlite_checkpointed_inserts_per_s"] > 0
     assert figures["limits"]["sqlite_statements_inserts_per_s"] > 0
+    assert figures["max_ms"] >= figures["p99_ms"] >= figures["p50_ms"] > 0
     [burst] = figures["bursts"]
     assert (burst["channels"], burst["answered"]) == (5, 5) and burst["last_reply_s"] > 0
     assert figures["engine_token_us"] > 0 and figures["token_overhead_us"] > -figures["engine_token_us"]
