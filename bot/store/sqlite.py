@@ -742,8 +742,7 @@ class SqliteStore:
         (its own thread), so no message pays for them; a RESTART or TRUNCATE, which writers
         wait for anyway, on the writer's."""
         checkpointer = SqliteThread("sqlite-checkpointer")
-        await checkpointer.open(functools.partial(_connect, self._path, self._busy_timeout_ms,
-                                                  (CHECKPOINT_BUSY_TIMEOUT,)))
+        await checkpointer.open(self._connect_checkpointer)
         keeper = WalKeeper(checkpointer, self._path, self._wal_limit,
                            functools.partial(self._writer_thread.run, self._writer_checkpoint))
         self._wal.over_limit = keeper.past_limit
@@ -753,6 +752,17 @@ class SqliteStore:
         finally:
             self._wal.over_limit = None
             await checkpointer.close()
+
+    def _connect_checkpointer(self) -> sqlite3.Connection:
+        """The checkpointer's own connection (on its thread), giving up on a lock sooner
+        than a writer waiting behind it would (CHECKPOINT_BUSY_TIMEOUT)."""
+        db = _connect(self._path, self._busy_timeout_ms)
+        try:
+            db.execute(CHECKPOINT_BUSY_TIMEOUT)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _writer_checkpoint(self, db: sqlite3.Connection, pragma: str) -> list[Any]:
         """A RESTART or TRUNCATE checkpoint on the writer's connection, between its

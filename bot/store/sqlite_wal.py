@@ -21,9 +21,11 @@ never started over and only grows (measured: 1.7 GB beside a 41 MB database afte
   the file's blocks again). After a checkpoint that could not finish, the next waits
   an `interval`.
 
-The file therefore stays under `limit_bytes` plus what is written in one look
-(README, Retention: the measured bound); a restarted WAL keeps its file (SQLite cuts
-it back to `journal_size_limit`, the same limit, at the next commit) until idle.
+The file therefore stays under `limit_bytes` plus what is written while the passive
+checkpoints catch up, and never much past RUNAWAY times the limit (what one look lets
+through beyond it): README, Retention, gives the measured bound. A restarted WAL keeps
+its file (SQLite cuts it back to `journal_size_limit`, the same limit, at the next
+commit) until idle.
 """
 
 from __future__ import annotations
