@@ -31,23 +31,30 @@ def _channel_key(channel: str | None) -> ConversationKey:
     return ConversationKey(platform, name)
 
 
-def parse_line(line: str) -> tuple[str, dict[str, Any]]:
-    """The text to check, and the input object (a plain line becomes {"text": line})."""
+NO_TEXT = 'a JSON object needs a "text" string to check'
+
+
+def parse_line(line: str) -> tuple[str | None, dict[str, Any]]:
+    """The text to check, and the input object (a plain line becomes {"text": line}).
+    The text is None for a JSON object without a "text" string: nothing to check, but
+    its `id` can still be echoed with the error. A line that only looks like JSON (it
+    does not parse as an object) is plain text."""
     stripped = line.rstrip("\r\n")
     if stripped.lstrip().startswith("{"):
         try:
             row = json.loads(stripped)
         except json.JSONDecodeError:
             row = None
-        if isinstance(row, dict) and isinstance(row.get("text"), str):
-            return row["text"], row
+        if isinstance(row, dict):
+            text = row.get("text")
+            return (text if isinstance(text, str) else None), row
     return stripped, {"text": stripped}
 
 
 def result_json(verdict: Verdict, row: dict[str, Any], line: int) -> str:
     """One verdict as a JSON line: the input's `line` number (1-based, blank lines counted
     though not judged, so every verdict can be matched to its input) and `id`, if it had one."""
-    out: dict[str, Any] = {"line": line} | ({"id": row["id"]} if "id" in row else {})
+    out = _named(row, line)
     out |= {
         "flagged": verdict.flagged,
         "categories": verdict.categories,
@@ -56,6 +63,16 @@ def result_json(verdict: Verdict, row: dict[str, Any], line: int) -> str:
         "action": verdict.action,
     }
     return json.dumps(out, ensure_ascii=False)
+
+
+def error_json(error: str, row: dict[str, Any], line: int) -> str:
+    """An input line that could not be judged, as a JSON line: its `line`, its `id` (if
+    it had one) and `error`."""
+    return json.dumps(_named(row, line) | {"error": error}, ensure_ascii=False)
+
+
+def _named(row: dict[str, Any], line: int) -> dict[str, Any]:
+    return {"line": line} | ({"id": row["id"]} if "id" in row else {})
 
 
 @asynccontextmanager
@@ -82,8 +99,10 @@ async def moderate_lines(
             if not line.strip():
                 continue
             text, row = parse_line(line)
-            verdict = await gate.check(text, direction, key)
-            out.write(result_json(verdict, row, number) + "\n")
+            if text is None:
+                out.write(error_json(NO_TEXT, row, number) + "\n")
+            else:
+                out.write(result_json(await gate.check(text, direction, key), row, number) + "\n")
             out.flush()
 
 
@@ -96,7 +115,8 @@ def moderate(channel: str | None, direction: str) -> None:
 
     Each line is a JSON object with a "text" field (an "id" is echoed back) or a
     plain line of text; each but a blank one gets one JSON line: its line number,
-    flagged, categories, category_scores (OpenAI's moderation shape), layer and action.
+    flagged, categories, category_scores (OpenAI's moderation shape), layer and action;
+    a JSON object without a "text" string gets its line number, its id and an "error".
     """
     settings = settings_or_exit()
     key = _channel_key(channel)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.app.moderate import NO_TEXT
 from bot.messages import WordRule
 from bot.store import SqliteStore
 
@@ -52,6 +53,19 @@ def test_moderate_prints_one_verdict_per_line(tmp_path: Path) -> None:
     assert results[0]["categories"]["harassment"] is True
     assert set(results[0]["category_scores"]) == set(results[0]["categories"])
     assert results[0]["layer"] == "wordlist"
+
+
+def test_a_json_line_without_text_gets_an_error_with_its_line_and_id(tmp_path: Path) -> None:
+    lines = "\n".join([json.dumps({"id": 7}), json.dumps({"id": "x", "text": None}), "{not json",
+                        json.dumps({"id": 9, "text": "hello"})]) + "\n"
+
+    results = run_moderate(tmp_path, lines=lines)
+
+    assert [(r["line"], r.get("id"), r.get("error")) for r in results[:2]] == [
+        (1, 7, NO_TEXT), (2, "x", NO_TEXT)]
+    assert "flagged" not in results[0]
+    assert results[2]["line"] == 3 and results[2]["flagged"] is False  # plain text that looks like JSON
+    assert (results[3]["line"], results[3]["id"], results[3]["flagged"]) == (4, 9, False)
 
 
 async def test_moderate_uses_the_admin_words_in_the_bots_database(tmp_path: Path) -> None:
