@@ -5,19 +5,27 @@ death: after a `kill -9` of Hearth it kept running (and holding memory) for as
 long as the machine did. `Lifeline` starts `python -m engine.lifeline` with a pipe
 on its stdin and tells it which processes to watch. Whatever ends Hearth, the
 pipe closes; the watchdog then terminates every watched process that is still
-the same process (pid and start time), parents before their children, and exits. It runs in its own session,
-so a Ctrl-C meant for Hearth does not take it first.
+the same process (pid and start time), parents before their children, removes the
+directories it was given (vLLM's socket files: see `SOCKETS_PREFIX`), and exits. It runs
+in its own session, so a Ctrl-C meant for Hearth does not take it first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 
 TERMINATE_WAIT_S = 3.0  # SIGTERM, then SIGKILL after this
+# The name of each directory Hearth makes for vLLM's ZMQ socket files begins so; the
+# watchdog removes no other (vLLM names a socket by a random uuid and leaves its file
+# behind when its engine core is killed: 2,800 had gathered in /tmp on the machine this
+# was written on).
+SOCKETS_PREFIX = "hearth-vllm-sockets-"
 
 
 class Lifeline:
@@ -38,6 +46,11 @@ class Lifeline:
         for pid in pids:
             self._watched.pop(pid, None)
         self._send([f"release {pid}" for pid in pids])
+
+    def remove_at_end(self, directory: Path) -> None:
+        """Remove `directory` (named SOCKETS_PREFIX…) once Hearth has ended, however it ends,
+        after the watched processes."""
+        self._send([f"remove {directory}"])
 
     def end(self, pids: list[int], grace_s: float = TERMINATE_WAIT_S) -> int:
         """End these watched processes now if they still run (blocking, up to `grace_s`
@@ -85,19 +98,27 @@ def _started(pid: int) -> float:
 
 
 def watchdog(lines: list[str] | None = None) -> int:
-    """The watchdog: read `watch PID STARTED` / `release PID` lines until end of input,
-    then end whatever is still watched. Returns how many processes it ended."""
+    """The watchdog: read `watch PID STARTED` / `release PID` / `remove DIRECTORY` lines
+    until end of input, then end whatever is still watched and remove the directories
+    (only those named SOCKETS_PREFIX…). Returns how many processes it ended."""
     watched: dict[int, float] = {}
+    directories: list[Path] = []
     for line in lines if lines is not None else sys.stdin:
-        verb, _, rest = line.strip().partition(" ")
-        pid_text, _, started = rest.partition(" ")
+        verb, _, rest = line.rstrip("\n").partition(" ")
+        if verb == "remove" and Path(rest).name.startswith(SOCKETS_PREFIX):
+            directories.append(Path(rest))
+            continue
+        pid_text, _, started = rest.strip().partition(" ")
         if not pid_text.isdigit():
             continue
         if verb == "watch":
             watched[int(pid_text)] = float(started or 0)
         elif verb == "release":
             watched.pop(int(pid_text), None)
-    return end_processes(watched)
+    ended = end_processes(watched)
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
+    return ended
 
 
 def end_processes(watched: dict[int, float], grace_s: float = TERMINATE_WAIT_S) -> int:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -23,7 +25,7 @@ import psutil
 
 from engine.errors import EngineOutOfMemoryError, EngineUnavailableError, ModelLoadError, PromptTooLongError
 from engine.handoff import Handoff
-from engine.lifeline import Lifeline
+from engine.lifeline import SOCKETS_PREFIX, Lifeline
 from engine.reasoning import split_reasoning
 from engine.registry import ModelSpec
 from engine.sampling import Recommended, effective, recommended
@@ -227,6 +229,7 @@ class VllmEngine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stats = EngineStats(model=spec.name, quantization=spec.quantization)
+        self._sockets: Path | None = None  # vLLM's socket files' directory (see `_socket_directory`)
 
     @property
     def spec(self) -> ModelSpec:
@@ -269,6 +272,11 @@ class VllmEngine:
             while self._asleep:
                 await self._shutdown(self._asleep.pop(next(iter(self._asleep))))
             self._lifeline.close()
+            sockets, self._sockets = self._sockets, None
+            if sockets is not None:
+                if os.environ.get("VLLM_RPC_BASE_PATH") == str(sockets):  # nothing started later inherits it
+                    del os.environ["VLLM_RPC_BASE_PATH"]
+                await asyncio.to_thread(shutil.rmtree, sockets, True)
             self._stats.state = "stopped"
 
     def alive(self) -> bool:
@@ -542,6 +550,7 @@ class VllmEngine:
         without HEARTH_TRUST_REMOTE_CODE)."""
         self._check_allowed(spec)
         max_len = self._options.max_model_len or spec.max_model_len
+        self._socket_directory()
         try:
             source = str(await asyncio.to_thread(self._resolve, spec))
             llm = await self._watching_new_children(
@@ -556,6 +565,19 @@ class VllmEngine:
         loaded = _Loaded(spec, llm, min(max_len, fitted), _engine_pids(llm))
         self._lifeline.watch(loaded.pids)
         return loaded
+
+    def _socket_directory(self) -> None:
+        """Point vLLM's ZMQ socket files (VLLM_RPC_BASE_PATH, read when an engine starts) at
+        a directory of this engine's own, unless the owner chose one: vLLM leaves a killed
+        engine core's socket files behind, and this one is removed at `close`, or by the
+        lifeline when Hearth itself is killed."""
+        chosen = os.environ.get("VLLM_RPC_BASE_PATH")
+        if chosen and not Path(chosen).name.startswith(SOCKETS_PREFIX):
+            return  # the owner's
+        if self._sockets is None:
+            self._sockets = Path(tempfile.mkdtemp(prefix=SOCKETS_PREFIX))
+            self._lifeline.remove_at_end(self._sockets)
+        os.environ["VLLM_RPC_BASE_PATH"] = str(self._sockets)
 
     async def _watching_new_children(self, loading: Awaitable[T]) -> T:
         """`loading`'s result; meanwhile every process this one starts (vLLM's engine core and

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from engine.lifeline import watchdog
+from engine.lifeline import SOCKETS_PREFIX, watchdog
 
 PARENT = """
 import subprocess, sys, time
@@ -18,6 +18,17 @@ child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 lifeline = Lifeline()
 lifeline.watch([child.pid])
 print(child.pid, flush=True)
+time.sleep(120)
+"""
+# The same, with a directory of socket files for the lifeline to remove.
+PARENT_WITH_SOCKETS = """
+import pathlib, socket, subprocess, sys, tempfile, time
+from engine.lifeline import SOCKETS_PREFIX, Lifeline
+sockets = pathlib.Path(tempfile.mkdtemp(prefix=SOCKETS_PREFIX, dir=sys.argv[1]))
+socket.socket(socket.AF_UNIX).bind(str(sockets / "engine-core"))
+lifeline = Lifeline()
+lifeline.remove_at_end(sockets)
+print(sockets, flush=True)
 time.sleep(120)
 """
 GONE_WITHIN_S = 10.0
@@ -111,3 +122,30 @@ def test_a_parent_is_told_to_stop_before_its_children(tmp_path: Path) -> None:
             if psutil.pid_exists(pid) and not gone(pid, 0):
                 psutil.Process(pid).kill()
 
+
+
+def test_the_socket_directory_goes_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_WITH_SOCKETS, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    sockets = Path(parent.stdout.readline().strip())
+    assert sockets.is_dir() and any(sockets.iterdir())
+    parent.kill()
+    parent.wait(5)
+
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while sockets.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sockets.exists(), "the socket files outlived the process that made them"
+
+
+def test_the_watchdog_removes_only_socket_directories(tmp_path: Path) -> None:
+    ours, other = tmp_path / f"{SOCKETS_PREFIX}x1", tmp_path / "data"
+    for directory in (ours, other):
+        directory.mkdir()
+        (directory / "file").write_text("kept?")
+
+    assert watchdog([f"remove {ours}\n", f"remove {other}\n"]) == 0
+
+    assert not ours.exists()
+    assert (other / "file").read_text() == "kept?"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from bot.moderation import AllowAllGate
 from bot.pipeline import PromptLimits
 from bot.store import SqliteStore
 from engine.errors import ModelLoadError, PromptTooLongError
+from engine.lifeline import SOCKETS_PREFIX
 from engine.registry import ModelSpec
 from engine.types import ChatMessage, ReplyChunk, Sampling
 from engine.vllm_engine import VllmEngine
@@ -29,6 +32,10 @@ ROOM = ConversationKey("telegram", "room")
 SHORT = Sampling(max_tokens=12, ignore_eos=True, seed=1)
 
 OPERATOR = "4242"
+
+
+def socket_files(directory: Path) -> list[Path]:
+    return [path for path in directory.iterdir() if stat.S_ISSOCK(path.stat().st_mode)]
 
 
 async def collect(
@@ -169,6 +176,13 @@ async def _switch_and_back(
     await real_app.pipeline.handle(message("back to bf16", "q2"), adapter)
     assert real_app.engine.stats().quantization == "none"
     assert (await real_app.store.history(ROOM))[-1].reply_tokens > 0
+
+
+async def test_vllms_socket_files_are_in_a_directory_of_the_engines_own(real_engine: VllmEngine) -> None:
+    sockets = Path(os.environ["VLLM_RPC_BASE_PATH"])
+
+    assert sockets.name.startswith(SOCKETS_PREFIX)
+    assert socket_files(sockets), "vLLM's sockets are elsewhere"
 
 
 async def test_a_model_that_fails_to_load_leaves_the_old_one_serving(
