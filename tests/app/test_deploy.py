@@ -136,6 +136,7 @@ def test_compose_gives_hearth_real_settings_and_asks_its_health() -> None:
     assert hearth["volumes"] == [f"hearth-data:{env['HEARTH_DATA_DIR']}"]
     assert hearth["env_file"] == [{"path": ".env", "required": False}]
     assert hearth["shm_size"] == "1gb", "vLLM's processes share memory: Docker's 64 MiB /dev/shm is too small"
+    assert hearth["init"] is True, "PID 1 must reap the workers a killed engine core leaves"
     assert compose("compose.yaml", "compose.cuda.yaml")["services"]["hearth"]["ipc"] == "host"
     assert compose("compose.yaml", "compose.cuda.yaml")["services"]["hearth"]["build"]["dockerfile"] == \
         "Dockerfile.cuda"
