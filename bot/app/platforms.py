@@ -7,6 +7,7 @@ python-telegram-bot.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, TextIO
 
 from bot.app.settings import Settings
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from adapters.base import Platform
     from adapters.discord import DiscordConfig
     from adapters.telegram import TelegramConfig
+    from adapters.terminal import TerminalAdapter
     from bot.app.builder import App
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,22 @@ def build_platforms(app: App, stdin: TextIO, stdout: TextIO) -> list[Platform]:
         return platforms
     from adapters.terminal import TerminalAdapter
 
-    return [TerminalAdapter(app.journalled, app.commands, stdin, stdout)]
+    terminal = TerminalAdapter(app.journalled, app.commands, stdin, stdout)
+    if stdin.isatty():
+        _share_the_terminal(terminal)
+    return [terminal]
+
+
+def _share_the_terminal(terminal: TerminalAdapter) -> None:
+    """Log records bound for the terminal the chat runs in (stderr) are printed on lines of
+    their own, not into a streaming reply or after the prompt (`adapters.terminal.LogLines`)."""
+    from adapters.terminal import LogLines
+
+    if not sys.stderr.isatty():
+        return
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and handler.stream is sys.stderr:
+            handler.setStream(LogLines(sys.stderr, terminal))
 
 
 async def check_tokens(settings: Settings) -> None:

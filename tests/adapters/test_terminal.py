@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
+import queue
+from collections.abc import Iterator
 
-from adapters.terminal import CONTINUED, KEY, TerminalAdapter
+from adapters.terminal import BOT_PREFIX, CONTINUED, KEY, PROMPT, REPROMPT_S, LogLines, TerminalAdapter
 from bot.app.builder import App
 
 
@@ -87,6 +91,105 @@ async def test_at_a_terminal_each_reply_follows_the_typed_line_and_the_prompt_co
 
     # (the terminal itself shows "hello" and its Enter after the first prompt)
     assert out.getvalue() == "you> hearth> echo: hello\nyou> "
+
+
+class Keyboard(io.StringIO):
+    """A terminal's input that the test types into, a line at a time (each echoed by the
+    terminal itself, so not in the adapter's output)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._typed: queue.Queue[str | None] = queue.Queue()
+
+    def isatty(self) -> bool:
+        return True
+
+    def type(self, line: str) -> None:
+        self._typed.put(line)
+
+    def hang_up(self) -> None:
+        self._typed.put(None)
+
+    def __iter__(self) -> Iterator[str]:
+        while (line := self._typed.get(timeout=30)) is not None:
+            yield line
+
+
+async def printed(out: io.StringIO, ending: str, within: float = 5.0) -> str:
+    """The output once it ends with `ending` (at most `within` seconds)."""
+    for _ in range(int(within / 0.01)):
+        if out.getvalue().endswith(ending):
+            break
+        await asyncio.sleep(0.01)
+    return out.getvalue()
+
+
+async def test_a_reply_streaming_when_a_line_is_typed_resumes_below_its_echo(app: App) -> None:
+    out, keyboard = io.StringIO(), Keyboard()
+    adapter = TerminalAdapter(app.pipeline, app.commands, keyboard, out)
+    chat = asyncio.create_task(adapter.run())
+    try:
+        await printed(out, PROMPT)
+        resumed = await adapter.send(KEY, "resumed after a restart")  # while the prompt waits
+        keyboard.type("/status\n")
+        await printed(out, f"\n{PROMPT}")
+        await adapter.edit(KEY, resumed, "resumed after a restart, and the rest")
+    finally:
+        keyboard.hang_up()
+        await chat
+
+    output = out.getvalue()
+    # (the terminal shows "/status" and its Enter right after "…restart")
+    assert output.startswith(f"{PROMPT}\n{BOT_PREFIX}resumed after a restartmodel: demo")
+    assert output.endswith(f"{PROMPT}\n{BOT_PREFIX}{CONTINUED}, and the rest")
+
+
+async def test_no_prompt_is_shown_for_a_line_typed_ahead(app: App) -> None:
+    out, keyboard = io.StringIO(), Keyboard()
+    chat = asyncio.create_task(TerminalAdapter(app.pipeline, app.commands, keyboard, out).run())
+    try:
+        await printed(out, PROMPT)
+        keyboard.type("hello\n")
+        keyboard.type("/status\n")  # typed while "hello" is answered: echoed already
+        await printed(out, f"\n{PROMPT}")
+    finally:
+        keyboard.hang_up()
+        await chat
+
+    first, second = out.getvalue().split("\n", 2)[:2]
+    assert first == f"{PROMPT}{BOT_PREFIX}echo: hello"
+    assert second.startswith("model: demo"), "a prompt before it would share its line"
+
+
+async def test_the_prompt_comes_back_after_output_printed_while_it_waited(app: App) -> None:
+    out, keyboard = io.StringIO(), Keyboard()
+    adapter = TerminalAdapter(app.pipeline, app.commands, keyboard, out)
+    chat = asyncio.create_task(adapter.run())
+    try:
+        await printed(out, PROMPT)
+        await adapter.notify("local", "the model changed")
+        output = await printed(out, f"changed\n{PROMPT}", within=REPROMPT_S * 10)
+    finally:
+        keyboard.hang_up()
+        await chat
+
+    assert output == f"{PROMPT}\n[notice] the model changed\n{PROMPT}"
+
+
+async def test_a_log_record_takes_lines_of_its_own_and_the_reply_resumes_below(app: App) -> None:
+    out = io.StringIO()
+    adapter = TerminalAdapter(app.pipeline, app.commands, io.StringIO(""), out)
+    handler = logging.StreamHandler(LogLines(out, adapter))
+    logger = logging.getLogger("tests.terminal")
+    logger.addHandler(handler)
+    try:
+        reply = await adapter.send(KEY, "half a")
+        logger.warning("the database is back after 2.6 s")
+        await adapter.edit(KEY, reply, "half a reply")
+    finally:
+        logger.removeHandler(handler)
+
+    assert out.getvalue().split("\n") == ["half a", "the database is back after 2.6 s", f"{CONTINUED} reply"]
 
 
 async def test_control_characters_in_a_reply_are_shown_not_obeyed(app: App) -> None:
