@@ -117,6 +117,7 @@ class DiscordAdapter:
         self._liveness = ShardLiveness(config.down_s)
         self._catch_up = CatchUp(activity, config.catch_up_s)
         self._session = asyncio.Event()  # a shard has a new session: read back what it missed
+        self.catch_ups = 0  # read-backs finished (one per new session, or per burst of them)
         self._connected = asyncio.Event()  # the client of the current run is logged in
         self._arrivals: asyncio.Queue[discord.Message] = asyncio.Queue()
         self._intake: asyncio.Task[None] | None = None
@@ -293,6 +294,7 @@ class DiscordAdapter:
                 log.warning("could not read back what a Discord gap hid: %s", exc)
             if taken:
                 log.warning("after a new Discord session: %d messages sent meanwhile read back", taken)
+            self.catch_ups += 1
 
     async def _take_arrivals(self) -> None:
         """One message at a time, in gateway order: each is stored before the next is looked at."""

@@ -84,11 +84,19 @@ async def serving(
 
 
 async def _until_ready(adapter: DiscordAdapter, task: asyncio.Task[None]) -> None:
+    """Until the client is ready and its first session's read-back has finished (a test
+    that drops the connection at once would otherwise race it: the read-back would find
+    the channel of a message delivered after the session began, and read it again)."""
     ready = asyncio.create_task(adapter.wait_until_ready())
     await asyncio.wait([ready, task], timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()  # raises why run() ended
     assert ready.done(), "the client never became ready"
+    for _ in range(int(WAIT_S / 0.01)):
+        if adapter.catch_ups or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert adapter.catch_ups, "the first session was never read back"
 
 
 async def reply_to(fake: FakeDiscord, message_id: int, ending: str) -> list[Posted]:
