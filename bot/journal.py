@@ -73,7 +73,7 @@ class JournalledInbox:
     def start(self) -> None:
         """Hand over, in the background, the messages an earlier run journalled."""
         if len(self._journal):
-            log.warning("after the restart: %d journalled messages to store and answer", len(self._journal))
+            log.warning("after the restart, journalled messages to store and answer: %d", len(self._journal))
             self._start_draining()
 
     async def close(self) -> None:

@@ -70,6 +70,6 @@ class Recovery:
             self._pipeline.resume(pending, channel)
             resumed += 1
         if resumed or skipped:
-            log.warning("after the restart: answering %d messages left unanswered, skipped %d older ones",
-                        resumed, skipped)
+            log.warning("after the restart: messages left unanswered, answered now: %d; "
+                        "older ones skipped: %d", resumed, skipped)
         return Recovered(resumed, skipped)

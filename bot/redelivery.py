@@ -70,7 +70,7 @@ class Redelivery:
         """One round over every undelivered reply; how many still wait for their platform."""
         since = self._clock() - self._window_s
         if skipped := await self._conversations.expire_undelivered(before=since):
-            log.warning("%d replies undelivered for longer than %.0f s were skipped", skipped, self._window_s)
+            log.warning("replies undelivered for longer than %.0f s, skipped: %d", self._window_s, skipped)
         waiting = 0
         blocked: set[ConversationKey] = set()
         for reply in await self._conversations.undelivered(since, self._owner):

@@ -74,7 +74,7 @@ class Pruner:
                                        policy.message_days),
         )
         if pruned != Pruned():
-            log.info("retention: deleted %d verdicts, %d usage rows, %d messages",
+            log.info("retention deleted verdicts: %d, usage rows: %d, messages: %d",
                      pruned.verdicts, pruned.usage, pruned.messages)
         return pruned
 

@@ -534,7 +534,7 @@ class VllmEngine:
         try:
             await asyncio.wait_for(self._idle.wait(), DRAIN_TIMEOUT_S)
         except TimeoutError:
-            log.warning("switching with %d replies still running", self._stats.running)
+            log.warning("switching with replies still running: %d", self._stats.running)
 
     async def _load(self, spec: ModelSpec) -> None:
         self._stats.state = "loading"
@@ -620,7 +620,7 @@ class VllmEngine:
         try:
             await asyncio.wait_for(loaded.idle.wait(), DRAIN_TIMEOUT_S)
         except TimeoutError:
-            log.warning("retiring %s with %d replies still running", loaded.spec.name, loaded.running)
+            log.warning("retiring %s with replies still running: %d", loaded.spec.name, loaded.running)
         async with self._switch_lock:
             await self._set_aside(loaded)
 

@@ -293,7 +293,7 @@ class DiscordAdapter:
             except StoreUnavailableError as exc:  # where people talked is unknown: the next session asks
                 log.warning("could not read back what a Discord gap hid: %s", exc)
             if taken:
-                log.warning("after a new Discord session: %d messages sent meanwhile read back", taken)
+                log.warning("after a new Discord session, messages sent meanwhile and read back: %d", taken)
             self.catch_ups += 1
 
     async def _take_arrivals(self) -> None:

@@ -108,7 +108,7 @@ class Pipeline:
         finish, then interrupt the rest (marked on screen and in the store)."""
         self._draining = True
         if not await self._tasks.wait(grace_s):
-            log.info("interrupting %d replies still in progress", len(self._tasks))
+            log.info("replies still in progress, interrupted: %d", len(self._tasks))
         await self._tasks.close()
 
     def _turn(self, msg: IncomingMessage, channel: ReplyChannel) -> Turn:
