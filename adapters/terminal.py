@@ -77,10 +77,10 @@ class TerminalAdapter:
             self._awaiting = True
             line = await self._lines.get()
             self._awaiting = False
-            self._typed_ahead -= line is not EOF_MARK
             self._cancel_reprompt()
             if line is EOF_MARK:
                 return
+            self._typed_ahead -= 1
             if line.strip():
                 await self._handle(line.strip())
                 self._end_line()
@@ -111,15 +111,16 @@ class TerminalAdapter:
         """Print what the edit adds; a rewrite, or a message printed by an earlier run (a
         reply a crash cut, marked after the restart), on a line of its own."""
         shown = self._printed.get(message_id)
-        if shown is None:  # an earlier run's: what follows is another message
-            self._on_new_line(f"[edited] {text}")
-            self._end_line()
-        elif not text.startswith(shown):
-            self._on_new_line(f"[edited] {text}", message_id)
-        elif self._line_of == message_id:
-            self._write(text[len(shown):])
-        elif added := text[len(shown):]:  # something else was printed since: resume below it
-            self._on_new_line(f"{BOT_PREFIX if self._interactive else ''}{CONTINUED}{added}", message_id)
+        with self._output:  # (a log record from another thread must not come between look and write)
+            if shown is None:  # an earlier run's: what follows is another message
+                self._on_new_line(f"[edited] {text}")
+                self._end_line()
+            elif not text.startswith(shown):
+                self._on_new_line(f"[edited] {text}", message_id)
+            elif self._line_of == message_id:
+                self._write(text[len(shown):])
+            elif added := text[len(shown):]:  # something else was printed since: resume below it
+                self._on_new_line(f"{BOT_PREFIX if self._interactive else ''}{CONTINUED}{added}", message_id)
         self._printed[message_id] = text
         self._printed_while_awaiting()
 
