@@ -49,6 +49,10 @@ SHUTDOWN_BOUND_S = 10.0
 REMOTE_CODE_REFUSED = ("it runs the model repository's own code (trust_remote_code); "
                        "set HEARTH_TRUST_REMOTE_CODE=1 to allow that")
 MEMORY_HINTS = ("memory", "out of memory", "oom", "kv cache", "cannot allocate")
+# A socket's path must fit AF_UNIX's sun_path (108 bytes with its NUL); vLLM names each of
+# its IPC sockets "/" and a uuid4 (37 characters) under VLLM_RPC_BASE_PATH.
+UNIX_PATH_MAX = 107
+IPC_NAME_CHARS = 37
 # vLLM logs to stdout by default, which would mix with a terminal chat.
 VLLM_ENV_DEFAULTS = {
     "VLLM_LOGGING_STREAM": "ext://sys.stderr",
@@ -575,8 +579,12 @@ class VllmEngine:
         if chosen and not Path(chosen).name.startswith(SOCKETS_PREFIX):
             return  # the owner's
         if self._sockets is None:
-            self._sockets = Path(tempfile.mkdtemp(prefix=SOCKETS_PREFIX))
-            self._lifeline.remove_at_end(self._sockets)
+            sockets = Path(tempfile.mkdtemp(prefix=SOCKETS_PREFIX))
+            if len(str(sockets)) + IPC_NAME_CHARS > UNIX_PATH_MAX:  # a long TMPDIR: vLLM's own place
+                sockets.rmdir()
+                return
+            self._sockets = sockets
+            self._lifeline.remove_at_end(sockets)
         os.environ["VLLM_RPC_BASE_PATH"] = str(self._sockets)
 
     async def _watching_new_children(self, loading: Awaitable[T]) -> T:
