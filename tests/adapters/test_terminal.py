@@ -6,7 +6,8 @@ import asyncio
 import io
 import logging
 import queue
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 from adapters.terminal import BOT_PREFIX, CONTINUED, KEY, PROMPT, REPROMPT_S, LogLines, TerminalAdapter
 from bot.app.builder import App
@@ -124,19 +125,26 @@ async def printed(out: io.StringIO, ending: str, within: float = 5.0) -> str:
     return out.getvalue()
 
 
-async def test_a_reply_streaming_when_a_line_is_typed_resumes_below_its_echo(app: App) -> None:
+@asynccontextmanager
+async def at_a_terminal(app: App) -> AsyncIterator[tuple[TerminalAdapter, Keyboard, io.StringIO]]:
+    """The chat running at a terminal, its first prompt shown; the keyboard hung up after."""
     out, keyboard = io.StringIO(), Keyboard()
     adapter = TerminalAdapter(app.pipeline, app.commands, keyboard, out)
     chat = asyncio.create_task(adapter.run())
     try:
         await printed(out, PROMPT)
+        yield adapter, keyboard, out
+    finally:
+        keyboard.hang_up()
+        await chat
+
+
+async def test_a_reply_streaming_when_a_line_is_typed_resumes_below_its_echo(app: App) -> None:
+    async with at_a_terminal(app) as (adapter, keyboard, out):
         resumed = await adapter.send(KEY, "resumed after a restart")  # while the prompt waits
         keyboard.type("/status\n")
         await printed(out, f"\n{PROMPT}")
         await adapter.edit(KEY, resumed, "resumed after a restart, and the rest")
-    finally:
-        keyboard.hang_up()
-        await chat
 
     output = out.getvalue()
     # (the terminal shows "/status" and its Enter right after "…restart")
@@ -145,16 +153,10 @@ async def test_a_reply_streaming_when_a_line_is_typed_resumes_below_its_echo(app
 
 
 async def test_no_prompt_is_shown_for_a_line_typed_ahead(app: App) -> None:
-    out, keyboard = io.StringIO(), Keyboard()
-    chat = asyncio.create_task(TerminalAdapter(app.pipeline, app.commands, keyboard, out).run())
-    try:
-        await printed(out, PROMPT)
+    async with at_a_terminal(app) as (_, keyboard, out):
         keyboard.type("hello\n")
         keyboard.type("/status\n")  # typed while "hello" is answered: echoed already
         await printed(out, f"\n{PROMPT}")
-    finally:
-        keyboard.hang_up()
-        await chat
 
     first, second = out.getvalue().split("\n", 2)[:2]
     assert first == f"{PROMPT}{BOT_PREFIX}echo: hello"
@@ -162,16 +164,9 @@ async def test_no_prompt_is_shown_for_a_line_typed_ahead(app: App) -> None:
 
 
 async def test_the_prompt_comes_back_after_output_printed_while_it_waited(app: App) -> None:
-    out, keyboard = io.StringIO(), Keyboard()
-    adapter = TerminalAdapter(app.pipeline, app.commands, keyboard, out)
-    chat = asyncio.create_task(adapter.run())
-    try:
-        await printed(out, PROMPT)
+    async with at_a_terminal(app) as (adapter, _, out):
         await adapter.notify("local", "the model changed")
         output = await printed(out, f"changed\n{PROMPT}", within=REPROMPT_S * 10)
-    finally:
-        keyboard.hang_up()
-        await chat
 
     assert output == f"{PROMPT}\n[notice] the model changed\n{PROMPT}"
 
