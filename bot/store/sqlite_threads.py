@@ -84,6 +84,12 @@ class SqliteThread:
             raise RuntimeError(f"{self._name}: the store is not open")
         return self._executor.submit(self._locked, function, self._connection, *args)
 
+    def submit_fetchall(
+        self, sql: str, parameters: Sequence[Any] = ()
+    ) -> concurrent.futures.Future[list[Any]]:
+        """`execute_fetchall` without waiting, from any thread (see `submit`)."""
+        return self.submit(_fetchall, sql, parameters)
+
     def run_here(self, function: Callable[..., T], *args: Any) -> T | None:
         """`function(connection, *args)` on the calling thread, at once; None without
         running it when the connection is in use on its own thread (or closed). For work

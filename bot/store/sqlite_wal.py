@@ -205,7 +205,7 @@ class WalKeeper:
                 await asyncio.wait([asyncio.wrap_future(self._catching_up)])
                 self._ready = self._ready or self.wal_bytes() > RUNAWAY * self._limit
             if self._catching_up is None:  # ran away before any: the RESTART copies it all
-                self._catching_up = self._checkpointer.submit(_fetchall, CHECKPOINT)
+                self._catching_up = self._checkpointer.submit_fetchall(CHECKPOINT)
             if await self._checkpoint(asyncio.wrap_future(self._catching_up), "passive") == "busy":
                 return "busy"
             restarted = await self._on_writer(RESTART_CHECKPOINT, "restarted")
@@ -229,7 +229,7 @@ class WalKeeper:
             if small_tail or running.exception() is not None or self._passes >= CATCH_UP_PASSES:
                 self._ready = True
                 return True
-        self._catching_up = self._checkpointer.submit(_fetchall, CHECKPOINT)
+        self._catching_up = self._checkpointer.submit_fetchall(CHECKPOINT)
         self._caught_up_from = size
         self._passes += 1
         return False
@@ -255,7 +255,3 @@ class WalKeeper:
             log.debug("checkpoint skipped: %s", exc)
             return "busy"
         return "busy" if rows and rows[0][0] else done
-
-
-def _fetchall(connection: sqlite3.Connection, sql: str) -> list[Any]:
-    return connection.execute(sql).fetchall()
